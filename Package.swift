@@ -1,0 +1,49 @@
+// swift-tools-version: 6.1
+// ringproxy: an MQTT edge load balancer on io_uring. The targets mirror the architecture in
+// STYLE.md: CUring (thin C over liburing), MQTTPeek (pure parser), RingProxy (engine), ringproxy.
+import PackageDescription
+
+let engineSwiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v5),
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "ringproxy",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ringproxy", targets: ["ringproxy"]),
+        .library(name: "RingProxy", targets: ["RingProxy"]),
+        .library(name: "MQTTPeek", targets: ["MQTTPeek"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "CUring",
+            linkerSettings: [.linkedLibrary("uring")]
+        ),
+        .target(name: "MQTTPeek"),
+        .target(
+            name: "RingProxy",
+            dependencies: ["CUring", "MQTTPeek"],
+            swiftSettings: engineSwiftSettings
+        ),
+        .executableTarget(
+            name: "ringproxy",
+            dependencies: [
+                "RingProxy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v5)],
+            linkerSettings: [.linkedLibrary("jemalloc")]
+        ),
+        .testTarget(name: "MQTTPeekTests", dependencies: ["MQTTPeek"]),
+        .testTarget(
+            name: "RingProxyTests",
+            dependencies: ["RingProxy", "CUring"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+    ]
+)

@@ -1,0 +1,88 @@
+// CUring: the C side of ringproxy. liburing's static inline helpers are called from Swift
+// directly; this header only adds what Swift cannot reach: CPU-affinity macros, the
+// uring_cmd socket-option SQE layout (newer than Debian's liburing 2.3), and errno.
+#ifndef CURING_H
+#define CURING_H
+
+// System headers first, as Swift's Glibc module sees them; liburing.h defines _GNU_SOURCE,
+// which must not change how they are read here.
+#include <errno.h>
+#include <signal.h>
+#include <time.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <liburing.h>
+
+// Pins the calling thread to one CPU. Returns 0 or an errno value.
+int cu_pin_thread_to_cpu(int cpu);
+// CPUs this process may run on, written to cpus (at most cpus_max). Returns the count.
+int cu_allowed_cpus(int *cpus, int cpus_max);
+
+// SOCKET_URING_OP_SETSOCKOPT over IORING_OP_URING_CMD (Linux 6.7+), on a fixed file.
+void cu_prep_setsockopt_fixed(struct io_uring_sqe *sqe, int fixed_index, int level,
+                              int optname, void *optval, int optlen);
+
+// Whether the kernel accepts a uring_cmd setsockopt (probed once at start-up).
+int cu_probe_uring_setsockopt(struct io_uring *ring);
+
+static inline int cu_errno(void) { return errno; }
+
+// The sq/cq entry counts a ring ended up with.
+static inline unsigned cu_sq_entries(const struct io_uring *ring) { return ring->sq.ring_entries; }
+static inline unsigned cu_cq_entries(const struct io_uring *ring) { return ring->cq.ring_entries; }
+
+// Blocks (or unblocks) SIGINT, SIGTERM, SIGHUP, SIGUSR1 in the calling thread; ignores SIGPIPE.
+void cu_block_control_signals(int block);
+// Waits for one of the control signals; returns its number.
+int cu_wait_control_signal(void);
+
+// Flag values re-exported as plain constants: several are macros over enum bits, which the
+// Swift importer does not expand.
+static const unsigned char CU_IOSQE_FIXED_FILE = IOSQE_FIXED_FILE;
+static const unsigned char CU_IOSQE_IO_LINK = IOSQE_IO_LINK;
+static const unsigned char CU_IOSQE_IO_HARDLINK = IOSQE_IO_HARDLINK;
+static const unsigned char CU_IOSQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
+static const unsigned char CU_IOSQE_CQE_SKIP_SUCCESS = IOSQE_CQE_SKIP_SUCCESS;
+static const unsigned CU_CQE_F_BUFFER = IORING_CQE_F_BUFFER;
+static const unsigned CU_CQE_F_MORE = IORING_CQE_F_MORE;
+static const unsigned CU_CQE_BUFFER_SHIFT = IORING_CQE_BUFFER_SHIFT;
+static const unsigned CU_SETUP_SINGLE_ISSUER = IORING_SETUP_SINGLE_ISSUER;
+static const unsigned CU_SETUP_DEFER_TASKRUN = IORING_SETUP_DEFER_TASKRUN;
+static const unsigned CU_SETUP_COOP_TASKRUN = IORING_SETUP_COOP_TASKRUN;
+static const unsigned CU_SETUP_SUBMIT_ALL = IORING_SETUP_SUBMIT_ALL;
+static const unsigned CU_SETUP_CQSIZE = IORING_SETUP_CQSIZE;
+static const unsigned CU_CANCEL_ALL_FIXED_FD = IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_FD_FIXED;
+static const unsigned CU_CANCEL_ALL_FD = IORING_ASYNC_CANCEL_ALL;
+
+static inline void cu_sqe_set_buf_group(struct io_uring_sqe *sqe, unsigned short group) {
+    sqe->buf_group = group;
+}
+static inline void cu_sqe_add_flags(struct io_uring_sqe *sqe, unsigned char flags) {
+    sqe->flags |= flags;
+}
+
+// Counters shared between workers (connection counts, server load, the stop flag): relaxed
+// atomics, touched once per connection, never per packet.
+static inline long cu_atomic_add(long *p, long v) { return __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
+static inline long cu_atomic_load(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void cu_atomic_store(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+// CLOCK_MONOTONIC_COARSE in milliseconds: read once per loop turn.
+static inline long cu_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+// Caps a multishot recv: it terminates once it has received at least `bytes` in total
+// (sqe->optlen for recv, Linux 6.16+). 0 means no cap.
+static inline void cu_sqe_set_recv_limit(struct io_uring_sqe *sqe, unsigned bytes) {
+    sqe->file_index = bytes;
+}
+// Whether the kernel honours that cap: a multishot recv on a socketpair with a 100-byte
+// cap must end after its first completion. Uses buffer group `group` (one buffer of it).
+int cu_probe_recv_limit(struct io_uring *ring, unsigned short group, unsigned *returned_bid);
+
+#endif

@@ -1,0 +1,124 @@
+// The few C functions ringproxy needs because Swift cannot expand the macros or the kernel
+// interface is newer than the liburing on the build machines. Nothing here is on a hot path
+// except cu_prep_setsockopt_fixed, once per outgoing connection.
+#define _GNU_SOURCE
+#include "CUring.h"
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+int cu_pin_thread_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+int cu_allowed_cpus(int *cpus, int cpus_max) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+    int n = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < cpus_max; cpu++)
+        if (CPU_ISSET(cpu, &set)) cpus[n++] = cpu;
+    return n;
+}
+
+#ifndef SOCKET_URING_OP_SETSOCKOPT
+#define SOCKET_URING_OP_SETSOCKOPT 3
+#endif
+
+// The 6.7+ SQE layout for socket commands, written over liburing 2.3's struct:
+// cmd_op aliases off (low 32 bits), level/optname alias addr, optlen aliases
+// splice_fd_in/file_index, optval aliases addr3.
+void cu_prep_setsockopt_fixed(struct io_uring_sqe *sqe, int fixed_index, int level,
+                              int optname, void *optval, int optlen) {
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fixed_index, NULL, 0, 0);
+    sqe->cmd_op = SOCKET_URING_OP_SETSOCKOPT;
+    sqe->addr = (__u64)(__u32)level | ((__u64)(__u32)optname << 32);
+    sqe->file_index = (__u32)optlen;
+    sqe->addr3 = (__u64)(uintptr_t)optval;
+    sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+int cu_probe_uring_setsockopt(struct io_uring *ring) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -errno;
+    int rc = io_uring_register_files_update(ring, 0, &fd, 1);
+    close(fd);
+    if (rc < 0) return rc;
+    static int one = 1;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    cu_prep_setsockopt_fixed(sqe, 0, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sqe->user_data = 0;
+    io_uring_submit(ring);
+    struct io_uring_cqe *cqe;
+    rc = io_uring_wait_cqe(ring, &cqe);
+    if (rc == 0) { rc = cqe->res; io_uring_cqe_seen(ring, cqe); }
+    int minus_one = -1;
+    io_uring_register_files_update(ring, 0, &minus_one, 1);
+    return rc;
+}
+
+void cu_block_control_signals(int block) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int cu_wait_control_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) return -1;
+    return sig;
+}
+
+int cu_probe_recv_limit(struct io_uring *ring, unsigned short group, unsigned *returned_bid) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -errno;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = group;
+    cu_sqe_set_recv_limit(sqe, 100);
+    sqe->user_data = 0;
+    io_uring_submit(ring);
+    char data[200];
+    memset(data, 'p', sizeof(data));
+    int rc = -1;
+    *returned_bid = 0xFFFFFFFFu;
+    if (write(sv[1], data, sizeof(data)) == (ssize_t)sizeof(data)) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = { .tv_sec = 1, .tv_nsec = 0 };
+        if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) == 0) {
+            if (cqe->flags & IORING_CQE_F_BUFFER) *returned_bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+            rc = (cqe->res > 0 && !(cqe->flags & IORING_CQE_F_MORE)) ? 0 : (cqe->res < 0 ? cqe->res : -1);
+            int more = cqe->flags & IORING_CQE_F_MORE;
+            io_uring_cqe_seen(ring, cqe);
+            if (more) {
+                // Not honoured: cancel the still-armed recv and reap its end.
+                struct io_uring_sqe *c = io_uring_get_sqe(ring);
+                io_uring_prep_cancel64(c, 0, IORING_ASYNC_CANCEL_ANY);
+                c->user_data = 1;
+                io_uring_submit(ring);
+                for (int i = 0; i < 2; i++) {
+                    if (io_uring_wait_cqe_timeout(ring, &cqe, &ts) != 0) break;
+                    io_uring_cqe_seen(ring, cqe);
+                }
+            }
+        }
+    }
+    close(sv[0]);
+    close(sv[1]);
+    return rc;
+}

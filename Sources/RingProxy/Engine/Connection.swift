@@ -1,0 +1,65 @@
+// Connection and Pipe: the per-connection state, stored by value in the worker's preallocated
+// table. A connection has two pipes (0: client -> server, 1: server -> client); pipe p reads
+// fixed file p and writes fixed file p ^ 1, where the client socket is 2*slot and the server
+// socket 2*slot+1. Queued buffers are linked through the BufferPool, so a pipe costs no
+// memory per queued buffer and an idle connection holds none.
+
+enum ConnectionState: UInt8 {
+    case free
+    /// An accept is armed into this slot.
+    case accepting
+    /// Client accepted; server connect in progress (client bytes may already be queued).
+    case connecting
+    case established
+    /// Sockets are being cancelled and closed; the slot is freed when no op is pending.
+    case closing
+}
+
+struct Pipe {
+    /// Queue of received buffers not yet fully sent (linked through BufferPool.next).
+    var head: UInt16 = BufferPool.none
+    var tail: UInt16 = BufferPool.none
+    var count: UInt16 = 0
+    /// Bytes of the head buffer already sent (after a short send).
+    var sentOffset: UInt32 = 0
+    var recvArmed = false
+    var cancelRequested = false
+    var sendInFlight = false
+    /// The source sent FIN.
+    var eof = false
+    /// shutdown(SHUT_WR) was issued on the destination.
+    var shutdownSent = false
+    /// On the worker's list of pipes waiting for free buffers (ENOBUFS).
+    var waitingBuffers = false
+    var waitPrev: Int32 = -1
+    var waitNext: Int32 = -1
+    /// Bytes received from the source.
+    var bytes: UInt64 = 0
+    /// Deepest the queue has been (buffer accounting, checked by tests).
+    var countMax: UInt16 = 0
+}
+
+struct Connection {
+    var generation: UInt16 = 0
+    var state: ConnectionState = .free
+    var clientOpen = false
+    var serverOpen = false
+    /// Counted in the engine-wide connection count (and its server's).
+    var counted = false
+    /// Counted on its server (connected at least once).
+    var serverCounted = false
+    var attempts: UInt8 = 0
+    var pendingOps: Int32 = 0
+    var nextFree: Int32 = -1
+    var listener: UInt16 = 0
+    var backend: UInt16 = 0
+    var server: Int32 = -1
+    var acceptedAtMs: Int = 0
+    var lastClientMs: Int = 0
+    var lastServerMs: Int = 0
+    var peerLength: UInt32 = 0
+    var peer: sockaddrStorage = (0, 0, 0, 0)
+}
+
+/// Room for a sockaddr_in6 (28 bytes), the largest address accept(2) fills here.
+typealias sockaddrStorage = (UInt64, UInt64, UInt64, UInt32)

@@ -1,0 +1,316 @@
+// Worker: one pinned thread, one io_uring, one buffer pool, one connection table. Its loop is
+// the whole engine for its core: submit once per turn, reap completions in a batch, decode
+// each user_data, drop stale ones, and hand the rest to one switch. Nothing on that path
+// allocates, retains or locks: state lives in preallocated raw tables addressed by slot.
+import CUring
+import Glibc
+
+final class Worker {
+    let index: Int
+    let cpu: Int32?
+    let config: EngineConfig
+    let log: Log
+    unowned(unsafe) let shared: SharedState
+
+    // Set up on the worker's own thread (SINGLE_ISSUER wants the creator to submit).
+    var ring: Ring!
+    var pool: BufferPool!
+
+    let slotCount: Int
+    /// The engine-wide limit in force (EngineConfig.maxConnections resolved by Engine.start).
+    let maxConnections: Int
+    let conns: UnsafeMutablePointer<Connection>
+    let pipes: UnsafeMutablePointer<Pipe>
+    var freeHead: Int32 = -1
+    var slotsInUse = 0
+
+    var listeners: [ListenerSocket]
+    /// Per listener: accepts armed now, and whether it is closed.
+    let acceptsArmed: UnsafeMutablePointer<Int>
+    var listenersPaused = false
+
+    var balancers: [Balancer]
+    /// Server addresses, flat: [globalServerIndex].
+    let serverAddresses: UnsafeMutablePointer<SocketAddress>
+    let backendServerBase: [Int]
+    let backendServerCount: [Int]
+
+    /// Pipes waiting for free buffers (doubly linked through Pipe.waitPrev/waitNext).
+    var waitHead: Int32 = -1
+    var waitTail: Int32 = -1
+
+    var nowMs = 0
+    var nextScanMs = 0
+    var draining = false
+    var drainDeadlineMs = 0
+    var abortedAll = false
+    var exitDeadlineMs = 0
+    var uringSetsockopt = false
+    /// The kernel ends a multishot recv after a byte cap (exact backpressure).
+    var recvLimit = false
+
+    let statsPointer: UnsafeMutablePointer<WorkerStatistics>
+    var stats: WorkerStatistics {
+        get { statsPointer.pointee }
+        _modify { yield &statsPointer.pointee }
+    }
+
+    /// Values the kernel reads through pointers: they must outlive each submission.
+    let connectTimeout: UnsafeMutablePointer<__kernel_timespec>
+    let optionOne: UnsafeMutablePointer<Int32>
+    let lingerZero: UnsafeMutablePointer<linger>
+
+    static let cqeBatch = 256
+    let cqes: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
+
+    /// Set by the thread when set-up finished: 0 starting, 1 running, -1 failed (error in
+    /// startError), 2 exited. Polled by Engine.start.
+    let startStateWord: UnsafeMutablePointer<Int>
+    var startError: String?
+
+    init(index: Int, cpu: Int32?, config: EngineConfig, shared: SharedState, listeners: [ListenerSocket], slotCount: Int, log: Log) {
+        self.index = index
+        self.cpu = cpu
+        self.config = config
+        self.shared = shared
+        self.log = log
+        self.listeners = listeners
+        self.slotCount = slotCount
+        maxConnections = config.maxConnections ?? Int.max
+        conns = .allocate(capacity: slotCount)
+        conns.initialize(repeating: Connection(), count: slotCount)
+        pipes = .allocate(capacity: slotCount * 2)
+        pipes.initialize(repeating: Pipe(), count: slotCount * 2)
+        // Free list in slot order, so low slots (and their fixed files) are reused first.
+        var i = slotCount - 1
+        while i >= 0 {
+            conns[i].nextFree = freeHead
+            freeHead = Int32(i)
+            i -= 1
+        }
+        acceptsArmed = .allocate(capacity: max(1, listeners.count))
+        acceptsArmed.initialize(repeating: 0, count: max(1, listeners.count))
+
+        var base: [Int] = []
+        var counts: [Int] = []
+        var addresses: [SocketAddress] = []
+        var balancers: [Balancer] = []
+        for backend in config.backends {
+            base.append(addresses.count)
+            counts.append(backend.servers.count)
+            balancers.append(Balancer(backend: backend, globalBase: addresses.count, workerIndex: index))
+            addresses.append(contentsOf: backend.servers.map(\.address))
+        }
+        backendServerBase = base
+        backendServerCount = counts
+        self.balancers = balancers
+        serverAddresses = .allocate(capacity: max(1, addresses.count))
+        serverAddresses.initialize(from: addresses, count: addresses.count)
+
+        statsPointer = .allocate(capacity: 1)
+        statsPointer.initialize(to: WorkerStatistics())
+        connectTimeout = .allocate(capacity: 1)
+        connectTimeout.initialize(to: __kernel_timespec(tv_sec: Int64(config.connectTimeoutMs / 1000),
+                                                        tv_nsec: Int64(config.connectTimeoutMs % 1000) * 1_000_000))
+        optionOne = .allocate(capacity: 1)
+        optionOne.initialize(to: 1)
+        lingerZero = .allocate(capacity: 1)
+        lingerZero.initialize(to: linger(l_onoff: 1, l_linger: 0))
+        cqes = .allocate(capacity: Self.cqeBatch)
+        startStateWord = .allocate(capacity: 1)
+        startStateWord.initialize(to: 0)
+    }
+
+    // MARK: Thread body
+
+    func run() {
+        if let cpu, config.pinThreads {
+            let rc = cu_pin_thread_to_cpu(cpu)
+            if rc != 0 { log.warning("worker \(index): cannot pin to CPU \(cpu): \(String(cString: strerror(rc)))") }
+        }
+        do {
+            let entries = UInt32(4096)
+            ring = try Ring(entries: entries) { [log, index] in log.warning("worker \(index): \($0)") }
+            try ring.registerSparseFiles(UInt32(slotCount * 2))
+            pool = try BufferPool(ring: ring, count: config.buffersPerWorker, sizeBytes: config.bufferSizeBytes)
+        } catch {
+            startError = "worker \(index): \(error)"
+            cu_atomic_store(startStateWord, -1)
+            return
+        }
+        uringSetsockopt = Worker.probeSetsockopt(ring)
+        var probeBid: UInt32 = 0
+        recvLimit = cu_probe_recv_limit(ring.ring, BufferPool.group, &probeBid) == 0 && getenv("RINGPROXY_NO_RECV_CAP") == nil
+        if probeBid != UInt32.max {
+            pool.taken(UInt16(probeBid), bytes: 0)
+            pool.give(UInt16(probeBid))
+            pool.commit()
+        }
+        if index == 0 {
+            log.info("io_uring: \(ring.setup); provided buffers: \(config.buffersPerWorker) x \(config.bufferSizeBytes) B per worker; "
+                     + "fixed files: \(slotCount * 2) per worker; TCP_NODELAY on server sockets via "
+                     + (uringSetsockopt ? "uring_cmd" : "nothing (kernel without SOCKET_URING_OP_SETSOCKOPT)")
+                     + "; multishot recv byte cap: " + (recvLimit ? "yes" : "no (backpressure by cancel only)"))
+        }
+        nowMs = cu_now_ms()
+        nextScanMs = nowMs + Self.scanIntervalMs
+        for l in listeners.indices { fillAccepts(l) }
+        cu_atomic_store(startStateWord, 1)
+        loop()
+        for l in listeners where l.fd >= 0 { close(l.fd) }
+        ring.destroy()
+        cu_atomic_store(startStateWord, 2)
+    }
+
+    static let scanIntervalMs = 250
+
+    private static func probeSetsockopt(_ ring: Ring) -> Bool {
+        // The probe uses fixed slot 0 before any connection exists.
+        cu_probe_uring_setsockopt(ring.ring) == 0
+    }
+
+    private func loop() {
+        while true {
+            stats.loopTurns &+= 1
+            ring.submitAndWait(timeoutNs: 100_000_000)
+            nowMs = cu_now_ms()
+            reap()
+            pool.commit()
+            if waitHead >= 0 { serveBufferWaiters() }
+            if nowMs >= nextScanMs {
+                nextScanMs = nowMs + Self.scanIntervalMs
+                scanTimeouts()
+                if listenersPaused { resumeListeners() }
+            }
+            if !draining, shared.stopping { beginDrain() }
+            if draining, drainStep() { return }
+        }
+    }
+
+    @inline(__always)
+    private func reap() {
+        while true {
+            let n = Int(io_uring_peek_batch_cqe(ring.ring, cqes, UInt32(Self.cqeBatch)))
+            if n == 0 { return }
+            var i = 0
+            while i < n {
+                let cqe = cqes[i].unsafelyUnwrapped
+                dispatch(UserData(raw: cqe.pointee.user_data), result: cqe.pointee.res, flags: cqe.pointee.flags)
+                i += 1
+            }
+            io_uring_cq_advance(ring.ring, UInt32(n))
+            stats.completions &+= UInt64(n)
+            if n < Self.cqeBatch { return }
+        }
+    }
+
+    /// The one dispatch point: every completion goes through this switch.
+    @inline(__always)
+    private func dispatch(_ ud: UserData, result: Int32, flags: UInt32) {
+        let slot = ud.slot
+        guard let op = ud.operation, Int(slot) < slotCount, conns[Int(slot)].generation == ud.generation else {
+            dropStale(ud, result: result, flags: flags)
+            return
+        }
+        switch op {
+        case .accept: onAccept(slot, result: result)
+        case .connect: onConnect(slot, result: result)
+        case .linkTimeout: onLinkTimeout(slot)
+        case .recvClient: onRecv(slot, pipe: Int(slot) * 2, result: result, flags: flags)
+        case .recvServer: onRecv(slot, pipe: Int(slot) * 2 + 1, result: result, flags: flags)
+        case .sendServer: onSend(slot, pipe: Int(slot) * 2, bufferID: ud.bufferID, result: result)
+        case .sendClient: onSend(slot, pipe: Int(slot) * 2 + 1, bufferID: ud.bufferID, result: result)
+        case .close, .shutdown: onClose(slot)
+        case .ignore: break
+        }
+    }
+
+    /// A completion for a slot that has since been reused. Slots are freed only when nothing is
+    /// pending, so only fire-and-forget ops (`.ignore`) can land here; a buffer it carries still
+    /// goes back to the pool.
+    private func dropStale(_ ud: UserData, result: Int32, flags: UInt32) {
+        stats.staleCompletions &+= 1
+        assert(ud.operation == .ignore, "stale completion for \(String(describing: ud.operation)) slot \(ud.slot)")
+        if flags & CU_CQE_F_BUFFER != 0 {
+            let bid = UInt16(truncatingIfNeeded: flags >> CU_CQE_BUFFER_SHIFT)
+            pool.taken(bid, bytes: 0)
+            pool.give(bid)
+        }
+    }
+
+    // MARK: Slots
+
+    @inline(__always)
+    func allocateSlot() -> Int32? {
+        let slot = freeHead
+        guard slot >= 0 else { return nil }
+        freeHead = conns[Int(slot)].nextFree
+        slotsInUse += 1
+        let generation = conns[Int(slot)].generation
+        conns[Int(slot)] = Connection()
+        conns[Int(slot)].generation = generation
+        pipes[Int(slot) * 2] = Pipe()
+        pipes[Int(slot) * 2 + 1] = Pipe()
+        return slot
+    }
+
+    @inline(__always)
+    func releaseSlot(_ slot: Int32) {
+        let s = Int(slot)
+        assert(conns[s].pendingOps == 0)
+        conns[s].generation &+= 1
+        conns[s].state = .free
+        conns[s].nextFree = freeHead
+        freeHead = slot
+        slotsInUse -= 1
+    }
+
+    // MARK: Drain and stop
+
+    private func beginDrain() {
+        draining = true
+        drainDeadlineMs = nowMs + config.drainGraceMs
+        for (l, listener) in listeners.enumerated() where listener.fd >= 0 {
+            if acceptsArmed[l] > 0 {
+                let sqe = ring.sqe()
+                io_uring_prep_cancel_fd(sqe, listener.fd, CU_CANCEL_ALL_FD)
+                io_uring_sqe_set_data64(sqe, UserData(.ignore, slot: 0, generation: 0).raw)
+            }
+        }
+        log.info("worker \(index): stopping; \(stats.active) connection(s) draining for up to \(config.drainGraceMs) ms")
+    }
+
+    /// One turn of draining; true when the worker may exit.
+    private func drainStep() -> Bool {
+        for (l, listener) in listeners.enumerated() where listener.fd >= 0 && acceptsArmed[l] == 0 {
+            close(listener.fd)
+            listeners[l].fd = -1
+        }
+        if slotsInUse == 0 { return true }
+        if !abortedAll && nowMs >= drainDeadlineMs {
+            abortedAll = true
+            exitDeadlineMs = nowMs + 2_000
+            var s = 0
+            while s < slotCount {
+                if conns[s].state == .connecting || conns[s].state == .established {
+                    closeConnection(Int32(s), reset: true)
+                }
+                s += 1
+            }
+        }
+        if abortedAll && nowMs >= exitDeadlineMs {
+            log.warning("worker \(index): \(slotsInUse) slot(s) still busy at exit")
+            return true
+        }
+        return false
+    }
+
+    func statistics() -> WorkerStatistics {
+        var s = statsPointer.pointee
+        if let pool {
+            s.buffersInUse = pool.inUse
+            s.buffersInUseMax = pool.inUseMax
+        }
+        return s
+    }
+}

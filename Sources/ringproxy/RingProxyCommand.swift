@@ -1,0 +1,145 @@
+// The ringproxy executable: command line -> EngineConfig -> Engine. Nothing else lives here.
+import ArgumentParser
+import CUring
+import Glibc
+import RingProxy
+
+@main
+struct RingProxyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ringproxy",
+        abstract: "An MQTT edge load balancer on io_uring: one pinned thread per core, shared-nothing.",
+        discussion: """
+            Quick mode, without a configuration file:
+              ringproxy --listen 127.0.0.1:1883 --backend 127.0.0.1:18831 --backend 127.0.0.1:18832 --backend 127.0.0.1:18833
+
+            Signals: SIGTERM/SIGINT stop accepting, let connections drain for --grace, then exit 0;
+            SIGUSR1 prints statistics to stderr.
+            """
+    )
+
+    @Option(name: [.customShort("f"), .long], help: "HAProxy-dialect configuration file (not supported yet).")
+    var file: String?
+
+    @Flag(name: [.customShort("c"), .long], help: "Check the configuration and exit.")
+    var check = false
+
+    @Option(name: .long, help: "Address to accept clients on, host:port ([v6]:port, *:port). Repeatable.")
+    var listen: [String] = []
+
+    @Option(name: .long, help: "Server to forward to, host:port. Repeatable; order matters for round robin.")
+    var backend: [String] = []
+
+    @Option(name: .long, help: "Worker threads, one per CPU (default: every CPU this process may use).")
+    var cores: Int?
+
+    @Option(name: .long, help: "Balance algorithm: \(BalanceAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var balance: String = "roundrobin"
+
+    @Option(name: .long, help: "Global limit of proxied connections; excess ones are accepted and closed, and counted (default: what the rings can hold).")
+    var maxconn: Int?
+
+    @Option(name: .customLong("timeout-connect"), help: "Server connect timeout, ms; on expiry the next server is tried.")
+    var timeoutConnect: Int = 5_000
+
+    @Option(name: .customLong("timeout-client"), help: "Client inactivity timeout, ms (0: none).")
+    var timeoutClient: Int = 240_000
+
+    @Option(name: .customLong("timeout-server"), help: "Server inactivity timeout, ms (0: none).")
+    var timeoutServer: Int = 240_000
+
+    @Option(name: .long, help: "Connection attempts after the first failure, each to the next server.")
+    var retries: Int = 3
+
+    @Option(name: .customLong("buffer-size"), help: "Bytes per provided buffer.")
+    var bufferSize: Int = 16 * 1024
+
+    @Option(name: .long, help: "Provided buffers per worker (power of two, at most 32768).")
+    var buffers: Int = 4096
+
+    @Option(name: .customLong("pipe-buffers"), help: "Buffers one direction of a connection may hold before reading pauses.")
+    var pipeBuffers: Int = 4
+
+    @Option(name: .long, help: "Drain grace period on SIGTERM/SIGINT, ms.")
+    var grace: Int = 5_000
+
+    @Flag(name: .customLong("no-pin"), help: "Do not pin worker threads to CPUs.")
+    var noPin = false
+
+    func validate() throws {
+        if file != nil {
+            throw ValidationError("-f: configuration files are not supported yet; use --listen/--backend")
+        }
+        if listen.isEmpty { throw ValidationError("give at least one --listen address") }
+        if backend.isEmpty { throw ValidationError("give at least one --backend server") }
+        if BalanceAlgorithm(rawValue: balance) == nil {
+            throw ValidationError("unknown --balance '\(balance)'; known: \(BalanceAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let cores, cores < 1 || cores > 1024 { throw ValidationError("--cores must be between 1 and 1024") }
+        if buffers < 1 || buffers > 32768 || buffers & (buffers - 1) != 0 {
+            throw ValidationError("--buffers must be a power of two between 1 and 32768")
+        }
+        if bufferSize < 512 || bufferSize > 1 << 20 { throw ValidationError("--buffer-size must be between 512 and 1048576") }
+        if pipeBuffers < 1 || pipeBuffers > 1024 { throw ValidationError("--pipe-buffers must be between 1 and 1024") }
+        if let maxconn, maxconn < 1 { throw ValidationError("--maxconn must be at least 1") }
+    }
+
+    func engineConfig() throws -> EngineConfig {
+        let binds = try listen.map { text -> SocketAddress in
+            do { return try SocketAddress.parse(text) } catch { throw ValidationError("--listen: \(error)") }
+        }
+        let servers = try backend.enumerated().map { i, text -> ServerConfig in
+            do { return ServerConfig(name: "srv\(i + 1)", address: try SocketAddress.parse(text)) }
+            catch { throw ValidationError("--backend: \(error)") }
+        }
+        var config = EngineConfig(
+            frontends: [FrontendConfig(name: "quick", binds: binds, backendIndex: 0)],
+            backends: [BackendConfig(name: "servers", balance: BalanceAlgorithm(rawValue: balance)!, servers: servers)]
+        )
+        config.cores = cores
+        config.maxConnections = maxconn
+        config.connectTimeoutMs = timeoutConnect
+        config.clientTimeoutMs = timeoutClient
+        config.serverTimeoutMs = timeoutServer
+        config.retries = retries
+        config.bufferSizeBytes = bufferSize
+        config.buffersPerWorker = buffers
+        config.pipeBuffersMax = pipeBuffers
+        config.drainGraceMs = grace
+        config.pinThreads = !noPin
+        return config
+    }
+
+    func run() throws {
+        let config = try engineConfig()
+        let log = Log()
+        if check {
+            log.info("configuration is valid")
+            return
+        }
+        let engine = Engine(config: config, log: log)
+        do {
+            try engine.start()
+        } catch {
+            log.error("\(error)")
+            throw ExitCode(1)
+        }
+        while true {
+            let signal = cu_wait_control_signal()
+            if signal == SIGUSR1 {
+                log.info(StatisticsReport(engine.statistics(), config: config).text)
+                continue
+            }
+            if signal == SIGHUP {
+                log.warning("SIGHUP: reload needs a configuration file (-f); nothing to reload")
+                continue
+            }
+            log.info("signal \(signal): stopping")
+            engine.stop()
+            engine.wait()
+            let total = engine.statistics().total
+            log.info("stopped: \(total.accepted) connection(s) served, \(total.bytesFromClients + total.bytesFromServers) bytes forwarded")
+            return
+        }
+    }
+}

@@ -1,0 +1,235 @@
+// The engine as a TCP proxy: bytes arrive intact both ways under concurrency, half-close is
+// carried through, failed servers are skipped, dead backends close the client, a slow reader
+// holds a bounded number of buffers, and connections spread over every core.
+import Foundation
+import Glibc
+import XCTest
+@testable import RingProxy
+
+final class RelayTests: XCTestCase {
+    func testBytesArriveIntactBothWaysAcrossHundredsOfConnectionsWithHalfClose() throws {
+        let servers = (0..<3).map { _ in TestServer.echo() }
+        defer { servers.forEach { $0.stop() } }
+        let (engine, port) = try startEngine(servers: servers.map(\.port))
+        defer { engine.stop(); engine.wait() }
+
+        // Sizes from 1 byte to 4 MiB; most small, a few large.
+        let sizes = (0..<240).map { i -> Int in
+            switch i % 8 {
+            case 0: return 1
+            case 1: return 100 + i
+            case 2: return 16_384          // exactly one buffer
+            case 3: return 16_385          // one byte over
+            case 4: return 70_000 + i * 13
+            case 5: return 300_000
+            case 6: return i % 48 == 6 ? 4 << 20 : 1_000_000
+            default: return 5_000
+            }
+        }
+        let failures = NSLock()
+        var failed: [String] = []
+        concurrently(sizes.count) { i in
+            let data = payload(size: sizes[i], seed: UInt64(i + 1))
+            let fd = TestSocket.connect(port: port, timeoutSeconds: 30)
+            defer { close(fd) }
+            var sent = Checksum()
+            data.withUnsafeBytes { sent.add($0) }
+            // Writer on its own thread: the echo comes back while we are still sending.
+            let writer = Thread {
+                TestSocket.writeAll(fd, data)
+                shutdown(fd, Int32(SHUT_WR))   // half-close: we still expect every byte back
+            }
+            writer.start()
+            var received = Checksum()
+            let eof = TestSocket.readToEnd(fd) { received.add($0) }
+            if !eof || received != sent {
+                failures.withLock { failed.append("conn \(i) size \(sizes[i]): eof=\(eof) got \(received.count) bytes") }
+            }
+        }
+        XCTAssertEqual(failed, [], "\(engine.statistics().total)")
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats.accepted, UInt64(sizes.count))
+        let total = UInt64(sizes.reduce(0, +))
+        XCTAssertEqual(stats.bytesFromClients, total)
+        XCTAssertEqual(stats.bytesFromServers, total)
+        XCTAssertTrue(eventually { engine.statistics().total.active == 0 }, "connections did not all close")
+        XCTAssertTrue(eventually { engine.statistics().total.buffersInUse == 0 }, "buffers leaked")
+        XCTAssertEqual(engine.activeConnections, 0)
+    }
+
+    func testServerHalfCloseStillDeliversClientBytes() throws {
+        // The server sends its data and FIN first; the client keeps sending afterwards.
+        let received = NSLock()
+        var serverGot = Checksum()
+        let server = TestServer { fd in
+            _ = TestSocket.writeAll(fd, Array("hello, then FIN".utf8))
+            shutdown(fd, Int32(SHUT_WR))
+            var sum = Checksum()
+            _ = TestSocket.readToEnd(fd) { sum.add($0) }
+            received.withLock { serverGot = sum }
+            _ = TestSocket.writeAll(fd, [1])   // fails quietly: our write side is shut
+        }
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port])
+        defer { engine.stop(); engine.wait() }
+
+        let fd = TestSocket.connect(port: port)
+        defer { close(fd) }
+        var greeting = Checksum()
+        XCTAssertTrue(TestSocket.readToEnd(fd) { greeting.add($0) }, "client should see the server's FIN")
+        XCTAssertEqual(greeting.count, 15)
+        let late = payload(size: 200_000, seed: 99)
+        XCTAssertTrue(TestSocket.writeAll(fd, late), "client must still be able to send after the server's FIN")
+        shutdown(fd, Int32(SHUT_WR))
+        var expected = Checksum()
+        late.withUnsafeBytes { expected.add($0) }
+        XCTAssertTrue(eventually { received.withLock { serverGot == expected } })
+    }
+
+    func testRefusingServerIsSkipped() throws {
+        let live = [TestServer.echo(), TestServer.echo()]
+        defer { live.forEach { $0.stop() } }
+        let dead = TestSocket.unusedPort()
+        let (engine, port) = try startEngine(servers: [dead, live[0].port, live[1].port])
+        defer { engine.stop(); engine.wait() }
+
+        for i in 0..<30 {
+            let fd = TestSocket.connect(port: port)
+            let message = Array("ping \(i)".utf8)
+            XCTAssertTrue(TestSocket.writeAll(fd, message))
+            XCTAssertEqual(TestSocket.readExactly(fd, message.count), message, "connection \(i)")
+            close(fd)
+        }
+        let stats = engine.statistics()
+        XCTAssertGreaterThan(stats.total.connectFailures, 0, "round robin must have tried the dead server")
+        XCTAssertEqual(stats.total.connectGiveUps, 0)
+        XCTAssertEqual(stats.serverTotal[0][0], 0)
+        XCTAssertEqual(stats.serverTotal[0][1] + stats.serverTotal[0][2], 30)
+    }
+
+    func testAllServersDownClosesTheClientCleanly() throws {
+        let (engine, port) = try startEngine(servers: [TestSocket.unusedPort(), TestSocket.unusedPort()]) {
+            $0.retries = 3
+        }
+        defer { engine.stop(); engine.wait() }
+        let fd = TestSocket.connect(port: port, timeoutSeconds: 5)
+        defer { close(fd) }
+        _ = TestSocket.writeAll(fd, Array("CONNECT".utf8))
+        var got = Checksum()
+        XCTAssertTrue(TestSocket.readToEnd(fd) { got.add($0) }, "client must get EOF, not hang or reset")
+        XCTAssertEqual(got.count, 0)
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats.connectGiveUps, 1)
+        XCTAssertEqual(stats.connectFailures, 4, "first attempt + 3 retries")
+        XCTAssertTrue(eventually { engine.statistics().total.active == 0 })
+    }
+
+    func testSlowReaderHoldsABoundedNumberOfBuffers() throws {
+        let total = 64 << 20
+        let server = TestServer.firehose(bytes: total)
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port], cores: 1) {
+            $0.pipeBuffersMax = 4
+            $0.bufferSizeBytes = 16_384
+        }
+        defer { engine.stop(); engine.wait() }
+
+        let fd = TestSocket.connect(port: port, timeoutSeconds: 30)
+        defer { close(fd) }
+        // Do not read for a while: the proxy must stop reading from the server, not buffer 64 MiB.
+        usleep(1_000_000)
+        let stalled = engine.statistics().total
+        XCTAssertGreaterThan(stalled.recvPauses, 0, "the server->client pipe should have paused")
+        XCTAssertLessThanOrEqual(stalled.buffersInUse, EngineBounds.pipeBuffersHeld(pipeBuffersMax: 4))
+        XCTAssertLessThanOrEqual(stalled.pipeBuffersMax, EngineBounds.pipeBuffersHeld(pipeBuffersMax: 4))
+        XCTAssertLessThan(stalled.bytesFromServers, UInt64(total / 4), "reading should have stopped early")
+
+        var got = Checksum()
+        XCTAssertTrue(TestSocket.readToEnd(fd) { got.add($0) })
+        XCTAssertEqual(got.count, total)
+        let after = engine.statistics().total
+        XCTAssertLessThanOrEqual(after.pipeBuffersMax, EngineBounds.pipeBuffersHeld(pipeBuffersMax: 4))
+        XCTAssertTrue(eventually { engine.statistics().total.buffersInUse == 0 })
+    }
+
+    func testConnectionsSpreadOverAllCores() throws {
+        let server = TestServer.echo()
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port], cores: 2)
+        defer { engine.stop(); engine.wait() }
+        var fds: [Int32] = []
+        for _ in 0..<64 {
+            let fd = TestSocket.connect(port: port)
+            XCTAssertTrue(TestSocket.writeAll(fd, [42]))
+            XCTAssertEqual(TestSocket.readExactly(fd, 1), [42])
+            fds.append(fd)
+        }
+        let perWorker = engine.statistics().workers.map(\.accepted)
+        XCTAssertEqual(perWorker.count, 2)
+        XCTAssertEqual(perWorker.reduce(0, +), 64)
+        XCTAssertTrue(perWorker.allSatisfy { $0 > 0 }, "every core should accept some connections: \(perWorker)")
+        fds.forEach { close($0) }
+    }
+
+    func testMaxconnRefusesExcessConnectionsAndCountsThem() throws {
+        let server = TestServer.echo()
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port]) { $0.maxConnections = 2 }
+        defer { engine.stop(); engine.wait() }
+        let a = TestSocket.connect(port: port)
+        let b = TestSocket.connect(port: port)
+        for fd in [a, b] {
+            XCTAssertTrue(TestSocket.writeAll(fd, [1]))
+            XCTAssertEqual(TestSocket.readExactly(fd, 1), [1])
+        }
+        let c = TestSocket.connect(port: port)
+        var got = Checksum()
+        XCTAssertTrue(TestSocket.readToEnd(c) { got.add($0) }, "the third connection is closed")
+        XCTAssertEqual(engine.statistics().total.refusedMaxconn, 1)
+        [a, b, c].forEach { close($0) }
+        // Once the first two are gone, new connections are served again.
+        XCTAssertTrue(eventually { engine.activeConnections == 0 })
+        let d = TestSocket.connect(port: port)
+        XCTAssertTrue(TestSocket.writeAll(d, [9]))
+        XCTAssertEqual(TestSocket.readExactly(d, 1), [9])
+        close(d)
+    }
+
+    func testIdleClientIsClosedAtTheClientTimeout() throws {
+        let server = TestServer.echo()
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port]) { $0.clientTimeoutMs = 600 }
+        defer { engine.stop(); engine.wait() }
+        let fd = TestSocket.connect(port: port)
+        defer { close(fd) }
+        let started = Date()
+        XCTAssertTrue(TestSocket.readToEnd(fd) { _ in })
+        let elapsed = Date().timeIntervalSince(started)
+        XCTAssertGreaterThan(elapsed, 0.5)
+        XCTAssertLessThan(elapsed, 3)
+        XCTAssertEqual(engine.statistics().total.clientTimeouts, 1)
+    }
+
+    func testClientResetIsPropagatedToTheServer() throws {
+        let serverSaw = NSLock()
+        var outcome = ""
+        let server = TestServer { fd in
+            var sum = Checksum()
+            let eof = TestSocket.readToEnd(fd) { sum.add($0) }
+            serverSaw.withLock { outcome = eof ? "eof" : "error \(errno)" }
+        }
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port])
+        defer { engine.stop(); engine.wait() }
+        let fd = TestSocket.connect(port: port)
+        XCTAssertTrue(TestSocket.writeAll(fd, [1, 2, 3]))
+        XCTAssertTrue(eventually { server.accepted == 1 })
+        usleep(100_000)
+        var abort = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, socklen_t(MemoryLayout<linger>.size))
+        close(fd)
+        XCTAssertTrue(eventually { serverSaw.withLock { !outcome.isEmpty } })
+        XCTAssertEqual(serverSaw.withLock { outcome }, "error \(ECONNRESET)")
+        XCTAssertTrue(eventually { engine.statistics().total.resets == 1 })
+    }
+}

@@ -1,0 +1,128 @@
+// Blocking loopback sockets for tests: real TCP peers on 127.0.0.1, nothing mocked.
+import Foundation
+import Glibc
+@testable import RingProxy
+
+enum TestSocket {
+    static func connect(port: UInt16, timeoutSeconds: Int = 10) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        precondition(fd >= 0)
+        setTimeouts(fd, seconds: timeoutSeconds)
+        var address = SocketAddress(ipv4: 127, 0, 0, 1, port: port).storage
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        precondition(rc == 0, "connect to \(port) failed: \(errno)")
+        return fd
+    }
+
+    static func setTimeouts(_ fd: Int32, seconds: Int) {
+        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Writes everything; false if the peer went away or the write timed out.
+    @discardableResult
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            if n <= 0 { return false }
+            offset += n
+        }
+        return true
+    }
+
+    @discardableResult
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { writeAll(fd, $0) }
+    }
+
+    /// Reads until EOF (or error/timeout), feeding each chunk to `body`. Returns true on EOF.
+    static func readToEnd(_ fd: Int32, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
+        defer { buffer.deallocate() }
+        while true {
+            let n = recv(fd, buffer.baseAddress, buffer.count, 0)
+            if n == 0 { return true }
+            if n < 0 { return false }
+            body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+
+    static func readExactly(_ fd: Int32, _ count: Int) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
+            if n <= 0 { return nil }
+            got += n
+        }
+        return out
+    }
+
+    /// A port nothing listens on right now.
+    static func unusedPort() -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = SocketAddress(ipv4: 127, 0, 0, 1, port: 0).storage
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var bound = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        close(fd)
+        return UInt16(bigEndian: bound.sin_port)
+    }
+}
+
+/// FNV-1a over a byte stream: a checksum both ends compute independently.
+struct Checksum: Equatable {
+    var value: UInt64 = 0xcbf29ce484222325
+    var count = 0
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        var v = value
+        for b in bytes { v = (v ^ UInt64(b)) &* 0x100000001b3 }
+        value = v
+        count += bytes.count
+    }
+}
+
+/// Deterministic pseudo-random payload, different per seed.
+func payload(size: Int, seed: UInt64) -> [UInt8] {
+    var x = seed &* 0x9E3779B97F4A7C15 | 1
+    return (0..<size).map { _ in
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17
+        return UInt8(truncatingIfNeeded: x)
+    }
+}
+
+/// Runs `body` on `count` threads at once and waits for all of them.
+func concurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let group = DispatchGroup()
+    for i in 0..<count {
+        group.enter()
+        let thread = Thread {
+            body(i)
+            group.leave()
+        }
+        thread.stackSize = 256 * 1024
+        thread.start()
+    }
+    group.wait()
+}
+
+/// Polls `condition` every 10 ms until it holds or `seconds` pass.
+func eventually(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}

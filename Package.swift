@@ -43,7 +43,10 @@ let package = Package(
         .testTarget(
             name: "RingProxyTests",
             dependencies: ["RingProxy", "CUring"],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: [.swiftLanguageMode(.v5)],
+            // jemalloc as the test process's allocator too, so the tests can read each
+            // worker thread's allocation counter.
+            linkerSettings: [.linkedLibrary("jemalloc")]
         ),
     ]
 )

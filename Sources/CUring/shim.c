@@ -6,6 +6,8 @@
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
+#include <dlfcn.h>
+#include <stdint.h>
 
 int cu_pin_thread_to_cpu(int cpu) {
     cpu_set_t set;
@@ -121,4 +123,14 @@ int cu_probe_recv_limit(struct io_uring *ring, unsigned short group, unsigned *r
     close(sv[0]);
     close(sv[1]);
     return rc;
+}
+
+unsigned long long *cu_jemalloc_thread_allocated(void) {
+    typedef int (*mallctl_fn)(const char *, void *, size_t *, void *, size_t);
+    mallctl_fn mallctl = (mallctl_fn)dlsym(RTLD_DEFAULT, "mallctl");
+    if (!mallctl) return NULL;
+    uint64_t *counter = NULL;
+    size_t size = sizeof(counter);
+    if (mallctl("thread.allocatedp", &counter, &size, NULL, 0) != 0) return NULL;
+    return (unsigned long long *)counter;
 }

@@ -33,6 +33,9 @@ public struct WorkerStatistics: Sendable, Equatable {
     public var loopTurns: UInt64 = 0
     public var completions: UInt64 = 0
     public var staleCompletions: UInt64 = 0
+    /// Bytes the worker thread has allocated since it started (jemalloc's thread.allocated);
+    /// -1 when the allocator is not jemalloc. Flat while forwarding: nothing allocates there.
+    public var threadAllocatedBytes: Int64 = -1
 
     public init() {}
 
@@ -64,6 +67,9 @@ public struct WorkerStatistics: Sendable, Equatable {
         s.loopTurns = a.loopTurns + b.loopTurns
         s.completions = a.completions + b.completions
         s.staleCompletions = a.staleCompletions + b.staleCompletions
+        s.threadAllocatedBytes = a.threadAllocatedBytes < 0 || b.threadAllocatedBytes < 0
+            ? max(a.threadAllocatedBytes, b.threadAllocatedBytes)
+            : a.threadAllocatedBytes + b.threadAllocatedBytes
         return s
     }
 }

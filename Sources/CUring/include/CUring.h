@@ -85,4 +85,8 @@ static inline void cu_sqe_set_recv_limit(struct io_uring_sqe *sqe, unsigned byte
 // cap must end after its first completion. Uses buffer group `group` (one buffer of it).
 int cu_probe_recv_limit(struct io_uring *ring, unsigned short group, unsigned *returned_bid);
 
+// jemalloc's counter of bytes allocated by the calling thread ("thread.allocatedp"), found
+// at run time so the library does not depend on jemalloc; NULL under another allocator.
+unsigned long long *cu_jemalloc_thread_allocated(void);
+
 #endif

@@ -46,6 +46,9 @@ final class Worker {
     var abortedAll = false
     var exitDeadlineMs = 0
     var uringSetsockopt = false
+    /// jemalloc's count of bytes this thread allocated, when jemalloc is the allocator: the
+    /// proof that the loop allocates nothing (read by statistics(), never written by us).
+    var allocatedCounter: UnsafeMutablePointer<UInt64>?
     /// The kernel ends a multishot recv after a byte cap (exact backpressure).
     var recvLimit = false
 
@@ -152,6 +155,7 @@ final class Worker {
                      + (uringSetsockopt ? "uring_cmd" : "nothing (kernel without SOCKET_URING_OP_SETSOCKOPT)")
                      + "; multishot recv byte cap: " + (recvLimit ? "yes" : "no (backpressure by cancel only)"))
         }
+        allocatedCounter = cu_jemalloc_thread_allocated()
         nowMs = cu_now_ms()
         nextScanMs = nowMs + Self.scanIntervalMs
         for l in listeners.indices { fillAccepts(l) }
@@ -311,6 +315,7 @@ final class Worker {
             s.buffersInUse = pool.inUse
             s.buffersInUseMax = pool.inUseMax
         }
+        s.threadAllocatedBytes = allocatedCounter.map { Int64(bitPattern: $0.pointee) } ?? -1
         return s
     }
 }

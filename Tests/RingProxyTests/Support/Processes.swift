@@ -1,0 +1,120 @@
+// Real processes for integration tests: mosquitto brokers, mosquitto clients, the ringproxy
+// binary itself. Each is bounded in time and killed when the test ends.
+import Foundation
+import Glibc
+
+enum Tools {
+    /// The ringproxy binary built beside this test bundle.
+    static var ringproxy: String {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return dir.appendingPathComponent("ringproxy").path
+    }
+
+    static func which(_ name: String) -> String? {
+        for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"] {
+            let path = dir + "/" + name
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+}
+
+final class ChildProcess {
+    let process = Process()
+    let output = Pipe()
+
+    init(_ path: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    /// Waits up to `seconds` for exit; kills it past that. Returns (status, output).
+    func finish(within seconds: Double) -> (Int32, String) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            usleep(100_000)
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+}
+
+/// A mosquitto broker on 127.0.0.1 at a free port, logging connections to a file.
+final class Mosquitto {
+    let port: UInt16
+    let directory: URL
+    let child: ChildProcess
+    var logPath: String { directory.appendingPathComponent("mosquitto.log").path }
+
+    init() throws {
+        guard let path = Tools.which("mosquitto") else { throw XCTSkipError("mosquitto is not installed (apt-get install mosquitto)") }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("rp-mosquitto-\(UUID().uuidString)")
+        // mosquitto started as root drops to its own user, which must be able to write the log.
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o777])
+        var started: ChildProcess?
+        var chosen: UInt16 = 0
+        for _ in 0..<5 {
+            let port = TestSocket.unusedPort()
+            let conf = directory.appendingPathComponent("mosquitto.conf")
+            try """
+                listener \(port) 127.0.0.1
+                allow_anonymous true
+                log_dest file \(directory.appendingPathComponent("mosquitto.log").path)
+                log_type all
+                connection_messages true
+                """.write(to: conf, atomically: true, encoding: .utf8)
+            let child = try ChildProcess(path, ["-c", conf.path])
+            if eventually(seconds: 5, { Mosquitto.listening(port) }) {
+                started = child
+                chosen = port
+                break
+            }
+            _ = child.finish(within: 0)
+        }
+        guard let started else { throw XCTSkipError("mosquitto did not start") }
+        child = started
+        port = chosen
+    }
+
+    static func listening(_ port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f000001).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
+    /// Client ids the broker has seen connect (from its log).
+    func connectedClientIDs() -> [String] {
+        guard let log = try? String(contentsOfFile: logPath, encoding: .utf8) else { return [] }
+        return log.split(separator: "\n").compactMap { line in
+            guard line.contains("New client connected"), let range = line.range(of: " as ") else { return nil }
+            return String(line[range.upperBound...].split(separator: " ").first ?? "")
+        }
+    }
+
+    func stop() {
+        child.signal(SIGTERM)
+        _ = child.finish(within: 5)
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+struct XCTSkipError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}

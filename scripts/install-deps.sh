@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ringproxy builds and tests with (idempotent; needs root).
+# Stops the services some of them start on install: the quick start and the tests bring up
+# their own brokers, and a system mosquitto would hold port 1883.
+set -euo pipefail
+packages=(liburing-dev libssl-dev libjemalloc-dev mosquitto mosquitto-clients iproute2 procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+for service in mosquitto; do
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl stop "$service" >/dev/null 2>&1 || true
+    systemctl disable "$service" >/dev/null 2>&1 || true
+  fi
+done
+# A service started by the package's postinst without systemd (containers) is stopped too.
+pkill -x -f '/usr/sbin/mosquitto -c /etc/mosquitto/mosquitto.conf' 2>/dev/null || true

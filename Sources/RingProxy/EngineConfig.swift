@@ -3,8 +3,18 @@
 import Glibc
 
 public enum BalanceAlgorithm: String, Sendable, CaseIterable {
+    /// Smooth weighted round robin, per worker.
     case roundrobin
+    /// Fewest connections per unit of weight, engine-wide.
     case leastconn
+    /// Rendezvous hash of the client address: consistent, weighted.
+    case source
+    /// Rendezvous hash of the MQTT client identifier: stateless stickiness, the same on every
+    /// ringproxy instance behind one address (HAProxy would need peers for that).
+    case clientIDHash = "clientid-hash"
+
+    /// Whether choosing a server needs the CONNECT's client identifier.
+    var needsClientID: Bool { self == .clientIDHash }
 }
 
 public struct ServerConfig: Sendable, Equatable {
@@ -23,12 +33,19 @@ public struct BackendConfig: Sendable, Equatable {
     public var name: String
     public var balance: BalanceAlgorithm
     public var servers: [ServerConfig]
+    /// `stick-table` + `stick on` the MQTT client identifier; nil: no stickiness table.
+    public var stickTable: StickTableConfig?
 
-    public init(name: String, balance: BalanceAlgorithm = .roundrobin, servers: [ServerConfig]) {
+    public init(name: String, balance: BalanceAlgorithm = .roundrobin, servers: [ServerConfig],
+                stickTable: StickTableConfig? = nil) {
         self.name = name
         self.balance = balance
         self.servers = servers
+        self.stickTable = stickTable
     }
+
+    /// Whether choosing a server needs the CONNECT's client identifier.
+    public var needsClientID: Bool { stickTable != nil || balance.needsClientID }
 }
 
 public struct FrontendConfig: Sendable, Equatable {
@@ -36,11 +53,20 @@ public struct FrontendConfig: Sendable, Equatable {
     public var binds: [SocketAddress]
     /// Index into EngineConfig.backends.
     public var backendIndex: Int
+    /// Reject connections whose first packet is not a valid MQTT CONNECT
+    /// (`tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }`).
+    public var requireMQTT: Bool = false
+    /// How long a connection may take to send its CONNECT (`tcp-request inspect-delay`); nil:
+    /// the client timeout.
+    public var inspectTimeoutMs: Int?
+    /// Largest CONNECT accepted while inspecting (fixed header included).
+    public var connectMaxBytes: Int = 65_536
 
-    public init(name: String, binds: [SocketAddress], backendIndex: Int) {
+    public init(name: String, binds: [SocketAddress], backendIndex: Int, requireMQTT: Bool = false) {
         self.name = name
         self.binds = binds
         self.backendIndex = backendIndex
+        self.requireMQTT = requireMQTT
     }
 }
 

@@ -33,6 +33,16 @@ public struct WorkerStatistics: Sendable, Equatable {
     public var loopTurns: UInt64 = 0
     public var completions: UInt64 = 0
     public var staleCompletions: UInt64 = 0
+    /// MQTT: CONNECTs accepted, connections rejected as not MQTT (by reason), connections that
+    /// did not complete their CONNECT within the inspect delay or closed before it.
+    public var mqttConnects: UInt64 = 0
+    public var mqttRejected: UInt64 = 0
+    public var mqttRejectedByReason: [UInt64] = Array(repeating: 0, count: 32)
+    public var inspectTimeouts: UInt64 = 0
+    public var inspectAborts: UInt64 = 0
+    /// Stick table: client ids found (and their server usable) / not found.
+    public var stickHits: UInt64 = 0
+    public var stickMisses: UInt64 = 0
     /// Bytes the worker thread has allocated since it started (jemalloc's thread.allocated);
     /// -1 when the allocator is not jemalloc. Flat while forwarding: nothing allocates there.
     public var threadAllocatedBytes: Int64 = -1
@@ -67,6 +77,13 @@ public struct WorkerStatistics: Sendable, Equatable {
         s.loopTurns = a.loopTurns + b.loopTurns
         s.completions = a.completions + b.completions
         s.staleCompletions = a.staleCompletions + b.staleCompletions
+        s.mqttConnects = a.mqttConnects + b.mqttConnects
+        s.mqttRejected = a.mqttRejected + b.mqttRejected
+        s.mqttRejectedByReason = zip(a.mqttRejectedByReason, b.mqttRejectedByReason).map { $0 + $1 }
+        s.inspectTimeouts = a.inspectTimeouts + b.inspectTimeouts
+        s.inspectAborts = a.inspectAborts + b.inspectAborts
+        s.stickHits = a.stickHits + b.stickHits
+        s.stickMisses = a.stickMisses + b.stickMisses
         s.threadAllocatedBytes = a.threadAllocatedBytes < 0 || b.threadAllocatedBytes < 0
             ? max(a.threadAllocatedBytes, b.threadAllocatedBytes)
             : a.threadAllocatedBytes + b.threadAllocatedBytes

@@ -26,8 +26,7 @@ final class RelayTests: XCTestCase {
             default: return 5_000
             }
         }
-        let failures = NSLock()
-        var failed: [String] = []
+        let failed = Locked<[String]>([])
         concurrently(sizes.count) { i in
             let data = payload(size: sizes[i], seed: UInt64(i + 1))
             let fd = TestSocket.connect(port: port, timeoutSeconds: 30)
@@ -43,10 +42,10 @@ final class RelayTests: XCTestCase {
             var received = Checksum()
             let eof = TestSocket.readToEnd(fd) { received.add($0) }
             if !eof || received != sent {
-                failures.withLock { failed.append("conn \(i) size \(sizes[i]): eof=\(eof) got \(received.count) bytes") }
+                failed.withLock { $0.append("conn \(i) size \(sizes[i]): eof=\(eof) got \(received.count) bytes") }
             }
         }
-        XCTAssertEqual(failed, [], "\(engine.statistics().total)")
+        XCTAssertEqual(failed.current, [], "\(engine.statistics().total)")
         let stats = engine.statistics().total
         XCTAssertEqual(stats.accepted, UInt64(sizes.count))
         let total = UInt64(sizes.reduce(0, +))
@@ -59,14 +58,13 @@ final class RelayTests: XCTestCase {
 
     func testServerHalfCloseStillDeliversClientBytes() throws {
         // The server sends its data and FIN first; the client keeps sending afterwards.
-        let received = NSLock()
-        var serverGot = Checksum()
+        let serverGot = Locked(Checksum())
         let server = TestServer { fd in
             _ = TestSocket.writeAll(fd, Array("hello, then FIN".utf8))
             shutdown(fd, Int32(SHUT_WR))
             var sum = Checksum()
             _ = TestSocket.readToEnd(fd) { sum.add($0) }
-            received.withLock { serverGot = sum }
+            serverGot.withLock { $0 = sum }
             _ = TestSocket.writeAll(fd, [1])   // fails quietly: our write side is shut
         }
         defer { server.stop() }
@@ -83,7 +81,7 @@ final class RelayTests: XCTestCase {
         shutdown(fd, Int32(SHUT_WR))
         var expected = Checksum()
         late.withUnsafeBytes { expected.add($0) }
-        XCTAssertTrue(eventually { received.withLock { serverGot == expected } })
+        XCTAssertTrue(eventually { serverGot.current == expected })
     }
 
     func testRefusingServerIsSkipped() throws {
@@ -211,12 +209,12 @@ final class RelayTests: XCTestCase {
     }
 
     func testClientResetIsPropagatedToTheServer() throws {
-        let serverSaw = NSLock()
-        var outcome = ""
+        let outcome = Locked("")
         let server = TestServer { fd in
             var sum = Checksum()
             let eof = TestSocket.readToEnd(fd) { sum.add($0) }
-            serverSaw.withLock { outcome = eof ? "eof" : "error \(errno)" }
+            let error = errno
+            outcome.withLock { $0 = eof ? "eof" : "error \(error)" }
         }
         defer { server.stop() }
         let (engine, port) = try startEngine(servers: [server.port])
@@ -228,8 +226,8 @@ final class RelayTests: XCTestCase {
         var abort = linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, socklen_t(MemoryLayout<linger>.size))
         close(fd)
-        XCTAssertTrue(eventually { serverSaw.withLock { !outcome.isEmpty } })
-        XCTAssertEqual(serverSaw.withLock { outcome }, "error \(ECONNRESET)")
+        XCTAssertTrue(eventually { !outcome.current.isEmpty })
+        XCTAssertEqual(outcome.current, "error \(ECONNRESET)")
         XCTAssertTrue(eventually { engine.statistics().total.resets == 1 })
     }
 }

@@ -1,43 +1,90 @@
-// Balancer: picks a server for a new connection. Per worker (shared-nothing) for round robin,
-// engine-wide counts for leastconn. Called once per connection attempt, never per packet.
+// Balancer: picks a server for a new connection, once per connection attempt (never per
+// packet). Round robin is per worker (shared-nothing) and smooth: weights 5/2/3 interleave as
+// a,c,a,b,a,c,a,b,c,a rather than in bursts. leastconn reads engine-wide counts. `source` and
+// `clientid-hash` are rendezvous hashes: consistent, weighted, and the same on every instance.
 
 struct Balancer {
     let algorithm: BalanceAlgorithm
     let serverCount: Int
     let globalBase: Int
-    private var rrNext: Int
+    let weights: UnsafeMutablePointer<Int32>
+    let seeds: UnsafeMutablePointer<UInt64>
+    /// Smooth weighted round robin state (nginx's algorithm): current weight per server.
+    let current: UnsafeMutablePointer<Int>
+    let totalWeight: Int
 
     init(backend: BackendConfig, globalBase: Int, workerIndex: Int) {
         algorithm = backend.balance
         serverCount = backend.servers.count
         self.globalBase = globalBase
-        // Workers start at different servers so that N cores do not all send their first
-        // connections to server 0.
-        rrNext = serverCount == 0 ? 0 : workerIndex % serverCount
+        let n = max(1, serverCount)
+        weights = .allocate(capacity: n)
+        seeds = .allocate(capacity: n)
+        current = .allocate(capacity: n)
+        current.initialize(repeating: 0, count: n)
+        var total = 0
+        for (i, server) in backend.servers.enumerated() {
+            weights[i] = Int32(server.weight)
+            seeds[i] = Hashing.hash(server.name)
+            total += server.weight
+        }
+        totalWeight = total
+        // Workers start at different points of the sequence, so N cores do not all send their
+        // first connections to the same server.
+        for _ in 0..<(serverCount == 0 ? 0 : workerIndex % max(1, total)) { _ = nextRoundRobin() }
     }
 
-    /// The server for a first attempt.
-    mutating func pick(shared: SharedState) -> Int {
+    /// The server for a first attempt. `key` is what the hash algorithms hash: the client id
+    /// for clientid-hash, the client address for source.
+    mutating func pick(shared: SharedState, key: UnsafeRawBufferPointer) -> Int {
         precondition(serverCount > 0)
         switch algorithm {
         case .roundrobin:
-            let s = rrNext
-            rrNext = rrNext + 1 == serverCount ? 0 : rrNext + 1
-            return s
+            return nextRoundRobin()
         case .leastconn:
-            // Ties go round robin, so equal loads still spread.
-            var best = rrNext
-            var bestLoad = shared.serverActive(globalBase + best)
-            var i = 1
-            while i < serverCount {
-                let s = (rrNext + i) % serverCount
-                let load = shared.serverActive(globalBase + s)
-                if load < bestLoad { best = s; bestLoad = load }
-                i += 1
-            }
-            rrNext = rrNext + 1 == serverCount ? 0 : rrNext + 1
-            return best
+            return leastLoaded(shared: shared)
+        case .source, .clientIDHash:
+            let s = Hashing.rendezvous(Hashing.hash(key), seeds: seeds, weights: weights, count: serverCount)
+            return s >= 0 ? s : nextRoundRobin()
         }
+    }
+
+    /// nginx's smooth weighted round robin: add each weight to its current value, take the
+    /// largest, subtract the total from it.
+    @inline(__always)
+    func nextRoundRobin() -> Int {
+        var best = -1
+        var i = 0
+        while i < serverCount {
+            if weights[i] > 0 {
+                current[i] += Int(weights[i])
+                if best < 0 || current[i] > current[best] { best = i }
+            }
+            i += 1
+        }
+        if best < 0 { return 0 }   // every weight 0: nothing better to do than the first
+        current[best] -= totalWeight
+        return best
+    }
+
+    /// The server with the fewest connections per unit of weight, engine-wide; ties go round
+    /// robin so that equal loads still spread.
+    private func leastLoaded(shared: SharedState) -> Int {
+        let start = nextRoundRobin()
+        var best = start
+        var bestLoad = shared.serverActive(globalBase + best)
+        var i = 1
+        while i < serverCount {
+            let s = (start + i) % serverCount
+            let load = shared.serverActive(globalBase + s)
+            // load_s / w_s < best / w_best, without division.
+            if weights[s] > 0 && load * Int(weights[best]) < bestLoad * Int(weights[s]) {
+                best = s
+                bestLoad = load
+            }
+            i += 1
+        }
+        return best
     }
 
     /// The server for a retry after `failed` could not be reached (redispatch).

@@ -8,6 +8,9 @@ enum ConnectionState: UInt8 {
     case free
     /// An accept is armed into this slot.
     case accepting
+    /// Client accepted; holding its bytes until a complete MQTT CONNECT has arrived (no server
+    /// chosen yet, the server never sees a byte of an invalid one).
+    case inspecting
     /// Client accepted; server connect in progress (client bytes may already be queued).
     case connecting
     case established
@@ -48,12 +51,16 @@ struct Connection {
     var counted = false
     /// Counted on its server (connected at least once).
     var serverCounted = false
+    /// The client id's stick-table key hash is in `stickHash`.
+    var sticky = false
+    var stickHash: UInt64 = 0
     var attempts: UInt8 = 0
     var pendingOps: Int32 = 0
     var nextFree: Int32 = -1
     var listener: UInt16 = 0
     var backend: UInt16 = 0
     var server: Int32 = -1
+    var frontend: UInt16 = 0
     var acceptedAtMs: Int = 0
     var lastClientMs: Int = 0
     var lastServerMs: Int = 0

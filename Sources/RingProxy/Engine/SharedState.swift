@@ -9,8 +9,11 @@ final class SharedState: @unchecked Sendable {
     let words: UnsafeMutablePointer<Int>
     let serverBase: [Int]   // first global server index of each backend
     let serverCount: Int
+    /// Per backend: its stick table, shared by every worker (nil without `stick-table`).
+    let stickTables: [StickTable?]
 
     init(backends: [BackendConfig]) {
+        stickTables = backends.map { $0.stickTable.map(StickTable.init(config:)) }
         var base: [Int] = []
         var n = 0
         for b in backends {

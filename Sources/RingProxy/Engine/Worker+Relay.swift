@@ -4,6 +4,7 @@
 // retain/release, no locks; state is reached through raw table pointers by slot.
 import CUring
 import Glibc
+import MQTTPeek
 
 extension Worker {
     // MARK: Accept
@@ -75,10 +76,125 @@ extension Worker {
         conns[s].counted = true
         stats.accepted &+= 1
         stats.active += 1
-        conns[s].state = .connecting
-        armRecv(s * 2)
-        startConnect(slot)
+        conns[s].frontend = UInt16(listeners[l].frontend)
+        if frontendInspects[listeners[l].frontend] {
+            // Hold the client until its CONNECT is known; no server yet.
+            conns[s].state = .inspecting
+            armRecv(s * 2)
+        } else {
+            conns[s].state = .connecting
+            armRecv(s * 2)
+            chooseServer(slot, clientID: nil)
+            startConnect(slot)
+        }
         fillAccepts(l)
+    }
+
+    // MARK: MQTT inspection
+
+    static let peerOffset = MemoryLayout<Connection>.offset(of: \Connection.peer)!
+
+    /// Looks at what the client sent so far: not yet a whole CONNECT -> wait; not MQTT -> close
+    /// (the server never sees a byte); a CONNECT -> choose the server from its client id and
+    /// connect, then the held bytes go out exactly as received.
+    func inspect(_ slot: Int32) {
+        let s = Int(slot)
+        let p = s * 2
+        let f = Int(conns[s].frontend)
+        let connectMax = frontendConnectMaxBytes[f]
+        var bytes: UnsafeRawBufferPointer
+        let head = pipes[p].head
+        if pipes[p].count == 1 {
+            bytes = UnsafeRawBufferPointer(start: pool.address(head), count: Int(pool.length[Int(head)]))
+        } else {
+            // A CONNECT split over segments: gather the held buffers (bounded by the scratch size).
+            var copied = 0
+            var bid = head
+            while bid != BufferPool.none && copied < scratch.count {
+                let n = min(Int(pool.length[Int(bid)]), scratch.count - copied)
+                (scratch.baseAddress! + copied).copyMemory(from: pool.address(bid), byteCount: n)
+                copied += n
+                bid = pool.next[Int(bid)]
+            }
+            bytes = UnsafeRawBufferPointer(start: scratch.baseAddress, count: copied)
+        }
+        switch MQTTPeek.parseConnect(bytes, connectMaxBytes: connectMax) {
+        case .needMore:
+            return
+        case .invalid(let reason):
+            if frontendRequiresMQTT[f] {
+                stats.mqttRejected &+= 1
+                rejectCounts[Int(reason.rawValue) & 31] &+= 1
+                warnRateLimited(slot, "rejected: \(reason)")
+                closeConnection(slot, reset: false)
+            } else {
+                // Not MQTT but MQTT is not required: balance without a client id.
+                chooseServer(slot, clientID: nil)
+                conns[s].state = .connecting
+                startConnect(slot)
+            }
+        case .connect(let packet):
+            stats.mqttConnects &+= 1
+            chooseServer(slot, clientID: UnsafeRawBufferPointer(rebasing: bytes[packet.clientIdentifier]))
+            conns[s].state = .connecting
+            startConnect(slot)
+        }
+    }
+
+    /// The first server for this connection: its stick-table entry when there is one, else the
+    /// backend's algorithm (hashing the client id or address where the algorithm hashes).
+    func chooseServer(_ slot: Int32, clientID: UnsafeRawBufferPointer?) {
+        let s = Int(slot)
+        let b = Int(conns[s].backend)
+        let count = backendServerCount[b]
+        guard count > 0 else { return }
+        if let id = clientID, id.count > 0, let table = shared.stickTables[b] {
+            let h = table.keyHash(id)
+            conns[s].sticky = true
+            conns[s].stickHash = h
+            if let server = table.lookup(h, nowMs: nowMs), server < count {
+                stats.stickHits &+= 1
+                conns[s].server = Int32(server)
+                return
+            }
+            stats.stickMisses &+= 1
+            let server = balancers[b].pick(shared: shared, key: balancerKey(slot, clientID: id))
+            conns[s].server = Int32(server)
+            table.store(h, server: server, nowMs: nowMs)
+            return
+        }
+        conns[s].server = Int32(balancers[b].pick(shared: shared, key: balancerKey(slot, clientID: clientID)))
+    }
+
+    /// What a hashing algorithm hashes: the client id (clientid-hash, when there is one) or
+    /// the client's address bytes (source; and the fallback for an empty client id).
+    private func balancerKey(_ slot: Int32, clientID: UnsafeRawBufferPointer?) -> UnsafeRawBufferPointer {
+        let s = Int(slot)
+        if balancers[Int(conns[s].backend)].algorithm == .clientIDHash, let id = clientID, id.count > 0 { return id }
+        // sockaddr_in: the address at 4..<8; sockaddr_in6: at 8..<24. The table is
+        // preallocated, so the bytes stay where they are.
+        let base = UnsafeRawPointer(conns + s) + Worker.peerOffset
+        let family = Int32(base.load(as: UInt16.self))
+        return family == AF_INET6 ? UnsafeRawBufferPointer(start: base + 8, count: 16)
+                                  : UnsafeRawBufferPointer(start: base + 4, count: 4)
+    }
+
+    /// Per-connection warnings (rejections) at most 20 a second per worker, so a flood of junk
+    /// cannot turn into a flood of log lines.
+    func warnRateLimited(_ slot: Int32, _ what: @autoclosure () -> String) {
+        let second = nowMs / 1000
+        if second != warningsSecond {
+            if warningsSuppressed > 0 { log.warning("worker \(index): \(warningsSuppressed) similar message(s) suppressed") }
+            warningsSecond = second
+            warningsLeft = 20
+            warningsSuppressed = 0
+        }
+        guard warningsLeft > 0 else { warningsSuppressed += 1; return }
+        warningsLeft -= 1
+        let s = Int(slot)
+        let peer = SocketAddress(raw: UnsafeRawPointer(conns + s) + Worker.peerOffset, length: conns[s].peerLength)
+        let frontend = config.frontends[Int(conns[s].frontend)].name
+        log.warning("frontend \(frontend): client \(peer.map(\.description) ?? "?"): \(what())")
     }
 
     // MARK: Connect
@@ -94,9 +210,8 @@ extension Worker {
             closeConnection(slot, reset: false)
             return
         }
-        let server = conns[s].attempts == 0
-            ? balancers[b].pick(shared: shared)
-            : balancers[b].next(after: Int(conns[s].server))
+        if conns[s].server < 0 { chooseServer(slot, clientID: nil) }
+        let server = conns[s].attempts == 0 ? Int(conns[s].server) : balancers[b].next(after: Int(conns[s].server))
         conns[s].server = Int32(server)
         let address = serverAddresses + (backendServerBase[b] + server)
         let fixed = Int32(s * 2 + 1)
@@ -153,6 +268,10 @@ extension Worker {
             conns[s].lastServerMs = nowMs
             shared.serverConnected(backendServerBase[Int(conns[s].backend)] + Int(conns[s].server))
             conns[s].serverCounted = true
+            if conns[s].sticky && conns[s].attempts > 0, let table = shared.stickTables[Int(conns[s].backend)] {
+                // Redispatched: the client now belongs to the server that answered.
+                table.store(conns[s].stickHash, server: Int(conns[s].server), nowMs: nowMs)
+            }
             armRecv(s * 2 + 1)
             issueSend(s * 2)
             maybeShutdown(s * 2)
@@ -180,7 +299,7 @@ extension Worker {
         if recvLimit {
             // End this multishot once it has filled the buffers the pipe may still queue, so a
             // burst never overshoots the bound: full buffers reach the cap exactly at the limit.
-            let room = max(1, config.pipeBuffersMax - Int(pipes[p].count))
+            let room = max(1, pipeLimit(p >> 1) - Int(pipes[p].count))
             cu_sqe_set_recv_limit(sqe, UInt32((room - 1) * config.bufferSizeBytes + 1))
         }
         io_uring_sqe_set_data64(sqe, recvUserData(p))
@@ -206,7 +325,8 @@ extension Worker {
         if result > 0 {
             let bid = UInt16(truncatingIfNeeded: flags >> CU_CQE_BUFFER_SHIFT)
             pool.taken(bid, bytes: result)
-            guard conns[s].state == .connecting || conns[s].state == .established else {
+            let state = conns[s].state
+            guard state == .connecting || state == .established || state == .inspecting else {
                 pool.give(bid)
                 finishIfIdle(slot)
                 return
@@ -220,8 +340,13 @@ extension Worker {
                 stats.bytesFromServers &+= UInt64(result)
                 conns[s].lastServerMs = nowMs
             }
-            issueSend(p)
-            if Int(pipes[p].count) >= config.pipeBuffersMax {
+            if state == .inspecting {
+                inspect(slot)
+                guard conns[s].state != .closing else { return }
+            } else {
+                issueSend(p)
+            }
+            if Int(pipes[p].count) >= pipeLimit(s) {
                 // Backpressure: the peer is not keeping up. Stop reading this side until the
                 // queue drains; data waits in the kernel's socket buffer, not in ours.
                 if !more {
@@ -241,13 +366,19 @@ extension Worker {
         }
         if result == 0 {
             pipes[p].eof = true
+            if conns[s].state == .inspecting {
+                // The client left before completing its CONNECT.
+                stats.inspectAborts &+= 1
+                closeConnection(slot, reset: false)
+                return
+            }
             maybeShutdown(p)
             return
         }
         if result == -ENOBUFS {
             // The pool is empty: wait for buffers to come back, never fail the connection.
             stats.noBuffers &+= 1
-            if conns[s].state == .connecting || conns[s].state == .established { addBufferWaiter(p) }
+            if conns[s].state == .connecting || conns[s].state == .established || conns[s].state == .inspecting { addBufferWaiter(p) }
             return
         }
         if result == -ECANCELED {
@@ -258,6 +389,13 @@ extension Worker {
         // ECONNRESET and friends: the peer aborted; abort the other side too.
         stats.resets &+= 1
         closeConnection(slot, reset: true)
+    }
+
+    /// Buffers a direction may queue before its recv pauses: more while a CONNECT is being
+    /// gathered, so that a large one fits.
+    @inline(__always)
+    func pipeLimit(_ s: Int) -> Int {
+        conns[s].state == .inspecting ? inspectBuffersMax : config.pipeBuffersMax
     }
 
     @inline(__always)
@@ -361,7 +499,8 @@ extension Worker {
     /// the last pending completion arrives.
     func closeConnection(_ slot: Int32, reset: Bool) {
         let s = Int(slot)
-        guard conns[s].state == .connecting || conns[s].state == .established else { return }
+        let state = conns[s].state
+        guard state == .connecting || state == .established || state == .inspecting else { return }
         conns[s].state = .closing
         let generation = conns[s].generation
         let ignore = UserData(.ignore, slot: slot, generation: generation).raw
@@ -454,8 +593,9 @@ extension Worker {
             let p = Int(waitHead)
             removeBufferWaiter(p)
             let s = p >> 1
-            if (conns[s].state == .connecting || conns[s].state == .established)
-                && !pipes[p].recvArmed && !pipes[p].eof && Int(pipes[p].count) < config.pipeBuffersMax {
+            let state = conns[s].state
+            if (state == .connecting || state == .established || state == .inspecting)
+                && !pipes[p].recvArmed && !pipes[p].eof && Int(pipes[p].count) < pipeLimit(s) {
                 armRecv(p)
             }
         }
@@ -471,7 +611,13 @@ extension Worker {
         var s = 0
         while s < slotCount {
             let state = conns[s].state
-            if state == .established || state == .connecting {
+            if state == .inspecting {
+                if nowMs - conns[s].acceptedAtMs > frontendInspectTimeoutMs[Int(conns[s].frontend)] {
+                    stats.inspectTimeouts &+= 1
+                    warnRateLimited(Int32(s), "no complete MQTT CONNECT within the inspect delay")
+                    closeConnection(Int32(s), reset: false)
+                }
+            } else if state == .established || state == .connecting {
                 if clientMs > 0 && nowMs - conns[s].lastClientMs > clientMs {
                     stats.clientTimeouts &+= 1
                     closeConnection(Int32(s), reset: false)

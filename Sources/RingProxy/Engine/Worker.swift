@@ -52,6 +52,23 @@ final class Worker {
     /// The kernel ends a multishot recv after a byte cap (exact backpressure).
     var recvLimit = false
 
+    /// Per frontend: hold connections until their CONNECT is known; reject non-MQTT; limits.
+    let frontendInspects: [Bool]
+    let frontendRequiresMQTT: [Bool]
+    let frontendInspectTimeoutMs: [Int]
+    let frontendConnectMaxBytes: [Int]
+    /// Buffers a connection may hold while its CONNECT is incomplete.
+    let inspectBuffersMax: Int
+    /// Contiguous copy of a CONNECT that spans buffers (rare; one per worker suffices because
+    /// parsing is synchronous).
+    let scratch: UnsafeMutableRawBufferPointer
+    /// Rejections per MQTTPeek.InvalidReason raw value.
+    let rejectCounts: UnsafeMutablePointer<UInt64>
+    /// Rate limit for per-connection warnings: lines left in the current second.
+    var warningsLeft = 20
+    var warningsSecond = 0
+    var warningsSuppressed = 0
+
     let statsPointer: UnsafeMutablePointer<WorkerStatistics>
     var stats: WorkerStatistics {
         get { statsPointer.pointee }
@@ -110,6 +127,15 @@ final class Worker {
         serverAddresses = .allocate(capacity: max(1, addresses.count))
         serverAddresses.initialize(from: addresses, count: addresses.count)
 
+        frontendInspects = config.frontends.map { $0.requireMQTT || config.backends[$0.backendIndex].needsClientID }
+        frontendRequiresMQTT = config.frontends.map(\.requireMQTT)
+        frontendInspectTimeoutMs = config.frontends.map { $0.inspectTimeoutMs ?? (config.clientTimeoutMs > 0 ? config.clientTimeoutMs : 5_000) }
+        frontendConnectMaxBytes = config.frontends.map(\.connectMaxBytes)
+        let connectMax = config.frontends.map(\.connectMaxBytes).max() ?? 65_536
+        inspectBuffersMax = max(config.pipeBuffersMax, (connectMax + config.bufferSizeBytes - 1) / config.bufferSizeBytes + 1)
+        scratch = .allocate(byteCount: connectMax + config.bufferSizeBytes, alignment: 16)
+        rejectCounts = .allocate(capacity: 32)
+        rejectCounts.initialize(repeating: 0, count: 32)
         statsPointer = .allocate(capacity: 1)
         statsPointer.initialize(to: WorkerStatistics())
         connectTimeout = .allocate(capacity: 1)
@@ -296,7 +322,7 @@ final class Worker {
             exitDeadlineMs = nowMs + 2_000
             var s = 0
             while s < slotCount {
-                if conns[s].state == .connecting || conns[s].state == .established {
+                if conns[s].state == .connecting || conns[s].state == .established || conns[s].state == .inspecting {
                     closeConnection(Int32(s), reset: true)
                 }
                 s += 1
@@ -315,6 +341,7 @@ final class Worker {
             s.buffersInUse = pool.inUse
             s.buffersInUseMax = pool.inUseMax
         }
+        s.mqttRejectedByReason = (0..<32).map { rejectCounts[$0] }
         s.threadAllocatedBytes = allocatedCounter.map { Int64(bitPattern: $0.pointee) } ?? -1
         return s
     }

@@ -3,7 +3,7 @@
 # Stops the services some of them start on install: the quick start and the tests bring up
 # their own brokers, and a system mosquitto would hold port 1883.
 set -euo pipefail
-packages=(liburing-dev libssl-dev libjemalloc-dev mosquitto mosquitto-clients iproute2 procps)
+packages=(liburing-dev libssl-dev libjemalloc-dev mosquitto mosquitto-clients iproute2 procps netcat-openbsd openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

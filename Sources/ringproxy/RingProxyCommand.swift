@@ -36,6 +36,30 @@ struct RingProxyCommand: ParsableCommand {
     @Option(name: .long, help: "Balance algorithm: \(BalanceAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")).")
     var balance: String = "roundrobin"
 
+    @Option(name: .long, help: "Weight of each --backend, in the same order (default 1 each; 0 takes no new connections).")
+    var weight: [Int] = []
+
+    @Flag(name: .long, help: "Require MQTT: a connection whose first packet is not a valid CONNECT (3.1, 3.1.1, 5.0) is closed before any server sees it.")
+    var mqtt = false
+
+    @Flag(name: .long, help: "Sticky sessions on the MQTT client id (a stick table shared by all cores); implies reading the CONNECT.")
+    var sticky = false
+
+    @Option(name: .customLong("stick-size"), help: "Stick table entries (least recently used ones go first).")
+    var stickSize: Int = 100_000
+
+    @Option(name: .customLong("stick-expire"), help: "Stick table entry lifetime after last use, ms.")
+    var stickExpire: Int = 30 * 60 * 1000
+
+    @Option(name: .customLong("stick-len"), help: "Longest client id kept as a key; longer ones are truncated.")
+    var stickLen: Int = 32
+
+    @Option(name: .customLong("inspect-delay"), help: "How long a client may take to send its CONNECT, ms (default: --timeout-client).")
+    var inspectDelay: Int?
+
+    @Option(name: .customLong("connect-max"), help: "Largest CONNECT accepted while inspecting, bytes.")
+    var connectMax: Int = 65_536
+
     @Option(name: .long, help: "Global limit of proxied connections; excess ones are accepted and closed, and counted (default: what the rings can hold).")
     var maxconn: Int?
 
@@ -81,6 +105,12 @@ struct RingProxyCommand: ParsableCommand {
         }
         if bufferSize < 512 || bufferSize > 1 << 20 { throw ValidationError("--buffer-size must be between 512 and 1048576") }
         if pipeBuffers < 1 || pipeBuffers > 1024 { throw ValidationError("--pipe-buffers must be between 1 and 1024") }
+        if !weight.isEmpty && weight.count != backend.count {
+            throw ValidationError("give one --weight per --backend (\(backend.count)), or none")
+        }
+        if let bad = weight.first(where: { $0 < 0 || $0 > 256 }) { throw ValidationError("--weight \(bad): weights go from 0 to 256") }
+        if stickSize < 1 || stickLen < 1 || stickExpire < 1 { throw ValidationError("--stick-size, --stick-len and --stick-expire must be positive") }
+        if connectMax < 16 || connectMax > 16 << 20 { throw ValidationError("--connect-max must be between 16 and 16777216") }
         if let maxconn, maxconn < 1 { throw ValidationError("--maxconn must be at least 1") }
     }
 
@@ -89,12 +119,17 @@ struct RingProxyCommand: ParsableCommand {
             do { return try SocketAddress.parse(text) } catch { throw ValidationError("--listen: \(error)") }
         }
         let servers = try backend.enumerated().map { i, text -> ServerConfig in
-            do { return ServerConfig(name: "srv\(i + 1)", address: try SocketAddress.parse(text)) }
+            do { return ServerConfig(name: "srv\(i + 1)", address: try SocketAddress.parse(text), weight: weight.isEmpty ? 1 : weight[i]) }
             catch { throw ValidationError("--backend: \(error)") }
         }
+        var frontend = FrontendConfig(name: "quick", binds: binds, backendIndex: 0, requireMQTT: mqtt)
+        frontend.inspectTimeoutMs = inspectDelay
+        frontend.connectMaxBytes = connectMax
+        let stickTable = sticky ? StickTableConfig(keyLengthMax: stickLen, entriesMax: stickSize, expireMs: stickExpire) : nil
         var config = EngineConfig(
-            frontends: [FrontendConfig(name: "quick", binds: binds, backendIndex: 0)],
-            backends: [BackendConfig(name: "servers", balance: BalanceAlgorithm(rawValue: balance)!, servers: servers)]
+            frontends: [frontend],
+            backends: [BackendConfig(name: "servers", balance: BalanceAlgorithm(rawValue: balance)!, servers: servers,
+                                     stickTable: stickTable)]
         )
         config.cores = cores
         config.maxConnections = maxconn

@@ -114,7 +114,7 @@ final class StickTable: @unchecked Sendable {
         shard.pointee.hashes[i] = h
         shard.pointee.servers[i] = Int32(server)
         shard.pointee.expires[i] = nowMs + config.expireMs
-        let b = Int(h) & shard.pointee.bucketMask
+        let b = Int(truncatingIfNeeded: h) & shard.pointee.bucketMask
         shard.pointee.next[i] = shard.pointee.buckets[b]
         shard.pointee.buckets[b] = e
         shard.pointee.lruPrev[i] = -1
@@ -141,7 +141,7 @@ final class StickTable: @unchecked Sendable {
     var capacity: Int { Int(shards[0].capacity) * Self.shardCount }
 
     private func find(_ shard: UnsafeMutablePointer<Shard>, _ h: UInt64) -> Int32? {
-        var e = shard.pointee.buckets[Int(h) & shard.pointee.bucketMask]
+        var e = shard.pointee.buckets[Int(truncatingIfNeeded: h) & shard.pointee.bucketMask]
         while e >= 0 {
             let i = Int(e)
             if shard.pointee.hashes[i] == h { return e }
@@ -170,7 +170,7 @@ final class StickTable: @unchecked Sendable {
     private func remove(_ shard: UnsafeMutablePointer<Shard>, _ e: Int32) {
         let i = Int(e)
         unlinkLRU(shard, e)
-        let b = Int(shard.pointee.hashes[i]) & shard.pointee.bucketMask
+        let b = Int(truncatingIfNeeded: shard.pointee.hashes[i]) & shard.pointee.bucketMask
         var cursor = shard.pointee.buckets[b]
         var previous: Int32 = -1
         while cursor >= 0 && cursor != e {

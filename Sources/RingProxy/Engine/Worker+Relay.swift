@@ -141,6 +141,24 @@ extension Worker {
         }
     }
 
+    /// Keeps a CONNECT that trickles in a few bytes per segment from taking a buffer per
+    /// segment: the newest buffer is appended to the one before it when it fits, and given back.
+    func packTail(_ p: Int) {
+        guard pipes[p].count >= 2 else { return }
+        let tail = pipes[p].tail
+        var previous = pipes[p].head
+        while pool.next[Int(previous)] != tail { previous = pool.next[Int(previous)] }
+        let previousLength = Int(pool.length[Int(previous)])
+        let tailLength = Int(pool.length[Int(tail)])
+        guard previousLength + tailLength <= pool.sizeBytes else { return }
+        (pool.address(previous) + previousLength).copyMemory(from: pool.address(tail), byteCount: tailLength)
+        pool.length[Int(previous)] = UInt32(previousLength + tailLength)
+        pool.next[Int(previous)] = BufferPool.none
+        pipes[p].tail = previous
+        pipes[p].count -= 1
+        pool.give(tail)
+    }
+
     /// The first server for this connection: its stick-table entry when there is one, else the
     /// backend's algorithm (hashing the client id or address where the algorithm hashes).
     func chooseServer(_ slot: Int32, clientID: UnsafeRawBufferPointer?) {
@@ -341,6 +359,7 @@ extension Worker {
                 conns[s].lastServerMs = nowMs
             }
             if state == .inspecting {
+                packTail(p)
                 inspect(slot)
                 guard conns[s].state != .closing else { return }
             } else {

@@ -107,8 +107,15 @@ final class Mosquitto {
         }
     }
 
+    /// TCP connections the broker has logged (its readiness probe included).
+    func connectionCount() -> Int {
+        guard let log = try? String(contentsOfFile: logPath, encoding: .utf8) else { return 0 }
+        return log.components(separatedBy: "New connection from").count - 1
+    }
+
     func stop() {
-        child.signal(SIGTERM)
+        // A test fixture: no need for a graceful exit (which can take seconds with clients).
+        child.signal(SIGKILL)
         _ = child.finish(within: 5)
         try? FileManager.default.removeItem(at: directory)
     }

@@ -43,6 +43,7 @@ let package = Package(
         .testTarget(
             name: "RingProxyTests",
             dependencies: ["RingProxy", "CUring"],
+            exclude: ["Config/Fixtures"],
             swiftSettings: [.swiftLanguageMode(.v5)],
             // jemalloc as the test process's allocator too, so the tests can read each
             // worker thread's allocation counter.

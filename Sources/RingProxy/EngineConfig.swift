@@ -35,6 +35,10 @@ public struct BackendConfig: Sendable, Equatable {
     public var servers: [ServerConfig]
     /// `stick-table` + `stick on` the MQTT client identifier; nil: no stickiness table.
     public var stickTable: StickTableConfig?
+    /// Per-backend `timeout connect`, `timeout server`, `retries`; nil: the engine-wide value.
+    public var connectTimeoutMs: Int?
+    public var serverTimeoutMs: Int?
+    public var retries: Int?
 
     public init(name: String, balance: BalanceAlgorithm = .roundrobin, servers: [ServerConfig],
                 stickTable: StickTableConfig? = nil) {
@@ -61,6 +65,10 @@ public struct FrontendConfig: Sendable, Equatable {
     public var inspectTimeoutMs: Int?
     /// Largest CONNECT accepted while inspecting (fixed header included).
     public var connectMaxBytes: Int = 65_536
+    /// Per-frontend `timeout client`; nil: the engine-wide value.
+    public var clientTimeoutMs: Int?
+    /// Per-frontend `maxconn`; nil: only the global limit applies.
+    public var maxConnections: Int?
 
     public init(name: String, binds: [SocketAddress], backendIndex: Int, requireMQTT: Bool = false) {
         self.name = name

@@ -46,7 +46,7 @@ public final class Log: @unchecked Sendable {
     public func debug(_ message: @autoclosure () -> String) { log(.debug, message()) }
 }
 
-extension String {
+fileprivate extension String {
     init(pad2 v: Int) { self = v < 10 ? "0\(v)" : "\(v)" }
     init(pad3 v: Int) { self = v < 10 ? "00\(v)" : (v < 100 ? "0\(v)" : "\(v)") }
     init(format4 v: Int) { self = "\(v)" }

@@ -18,7 +18,7 @@ struct RingProxyCommand: ParsableCommand {
             """
     )
 
-    @Option(name: [.customShort("f"), .long], help: "HAProxy-dialect configuration file (not supported yet).")
+    @Option(name: [.customShort("f"), .long], help: "HAProxy-dialect configuration file (an existing haproxy.cfg for MQTT).")
     var file: String?
 
     @Flag(name: [.customShort("c"), .long], help: "Check the configuration and exit.")
@@ -92,10 +92,12 @@ struct RingProxyCommand: ParsableCommand {
 
     func validate() throws {
         if file != nil {
-            throw ValidationError("-f: configuration files are not supported yet; use --listen/--backend")
+            if !listen.isEmpty || !backend.isEmpty { throw ValidationError("-f and --listen/--backend exclude each other") }
+        } else {
+            if check { throw ValidationError("-c checks a configuration file: give it with -f FILE") }
+            if listen.isEmpty { throw ValidationError("give at least one --listen address (or a configuration file with -f)") }
+            if backend.isEmpty { throw ValidationError("give at least one --backend server") }
         }
-        if listen.isEmpty { throw ValidationError("give at least one --listen address") }
-        if backend.isEmpty { throw ValidationError("give at least one --backend server") }
         if BalanceAlgorithm(rawValue: balance) == nil {
             throw ValidationError("unknown --balance '\(balance)'; known: \(BalanceAlgorithm.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -145,11 +147,28 @@ struct RingProxyCommand: ParsableCommand {
         return config
     }
 
+    /// The configuration file, parsed and mapped; every problem printed as FILE:LINE lines.
+    func fileConfig(_ path: String, log: Log) throws -> EngineConfig {
+        let loaded: LoadedConfiguration
+        do {
+            loaded = try EngineConfig.load(try ConfigParser.parse(contentsOf: path))
+        } catch {
+            for warning in error.warnings { log.warning("\(warning)") }
+            for line in error.description.split(separator: "\n") { log.error(String(line)) }
+            log.error("configuration file \(path) has \(error.diagnostics.count) error(s)")
+            throw ExitCode(1)
+        }
+        for note in loaded.notes { log.warning(note) }
+        var config = loaded.engine
+        if let cores { config.cores = cores }
+        return config
+    }
+
     func run() throws {
-        let config = try engineConfig()
         let log = Log()
+        let config = try file.map { try fileConfig($0, log: log) } ?? engineConfig()
         if check {
-            log.info("configuration is valid")
+            print("Configuration file is valid")
             return
         }
         let engine = Engine(config: config, log: log)

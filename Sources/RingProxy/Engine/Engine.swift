@@ -36,7 +36,7 @@ public final class Engine: @unchecked Sendable {
     public init(config: EngineConfig, log: Log = Log()) {
         self.config = config
         self.log = log
-        shared = SharedState(backends: config.backends)
+        shared = SharedState(backends: config.backends, frontendCount: config.frontends.count)
     }
 
     /// CPUs this process may run on.

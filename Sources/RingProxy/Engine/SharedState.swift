@@ -12,7 +12,12 @@ final class SharedState: @unchecked Sendable {
     /// Per backend: its stick table, shared by every worker (nil without `stick-table`).
     let stickTables: [StickTable?]
 
-    init(backends: [BackendConfig]) {
+    /// Connections per frontend (for frontend maxconn).
+    let frontendWords: UnsafeMutablePointer<Int>
+
+    init(backends: [BackendConfig], frontendCount: Int = 64) {
+        frontendWords = .allocate(capacity: max(1, frontendCount))
+        frontendWords.initialize(repeating: 0, count: max(1, frontendCount))
         stickTables = backends.map { $0.stickTable.map(StickTable.init(config:)) }
         var base: [Int] = []
         var n = 0
@@ -26,7 +31,12 @@ final class SharedState: @unchecked Sendable {
         words.initialize(repeating: 0, count: 2 + 2 * n)
     }
 
-    deinit { words.deallocate() }
+    deinit {
+        words.deallocate()
+        frontendWords.deallocate()
+    }
+
+    @inline(__always) func addFrontendActive(_ f: Int, _ v: Int) -> Int { cu_atomic_add(frontendWords + f, v) }
 
     @inline(__always) var activeConnections: Int { cu_atomic_load(words) }
     @inline(__always) func addActive(_ v: Int) -> Int { cu_atomic_add(words, v) }

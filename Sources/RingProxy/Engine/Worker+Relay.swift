@@ -65,8 +65,10 @@ extension Worker {
         conns[s].acceptedAtMs = nowMs
         conns[s].lastClientMs = nowMs
         conns[s].lastServerMs = nowMs
-        if shared.addActive(1) > maxConnections {
+        let f = listeners[l].frontend
+        if shared.addActive(1) > maxConnections || shared.addFrontendActive(f, 1) > frontendMaxConnections[f] {
             _ = shared.addActive(-1)
+            _ = shared.addFrontendActive(f, -1)
             stats.refusedMaxconn &+= 1
             conns[s].state = .connecting
             closeConnection(slot, reset: false)
@@ -76,8 +78,8 @@ extension Worker {
         conns[s].counted = true
         stats.accepted &+= 1
         stats.active += 1
-        conns[s].frontend = UInt16(listeners[l].frontend)
-        if frontendInspects[listeners[l].frontend] {
+        conns[s].frontend = UInt16(f)
+        if frontendInspects[f] {
             // Hold the client until its CONNECT is known; no server yet.
             conns[s].state = .inspecting
             armRecv(s * 2)
@@ -263,7 +265,7 @@ extension Worker {
         cu_sqe_add_flags(sqe, CU_IOSQE_FIXED_FILE | CU_IOSQE_IO_LINK)
         io_uring_sqe_set_data64(sqe, UserData(.connect, slot: slot, generation: generation).raw)
         sqe = ring.sqe()
-        io_uring_prep_link_timeout(sqe, connectTimeout, 0)
+        io_uring_prep_link_timeout(sqe, connectTimeouts + b, 0)
         io_uring_sqe_set_data64(sqe, UserData(.linkTimeout, slot: slot, generation: generation).raw)
         conns[s].pendingOps += 2
         conns[s].serverOpen = true
@@ -298,7 +300,7 @@ extension Worker {
         stats.connectFailures &+= 1
         if result == -ECANCELED { stats.connectTimeouts &+= 1 }
         conns[s].attempts &+= 1
-        if Int(conns[s].attempts) <= config.retries {
+        if Int(conns[s].attempts) <= backendRetries[Int(conns[s].backend)] {
             startConnect(slot)
         } else {
             stats.connectGiveUps &+= 1
@@ -574,6 +576,7 @@ extension Worker {
         }
         if conns[s].counted {
             _ = shared.addActive(-1)
+            _ = shared.addFrontendActive(Int(conns[s].frontend), -1)
             stats.active -= 1
             stats.closed &+= 1
             if conns[s].serverCounted {
@@ -625,11 +628,11 @@ extension Worker {
     /// Closes connections idle longer than `timeout client` / `timeout server`. A scan of the
     /// table every 250 ms: at 10,000 slots that is tens of microseconds, off the packet path.
     func scanTimeouts() {
-        let clientMs = config.clientTimeoutMs
-        let serverMs = config.serverTimeoutMs
         var s = 0
         while s < slotCount {
             let state = conns[s].state
+            let clientMs = state == .free ? 0 : frontendClientTimeoutMs[Int(conns[s].frontend)]
+            let serverMs = state == .free ? 0 : backendServerTimeoutMs[Int(conns[s].backend)]
             if state == .inspecting {
                 if nowMs - conns[s].acceptedAtMs > frontendInspectTimeoutMs[Int(conns[s].frontend)] {
                     stats.inspectTimeouts &+= 1

@@ -76,7 +76,13 @@ final class Worker {
     }
 
     /// Values the kernel reads through pointers: they must outlive each submission.
-    let connectTimeout: UnsafeMutablePointer<__kernel_timespec>
+    /// Per backend: connect timeout (read by the kernel through the pointer), server timeout,
+    /// retries. Per frontend: client timeout and maxconn.
+    let connectTimeouts: UnsafeMutablePointer<__kernel_timespec>
+    let backendServerTimeoutMs: [Int]
+    let backendRetries: [Int]
+    let frontendClientTimeoutMs: [Int]
+    let frontendMaxConnections: [Int]
     let optionOne: UnsafeMutablePointer<Int32>
     let lingerZero: UnsafeMutablePointer<linger>
 
@@ -129,7 +135,10 @@ final class Worker {
 
         frontendInspects = config.frontends.map { $0.requireMQTT || config.backends[$0.backendIndex].needsClientID }
         frontendRequiresMQTT = config.frontends.map(\.requireMQTT)
-        frontendInspectTimeoutMs = config.frontends.map { $0.inspectTimeoutMs ?? (config.clientTimeoutMs > 0 ? config.clientTimeoutMs : 5_000) }
+        frontendInspectTimeoutMs = config.frontends.map {
+            let client = $0.clientTimeoutMs ?? config.clientTimeoutMs
+            return $0.inspectTimeoutMs ?? (client > 0 ? client : 5_000)
+        }
         frontendConnectMaxBytes = config.frontends.map(\.connectMaxBytes)
         let connectMax = config.frontends.map(\.connectMaxBytes).max() ?? 65_536
         inspectBuffersMax = max(config.pipeBuffersMax, (connectMax + config.bufferSizeBytes - 1) / config.bufferSizeBytes + 1)
@@ -138,9 +147,15 @@ final class Worker {
         rejectCounts.initialize(repeating: 0, count: 32)
         statsPointer = .allocate(capacity: 1)
         statsPointer.initialize(to: WorkerStatistics())
-        connectTimeout = .allocate(capacity: 1)
-        connectTimeout.initialize(to: __kernel_timespec(tv_sec: Int64(config.connectTimeoutMs / 1000),
-                                                        tv_nsec: Int64(config.connectTimeoutMs % 1000) * 1_000_000))
+        connectTimeouts = .allocate(capacity: max(1, config.backends.count))
+        for (b, backend) in config.backends.enumerated() {
+            let ms = backend.connectTimeoutMs ?? config.connectTimeoutMs
+            (connectTimeouts + b).initialize(to: __kernel_timespec(tv_sec: Int64(ms / 1000), tv_nsec: Int64(ms % 1000) * 1_000_000))
+        }
+        backendServerTimeoutMs = config.backends.map { $0.serverTimeoutMs ?? config.serverTimeoutMs }
+        backendRetries = config.backends.map { $0.retries ?? config.retries }
+        frontendClientTimeoutMs = config.frontends.map { $0.clientTimeoutMs ?? config.clientTimeoutMs }
+        frontendMaxConnections = config.frontends.map { $0.maxConnections ?? Int.max }
         optionOne = .allocate(capacity: 1)
         optionOne.initialize(to: 1)
         lingerZero = .allocate(capacity: 1)

@@ -55,7 +55,16 @@ final class Mosquitto {
     let child: ChildProcess
     var logPath: String { directory.appendingPathComponent("mosquitto.log").path }
 
-    init() throws {
+    /// A broker on a fixed port (as a seed configuration names it).
+    convenience init(port: UInt16) throws {
+        try self.init(fixedPort: port)
+    }
+
+    convenience init() throws {
+        try self.init(fixedPort: nil)
+    }
+
+    private init(fixedPort: UInt16?) throws {
         guard let path = Tools.which("mosquitto") else { throw XCTSkipError("mosquitto is not installed (apt-get install mosquitto)") }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rp-mosquitto-\(UUID().uuidString)")
         // mosquitto started as root drops to its own user, which must be able to write the log.
@@ -64,7 +73,7 @@ final class Mosquitto {
         var started: ChildProcess?
         var chosen: UInt16 = 0
         for _ in 0..<5 {
-            let port = TestSocket.unusedPort()
+            let port = fixedPort ?? TestSocket.unusedPort()
             let conf = directory.appendingPathComponent("mosquitto.conf")
             try """
                 listener \(port) 127.0.0.1

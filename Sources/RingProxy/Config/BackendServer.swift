@@ -1,0 +1,118 @@
+// `server <name> <address>:<port> [options]` and `default-server [options]`: the values as
+// written. Options are optional so that `default-server` lines and servers can be layered;
+// EffectiveServer (ConfigFile+Effective.swift) applies HAProxy's defaults.
+
+/// A host (IPv4, IPv6 or DNS name) and a TCP port.
+public struct ServerAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `host:port`, with brackets around an IPv6 host.
+    public var description: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// TLS peer verification: `verify none|optional|required`.
+public enum TLSVerify: String, Sendable, CaseIterable {
+    case none
+    case optional
+    case required
+}
+
+/// Which PROXY protocol header ringproxy sends to a server.
+public enum ProxyProtocolVersion: Int, Sendable {
+    case v1 = 1
+    case v2 = 2
+}
+
+/// Server options; nil means "not said here". `no-<option>` stores false.
+public struct ServerOptions: Sendable, Equatable {
+    public var check: Bool?
+    public var interMs: Int?
+    public var fastinterMs: Int?
+    public var downinterMs: Int?
+    public var rise: Int?
+    public var fall: Int?
+    public var weight: Int?
+    public var backup: Bool?
+    /// `send-proxy`: PROXY protocol v1 header on connections to the server.
+    public var sendProxy: Bool?
+    /// `send-proxy-v2`: PROXY protocol v2 header.
+    public var sendProxyV2: Bool?
+    /// `check-send-proxy`: health checks send the PROXY header too.
+    public var checkSendProxy: Bool?
+    public var maxconn: Int?
+    public var maxqueue: Int?
+    public var disabled: Bool?
+    public var ssl: Bool?
+    public var verify: TLSVerify?
+    public var sni: String?
+    public var caFile: String?
+    public var crt: String?
+    public var alpn: [String]?
+    /// `port`: the port health checks connect to, when not the service port.
+    public var checkPort: Int?
+    public var slowstartMs: Int?
+    /// `id`: the server's numeric identifier (stick tables shared between backends match on it).
+    public var id: Int?
+
+    public init() {}
+
+    /// Each option as set here, else as in `base` (a server over its default-server).
+    public func merged(over base: ServerOptions) -> ServerOptions {
+        var result = ServerOptions()
+        result.check = check ?? base.check
+        result.interMs = interMs ?? base.interMs
+        result.fastinterMs = fastinterMs ?? base.fastinterMs
+        result.downinterMs = downinterMs ?? base.downinterMs
+        result.rise = rise ?? base.rise
+        result.fall = fall ?? base.fall
+        result.weight = weight ?? base.weight
+        result.backup = backup ?? base.backup
+        result.sendProxy = sendProxy ?? base.sendProxy
+        result.sendProxyV2 = sendProxyV2 ?? base.sendProxyV2
+        result.checkSendProxy = checkSendProxy ?? base.checkSendProxy
+        result.maxconn = maxconn ?? base.maxconn
+        result.maxqueue = maxqueue ?? base.maxqueue
+        result.disabled = disabled ?? base.disabled
+        result.ssl = ssl ?? base.ssl
+        result.verify = verify ?? base.verify
+        result.sni = sni ?? base.sni
+        result.caFile = caFile ?? base.caFile
+        result.crt = crt ?? base.crt
+        result.alpn = alpn ?? base.alpn
+        result.checkPort = checkPort ?? base.checkPort
+        result.slowstartMs = slowstartMs ?? base.slowstartMs
+        result.id = id ?? base.id
+        return result
+    }
+}
+
+/// One `server` line.
+public struct BackendServer: Sendable, Equatable {
+    public var name: String
+    public var address: ServerAddress
+    /// Only the options written on this line (see EffectiveServer for the inherited ones).
+    public var options: ServerOptions
+    /// The `default-server` lines of the same section that come before this server, merged. As
+    /// in HAProxy, a `default-server` line only applies to the servers declared after it.
+    public var precedingDefaultServer: ServerOptions
+    public var location: SourceLocation
+
+    public init(
+        name: String, address: ServerAddress, options: ServerOptions = ServerOptions(),
+        precedingDefaultServer: ServerOptions = ServerOptions(), location: SourceLocation
+    ) {
+        self.name = name
+        self.address = address
+        self.options = options
+        self.precedingDefaultServer = precedingDefaultServer
+        self.location = location
+    }
+}

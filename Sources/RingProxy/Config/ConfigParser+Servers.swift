@@ -1,0 +1,358 @@
+// Reads `server`, `default-server` and `bind` lines: addresses, ports and their options, with
+// HAProxy's limits (weight 0-256, ports 1-65535, TLS that needs a certificate). Options HAProxy
+// has but ringproxy does not act on are accepted with a warning; unknown ones are errors.
+
+extension ConfigParser.State {
+    // MARK: server
+
+    mutating func readServer(_ words: [String]) {
+        let usage = "server <name> <address>:<port> [options]"
+        guard words.count >= 3 else {
+            error("server", words.count == 1 ? "missing name and address" : "missing address", hint: "expected '\(usage)'")
+            return
+        }
+        let name = words[1]
+        if let existing = draft!.servers.first(where: { $0.name == name }) {
+            error("server", "server name '\(name)' is already used at line \(existing.location.line)")
+            return
+        }
+        guard let address = serverAddress(words[2]) else { return }
+        guard let options = serverOptions(words.dropFirst(3), keyword: "server") else { return }
+        draft!.servers.append(BackendServer(
+            name: name, address: address, options: options,
+            precedingDefaultServer: draft!.settings.defaultServer ?? ServerOptions(), location: location))
+    }
+
+    mutating func readDefaultServer(_ words: [String]) {
+        if let first = words.dropFirst().first, first.contains(":") || first.contains(".") {
+            error("default-server", "takes options only, not an address", hint: "e.g. 'default-server inter 2s rise 2 fall 3'")
+            return
+        }
+        guard let options = serverOptions(words.dropFirst(), keyword: "default-server") else { return }
+        let base = draft!.settings.defaultServer ?? ServerOptions()
+        draft!.settings.defaultServer = options.merged(over: base)
+    }
+
+    /// `host:port`, `[v6]:port`, `ipv4@host:port`. The port is required.
+    mutating func serverAddress(_ text: String) -> ServerAddress? {
+        var address = text
+        for prefix in ["ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@"] where address.hasPrefix(prefix) {
+            address = String(address.dropFirst(prefix.count))
+        }
+        if address.contains("@") || address.hasPrefix("/") {
+            error("server", "address '\(text)' is not supported by ringproxy", hint: "servers are reached over TCP: '<host>:<port>'")
+            return nil
+        }
+        guard let (host, portText) = AddressText.split(address) else {
+            error("server", "invalid address '\(text)'", hint: "e.g. 127.0.0.1:1883 or [::1]:1883")
+            return nil
+        }
+        guard !host.isEmpty else {
+            error("server", "missing host in address '\(text)'", hint: "e.g. 127.0.0.1:1883")
+            return nil
+        }
+        guard let portText, !portText.isEmpty else {
+            error("server", "missing port in address '\(text)'", hint: "ringproxy needs an explicit port: '\(host):1883'")
+            return nil
+        }
+        if portText.hasPrefix("+") || portText.hasPrefix("-") {
+            error("server", "port offsets such as '\(portText)' are not supported by ringproxy", hint: "write the port itself")
+            return nil
+        }
+        guard let port = ConfigUnits.port(portText) else {
+            error("server", "invalid port '\(portText)' in address '\(text)'", hint: "ports are 1 to 65535")
+            return nil
+        }
+        guard AddressText.isValidHost(host) else {
+            error("server", "invalid host '\(host)' in address '\(text)'",
+                  hint: host.contains(":") ? "write IPv6 addresses in brackets: [::1]:1883" : nil)
+            return nil
+        }
+        return ServerAddress(host: host, port: port)
+    }
+
+    /// Server options shared by `server` and `default-server`. Nil after an error.
+    mutating func serverOptions(_ words: ArraySlice<String>, keyword: String) -> ServerOptions? {
+        var options = ServerOptions()
+        var index = words.startIndex
+        var failed = false
+        while index < words.endIndex {
+            let option = words[index]
+            index += 1
+            if let flag = Self.serverFlags[option] {
+                flag(&options)
+                continue
+            }
+            if Self.ignoredServerFlags.contains(option) {
+                warning(keyword, "'\(option)' ignored: not implemented by ringproxy")
+                continue
+            }
+            let takesValue = Self.serverValueOptions.contains(option) || Self.ignoredServerValueOptions.contains(option)
+            guard takesValue else {
+                let candidates = Array(Self.serverFlags.keys) + Self.serverValueOptions + Self.ignoredServerFlags + Self.ignoredServerValueOptions
+                let hint = ConfigKeywords.suggestion(for: option, among: candidates).map { "did you mean '\($0)'?" }
+                error(keyword, "unknown option '\(option)'", hint: hint)
+                failed = true
+                continue
+            }
+            guard index < words.endIndex else {
+                error(keyword, "missing value after '\(option)'")
+                failed = true
+                break
+            }
+            let value = words[index]
+            index += 1
+            if Self.ignoredServerValueOptions.contains(option) {
+                warning(keyword, "'\(option) \(value)' ignored: not implemented by ringproxy")
+                continue
+            }
+            if !readServerValue(option, value, into: &options, keyword: keyword) { failed = true }
+        }
+        return failed ? nil : options
+    }
+
+    /// Reads one valued server option; false after reporting an error.
+    mutating func readServerValue(_ option: String, _ value: String, into options: inout ServerOptions, keyword: String) -> Bool {
+        let count = 0...Int(Int32.max)
+        switch option {
+        case "inter", "fastinter", "downinter", "slowstart":
+            guard let time = milliseconds(value, keyword: keyword, what: option) else { return false }
+            switch option {
+            case "inter": options.interMs = time
+            case "fastinter": options.fastinterMs = time
+            case "downinter": options.downinterMs = time
+            default: options.slowstartMs = time
+            }
+        case "rise", "fall":
+            guard let number = integer(value, in: 1...Int(Int32.max), keyword: keyword, what: option) else { return false }
+            if option == "rise" { options.rise = number } else { options.fall = number }
+        case "weight":
+            // HAProxy: "The default weight is 1, and the maximal value is 256"; 0 takes the server
+            // out of load balancing.
+            guard let number = integer(value, in: 0...256, keyword: keyword, what: "weight") else { return false }
+            options.weight = number
+        case "maxconn", "maxqueue":
+            guard let number = integer(value, in: count, keyword: keyword, what: option) else { return false }
+            if option == "maxconn" { options.maxconn = number } else { options.maxqueue = number }
+        case "port":
+            guard let port = ConfigUnits.port(value) else {
+                error(keyword, "invalid check port '\(value)'", hint: "ports are 1 to 65535")
+                return false
+            }
+            options.checkPort = port
+        case "id":
+            guard let number = integer(value, in: 1...Int(Int32.max), keyword: keyword, what: "id") else { return false }
+            options.id = number
+        case "verify":
+            guard let verify = TLSVerify(rawValue: value), verify != .optional else {
+                error(keyword, "invalid verify '\(value)'", hint: "expected 'verify none' or 'verify required'")
+                return false
+            }
+            options.verify = verify
+        case "sni": options.sni = value
+        case "ca-file": options.caFile = value
+        case "crt": options.crt = value
+        case "alpn": options.alpn = value.split(separator: ",").map(String.init)
+        default:
+            error(keyword, "unknown option '\(option)'")
+            return false
+        }
+        return true
+    }
+
+    static let serverFlags: [String: @Sendable (inout ServerOptions) -> Void] = [
+        "check": { $0.check = true },
+        "no-check": { $0.check = false },
+        "backup": { $0.backup = true },
+        "no-backup": { $0.backup = false },
+        "send-proxy": { $0.sendProxy = true },
+        "no-send-proxy": { $0.sendProxy = false },
+        "send-proxy-v2": { $0.sendProxyV2 = true },
+        "no-send-proxy-v2": { $0.sendProxyV2 = false },
+        "check-send-proxy": { $0.checkSendProxy = true },
+        "disabled": { $0.disabled = true },
+        "enabled": { $0.disabled = false },
+        "ssl": { $0.ssl = true },
+        "no-ssl": { $0.ssl = false },
+    ]
+
+    static let serverValueOptions = [
+        "inter", "fastinter", "downinter", "slowstart", "rise", "fall", "weight", "maxconn",
+        "maxqueue", "port", "id", "verify", "sni", "ca-file", "crt", "alpn",
+    ]
+
+    static let ignoredServerFlags = [
+        "agent-check", "no-agent-check", "check-ssl", "no-check-ssl", "tfo", "no-tfo",
+        "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "no-tls-tickets", "tls-tickets",
+        "force-tlsv12", "force-tlsv13", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12",
+        "no-tlsv13", "allow-0rtt", "non-stick", "stick", "check-reuse-pool", "no-verifyhost",
+    ]
+
+    static let ignoredServerValueOptions = [
+        "resolvers", "init-addr", "resolve-prefer", "resolve-net", "resolve-opts", "agent-port",
+        "agent-inter", "agent-send", "agent-addr", "observe", "error-limit", "on-error",
+        "on-marked-down", "on-marked-up", "cookie", "check-alpn", "check-sni", "check-proto",
+        "proto", "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "crl-file",
+        "verifyhost", "namespace", "pool-max-conn", "pool-purge-delay", "pool-low-conn",
+        "max-reuse", "redir", "addr", "log-proto", "shard", "tcp-ut", "socks4",
+        "proxy-v2-options", "set-proxy-v2-tlv-fmt", "curves", "sigalgs", "client-sigalgs",
+        "npn", "track", "source", "usesrc", "hash-key", "ws", "guid",
+    ]
+
+    // MARK: bind
+
+    mutating func readBind(_ words: [String]) {
+        draft!.hasBindLine = true
+        guard words.count >= 2 else {
+            error("bind", "missing address", hint: "expected 'bind <address>:<port>[,...] [options]', e.g. 'bind *:1883'")
+            return
+        }
+        var addresses: [BindAddress] = []
+        for piece in words[1].split(separator: ",", omittingEmptySubsequences: false) {
+            guard let address = bindAddress(String(piece), line: words[1]) else { return }
+            addresses.append(address)
+        }
+        var bind = FrontendBind(addresses: addresses, location: location)
+        guard readBindOptions(words.dropFirst(2), into: &bind) else { return }
+        if bind.ssl, bind.certificates.isEmpty {
+            error("bind", "'ssl' needs a certificate", hint: "add 'crt <path to PEM file>'")
+            return
+        }
+        if bind.ssl, let verify = bind.verify, verify != .none, bind.caFile == nil {
+            error("bind", "'verify \(verify.rawValue)' needs 'ca-file'", hint: "name the CAs that sign client certificates: 'ca-file <path>'")
+            return
+        }
+        if !bind.ssl, !bind.certificates.isEmpty || bind.caFile != nil || bind.verify != nil {
+            warning("bind", "TLS settings without 'ssl': this listener accepts plain TCP", hint: "add 'ssl' to terminate TLS")
+        }
+        draft!.binds.append(bind)
+    }
+
+    /// `*:1883`, `:1883`, `0.0.0.0:1883`, `[::]:1883`, `:::1883`, `host:1883-1890`.
+    mutating func bindAddress(_ text: String, line: String) -> BindAddress? {
+        var address = text
+        for prefix in ["ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@"] where address.hasPrefix(prefix) {
+            address = String(address.dropFirst(prefix.count))
+        }
+        if address.contains("@") || address.hasPrefix("/") {
+            error("bind", "address '\(text)' is not supported by ringproxy", hint: "ringproxy listens on TCP addresses: '*:1883'")
+            return nil
+        }
+        guard !address.isEmpty, let (hostText, portText) = AddressText.split(address) else {
+            error("bind", "invalid address '\(text)' in '\(line)'", hint: "e.g. *:1883, 0.0.0.0:1883 or [::]:1883")
+            return nil
+        }
+        guard let portText, !portText.isEmpty else {
+            error("bind", "missing port in address '\(text)'", hint: "e.g. '*:1883'")
+            return nil
+        }
+        let bounds = portText.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let low = ConfigUnits.port(bounds[0]), let high = bounds.count == 2 ? ConfigUnits.port(bounds[1]) : low, low <= high else {
+            error("bind", "invalid port '\(portText)' in address '\(text)'", hint: "ports are 1 to 65535; a range is written 1883-1890")
+            return nil
+        }
+        let host: String? = hostText.isEmpty || hostText == "*" ? nil : hostText
+        if let host, !AddressText.isValidHost(host) {
+            error("bind", "invalid host '\(host)' in address '\(text)'",
+                  hint: host.contains(":") ? "write IPv6 addresses in brackets: [::]:1883" : nil)
+            return nil
+        }
+        return BindAddress(host: host, ports: low...high)
+    }
+
+    /// Reads bind options into `bind`; false after an error.
+    mutating func readBindOptions(_ words: ArraySlice<String>, into bind: inout FrontendBind) -> Bool {
+        var index = words.startIndex
+        var failed = false
+        while index < words.endIndex {
+            let option = words[index]
+            index += 1
+            switch option {
+            case "ssl": bind.ssl = true
+            case "accept-proxy": bind.acceptProxy = true
+            default:
+                if Self.ignoredBindFlags.contains(option) {
+                    warning("bind", "'\(option)' ignored: not implemented by ringproxy")
+                    continue
+                }
+                let known = Self.bindValueOptions.contains(option) || Self.ignoredBindValueOptions.contains(option)
+                guard known else {
+                    if option == "crt-list" {
+                        error("bind", "'crt-list' is not supported by ringproxy", hint: "list certificates with several 'crt <path>'")
+                        index += 1  // its file name
+                    } else {
+                        let candidates = ["ssl", "accept-proxy"] + Self.bindValueOptions + Self.ignoredBindFlags + Self.ignoredBindValueOptions
+                        let hint = ConfigKeywords.suggestion(for: option, among: candidates).map { "did you mean '\($0)'?" }
+                        error("bind", "unknown option '\(option)'", hint: hint)
+                    }
+                    failed = true
+                    continue
+                }
+                guard index < words.endIndex else {
+                    error("bind", "missing value after '\(option)'")
+                    return false
+                }
+                let value = words[index]
+                index += 1
+                if Self.ignoredBindValueOptions.contains(option) {
+                    warning("bind", "'\(option) \(value)' ignored: not implemented by ringproxy")
+                    continue
+                }
+                switch option {
+                case "crt": bind.certificates.append(value)
+                case "ca-file": bind.caFile = value
+                case "crl-file": bind.crlFile = value
+                case "verify":
+                    guard let verify = TLSVerify(rawValue: value) else {
+                        error("bind", "invalid verify '\(value)'", hint: "expected none, optional or required")
+                        failed = true
+                        continue
+                    }
+                    bind.verify = verify
+                case "alpn": bind.alpn = value.split(separator: ",").map(String.init)
+                case "name": bind.name = value
+                case "ciphers": bind.ciphers = value
+                case "ciphersuites": bind.ciphersuites = value
+                case "ssl-min-ver", "ssl-max-ver":
+                    let versions = ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+                    guard versions.contains(value) else {
+                        error("bind", "invalid '\(option)' value '\(value)'", hint: "known: " + versions.joined(separator: ", "))
+                        failed = true
+                        continue
+                    }
+                    if option == "ssl-min-ver" { bind.sslMinVersion = value } else { bind.sslMaxVersion = value }
+                case "maxconn":
+                    guard let number = integer(value, in: 1...Int(Int32.max), keyword: "bind", what: "maxconn") else {
+                        failed = true
+                        continue
+                    }
+                    bind.maxconn = number
+                default:
+                    break
+                }
+            }
+        }
+        return !failed
+    }
+
+    static let bindValueOptions = [
+        "crt", "ca-file", "crl-file", "verify", "alpn", "name", "ciphers", "ciphersuites",
+        "ssl-min-ver", "ssl-max-ver", "maxconn",
+    ]
+
+    static let ignoredBindFlags = [
+        "v4v6", "v6only", "transparent", "tfo", "defer-accept", "strict-sni", "prefer-client-ciphers",
+        "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "force-sslv3",
+        "force-tlsv10", "force-tlsv11", "force-tlsv12", "force-tlsv13", "allow-0rtt", "no-ca-names",
+        "no-tls-tickets", "tls-tickets", "generate-certificates", "no-alpn", "quic-force-retry",
+        "ssl-default-bind-options",
+    ]
+
+    static let ignoredBindValueOptions = [
+        "backlog", "id", "interface", "mss", "nice", "process", "thread", "tcp-ut", "user",
+        "group", "uid", "gid", "mode", "namespace", "npn", "curves", "ecdhe", "sigalgs",
+        "client-sigalgs", "ca-verify-file", "ca-ignore-err", "crt-ignore-err", "level",
+        "severity-output", "expose-fd", "shards", "label", "quic-cc-algo", "proto", "ca-sign-file",
+        "ca-sign-pass", "idle-ping", "guid-prefix",
+    ]
+}

@@ -1,0 +1,174 @@
+// EngineConfig+ConfigFile: turns a parsed HAProxy-dialect file into the engine's plain model.
+// What the engine does not do yet (TLS, health checks, PROXY protocol, the stats page, http
+// mode, conditional routing) is refused with the file:line of the keyword and a clear reason,
+// never silently ignored. The seed's MQTT rules are recognised for what they mean.
+
+public struct LoadedConfiguration: Sendable {
+    public var engine: EngineConfig
+    /// Operator-facing notes: parser warnings and how a rule was understood.
+    public var notes: [String]
+}
+
+extension EngineConfig {
+    /// The fetch + converter chains ringproxy recognises in rules.
+    static func isMQTTValidity(_ sample: SampleExpression) -> Bool {
+        sample.fetch.name == "req.payload" && sample.converters.map(\.name) == ["mqtt_is_valid"]
+    }
+
+    static func isClientIdentifier(_ sample: SampleExpression) -> Bool {
+        sample.fetch.name == "req.payload" && sample.converters.count == 1
+            && sample.converters[0].name == "mqtt_field_value"
+            && sample.converters[0].arguments.map { $0.lowercased() } == ["connect", "client_identifier"]
+    }
+
+    /// Builds the engine configuration from `file`; every unsupported use is reported at once.
+    public static func load(_ file: ConfigFile) throws(ConfigError) -> LoadedConfiguration {
+        var errors: [ConfigDiagnostic] = []
+        var notes = file.warnings.map { "warning: \($0)" }
+        func refuse(_ location: SourceLocation?, _ keyword: String, _ message: String, hint: String? = nil) {
+            errors.append(ConfigDiagnostic(file: location?.file ?? "", line: location?.line ?? 0, keyword: keyword, message: message, hint: hint))
+        }
+
+        // Backends first: frontends refer to them by index.
+        var backends: [BackendConfig] = []
+        var backendIndex: [String: Int] = [:]
+        for backend in file.effectiveBackends {
+            if backend.mode == .http {
+                refuse(backend.location, "mode", "backend '\(backend.name)' is in http mode; ringproxy proxies TCP (MQTT) only")
+            }
+            var servers: [ServerConfig] = []
+            for server in backend.servers {
+                if server.check {
+                    refuse(server.location, "check", "health checks are not implemented yet; remove 'check' from server '\(server.name)' to run without them")
+                }
+                if server.sendProxy != nil || server.checkSendProxy {
+                    refuse(server.location, server.sendProxy == .v2 ? "send-proxy-v2" : (server.sendProxy == .v1 ? "send-proxy" : "check-send-proxy"),
+                           "the PROXY protocol is not implemented yet")
+                }
+                if server.ssl { refuse(server.location, "ssl", "TLS towards servers is not implemented yet") }
+                if server.backup { refuse(server.location, "backup", "backup servers need health checks, which are not implemented yet") }
+                if server.maxconn != nil { refuse(server.location, "maxconn", "per-server maxconn (queueing) is not implemented yet") }
+                if server.disabled { continue }
+                do {
+                    let address = try SocketAddress.parse("\(server.address.host.contains(":") ? "[\(server.address.host)]" : server.address.host):\(server.address.port)")
+                    servers.append(ServerConfig(name: server.name, address: address, weight: server.weight))
+                } catch {
+                    refuse(server.location, "server", "\(error)")
+                }
+            }
+            var balance: BalanceAlgorithm = .roundrobin
+            switch backend.balance.algorithm {
+            case .roundrobin, .staticRoundRobin: balance = .roundrobin
+            case .leastconn: balance = .leastconn
+            case .source: balance = .source
+            case .hash:
+                if let sample = backend.balance.sample, isClientIdentifier(sample) {
+                    balance = .clientIDHash
+                } else {
+                    refuse(backend.balance.location ?? backend.location, "balance",
+                           "'balance hash' is supported on the MQTT client id only",
+                           hint: "balance hash req.payload(0,0),mqtt_field_value(connect,client_identifier)")
+                }
+            default:
+                refuse(backend.balance.location ?? backend.location, "balance", "'balance \(backend.balance.algorithm.rawValue)' is not supported",
+                       hint: "roundrobin, static-rr, leastconn, source or hash on the MQTT client id")
+            }
+            var stickTable: StickTableConfig?
+            for rule in backend.stickRules {
+                guard isClientIdentifier(rule.sample), rule.condition == nil, rule.table == nil else {
+                    refuse(rule.location, rule.kind.keyword, "only '\(rule.kind.keyword) req.payload(0,0),mqtt_field_value(connect,client_identifier)' is supported")
+                    continue
+                }
+                guard let table = backend.stickTable else { continue }   // the parser reports a missing table
+                guard table.type == .string else {
+                    refuse(rule.location, rule.kind.keyword, "the client id needs a 'stick-table type string'")
+                    continue
+                }
+                stickTable = StickTableConfig(keyLengthMax: table.keyLength ?? 32, entriesMax: table.sizeEntries,
+                                              expireMs: table.expireMs ?? Int(Int32.max))
+            }
+            if !backend.tcpRequestRules.isEmpty {
+                for rule in backend.tcpRequestRules {
+                    refuse(rule.location, rule.phase.keyword, "tcp-request rules in a backend are not supported; put them in the frontend")
+                }
+            }
+            backendIndex[backend.name] = backends.count
+            backends.append(BackendConfig(name: backend.name, balance: balance, servers: servers, stickTable: stickTable))
+            if let index = backendIndex[backend.name] {
+                backends[index].connectTimeoutMs = backend.timeouts.connectMs
+                backends[index].serverTimeoutMs = backend.timeouts.serverMs ?? backend.timeouts.tunnelMs
+                backends[index].retries = backend.retries
+            }
+        }
+
+        var frontends: [FrontendConfig] = []
+        for frontend in file.effectiveFrontends {
+            if let stats = frontend.stats, stats.enabled == true {
+                refuse(frontend.location, "stats enable", "the stats page is not implemented yet")
+                continue
+            }
+            if frontend.mode == .http {
+                refuse(frontend.location, "mode", "frontend '\(frontend.name)' is in http mode; ringproxy proxies TCP (MQTT) only")
+                continue
+            }
+            for rule in frontend.useBackendRules {
+                refuse(rule.location, "use_backend", "conditional routing is not implemented yet; use default_backend")
+            }
+            guard let name = frontend.defaultBackend, let b = backendIndex[name] else {
+                if frontend.defaultBackend == nil {
+                    refuse(frontend.location, "default_backend", "frontend '\(frontend.name)' has no default_backend")
+                }
+                continue
+            }
+            var requireMQTT = false
+            for rule in frontend.tcpRequestRules {
+                // `tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }`
+                let terms = rule.condition?.alternatives ?? []
+                let onlyValidity = terms.count == 1 && terms[0].count == 1 && !terms[0][0].negated
+                    && { if case .anonymous(let acl) = terms[0][0].kind { return isMQTTValidity(acl.sample) && acl.patterns.isEmpty } else { return false } }()
+                if rule.phase == .content && rule.action == .reject && rule.condition?.polarity == .unless && onlyValidity {
+                    requireMQTT = true
+                } else {
+                    refuse(rule.location, rule.phase.keyword, "only 'tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }' is supported")
+                }
+            }
+            var binds: [SocketAddress] = []
+            for bind in frontend.binds {
+                if bind.ssl || !bind.certificates.isEmpty {
+                    refuse(bind.location, "ssl", "TLS termination is not implemented yet")
+                    continue
+                }
+                if bind.acceptProxy { refuse(bind.location, "accept-proxy", "the PROXY protocol is not implemented yet") }
+                for address in bind.addresses {
+                    guard address.ports.count == 1 else {
+                        refuse(bind.location, "bind", "port ranges are not supported")
+                        continue
+                    }
+                    let host = address.host.map { $0.contains(":") ? "[\($0)]" : $0 } ?? "*"
+                    do {
+                        binds.append(try SocketAddress.parse("\(host):\(address.port)"))
+                    } catch {
+                        refuse(bind.location, "bind", "\(error)")
+                    }
+                }
+            }
+            var config = FrontendConfig(name: frontend.name, binds: binds, backendIndex: b, requireMQTT: requireMQTT)
+            // The seed writes the MQTT rules without an inspect-delay, so HAProxy evaluates them on
+            // an empty buffer and rejects every client. ringproxy waits for the CONNECT, bounded by
+            // the inspect-delay if there is one, else by `timeout client`.
+            config.inspectTimeoutMs = frontend.inspectDelayMs ?? frontend.timeouts.clientMs
+            config.clientTimeoutMs = frontend.timeouts.clientMs
+            config.maxConnections = frontend.maxconn
+            if (requireMQTT || backends[b].needsClientID) && frontend.inspectDelayMs == nil {
+                notes.append("frontend '\(frontend.name)': MQTT rules wait for the CONNECT for up to "
+                             + "\(config.inspectTimeoutMs.map { "\($0) ms (timeout client)" } ?? "the default") (no tcp-request inspect-delay given)")
+            }
+            frontends.append(config)
+        }
+        if !errors.isEmpty { throw ConfigError(diagnostics: errors, warnings: file.warnings) }
+        var engine = EngineConfig(frontends: frontends, backends: backends)
+        engine.cores = file.global.nbthread
+        engine.maxConnections = file.global.maxconn
+        return LoadedConfiguration(engine: engine, notes: notes)
+    }
+}

@@ -1,0 +1,105 @@
+// The settings that defaults, frontend, backend and listen sections share and inherit. Every
+// field is optional: nil means "this section did not say", so inheritance can tell "unset" from
+// "set to the default". Merging lives here; choosing which defaults apply lives in
+// ConfigFile+Effective.swift.
+
+/// `mode tcp|http`. HAProxy's default is tcp.
+public enum ProxyMode: String, Sendable, CaseIterable {
+    case tcp
+    case http
+}
+
+/// The `option` switches ringproxy acts on. `no option X` stores false.
+public struct ProxyOptions: Sendable, Equatable {
+    public var tcplog: Bool?
+    public var httplog: Bool?
+    public var dontlognull: Bool?
+    public var redispatch: Bool?
+
+    public init(tcplog: Bool? = nil, httplog: Bool? = nil, dontlognull: Bool? = nil, redispatch: Bool? = nil) {
+        self.tcplog = tcplog
+        self.httplog = httplog
+        self.dontlognull = dontlognull
+        self.redispatch = redispatch
+    }
+
+    /// Each option as set here, else as in `base`.
+    public func merged(over base: ProxyOptions) -> ProxyOptions {
+        ProxyOptions(
+            tcplog: tcplog ?? base.tcplog,
+            httplog: httplog ?? base.httplog,
+            dontlognull: dontlognull ?? base.dontlognull,
+            redispatch: redispatch ?? base.redispatch
+        )
+    }
+}
+
+/// One `log` line of a proxy: `log global`, `log <target> ...`, or `no log`.
+public enum LogDirective: Sendable, Equatable {
+    /// `log global`: send to the global section's log targets.
+    case global(SourceLocation)
+    case target(LogTarget)
+    /// `no log`: forget the log targets inherited so far.
+    case disabled(SourceLocation)
+}
+
+/// Settings shared by defaults, frontend, backend and listen sections.
+public struct ProxySettings: Sendable, Equatable {
+    public var mode: ProxyMode?
+    /// The section's own `log` lines, in order (applied on top of what it inherits).
+    public var logs: [LogDirective] = []
+    public var options = ProxyOptions()
+    public var retries: Int?
+    public var timeouts = Timeouts()
+    public var maxconn: Int?
+    public var balance: Balance?
+    public var defaultBackend: String?
+    /// `default-server` options (several lines merge, later ones win).
+    public var defaultServer: ServerOptions?
+    /// `tcp-request inspect-delay`, in milliseconds.
+    public var inspectDelayMs: Int?
+    public var stats: StatsSettings?
+
+    public init() {}
+
+    /// The settings of a section whose initial values are `base` (its defaults section) and
+    /// whose own lines are `self`: every field set here wins, `log` lines apply on top of the
+    /// inherited ones, `default-server` and `stats` merge field by field.
+    public func merged(over base: ProxySettings) -> ProxySettings {
+        var result = ProxySettings()
+        result.mode = mode ?? base.mode
+        result.logs = base.logs + logs
+        result.options = options.merged(over: base.options)
+        result.retries = retries ?? base.retries
+        result.timeouts = timeouts.merged(over: base.timeouts)
+        result.maxconn = maxconn ?? base.maxconn
+        result.balance = balance ?? base.balance
+        result.defaultBackend = defaultBackend ?? base.defaultBackend
+        switch (defaultServer, base.defaultServer) {
+        case let (own?, inherited?): result.defaultServer = own.merged(over: inherited)
+        case let (own, inherited): result.defaultServer = own ?? inherited
+        }
+        result.inspectDelayMs = inspectDelayMs ?? base.inspectDelayMs
+        switch (stats, base.stats) {
+        case let (own?, inherited?): result.stats = own.merged(over: inherited)
+        case let (own, inherited): result.stats = own ?? inherited
+        }
+        return result
+    }
+
+    /// The log targets these directives lead to, given the global section's targets.
+    public func resolvedLogTargets(global: [LogTarget]) -> [LogTarget] {
+        var targets: [LogTarget] = []
+        for directive in logs {
+            switch directive {
+            case .global:
+                for target in global where !targets.contains(target) { targets.append(target) }
+            case .target(let target):
+                targets.append(target)
+            case .disabled:
+                targets.removeAll()
+            }
+        }
+        return targets
+    }
+}

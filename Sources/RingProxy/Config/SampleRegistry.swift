@@ -1,0 +1,186 @@
+// The sample fetches, converters and predefined ACLs ringproxy can evaluate, with their argument
+// rules and output types, and the check of a parsed expression against them. A name missing here
+// is an error in the configuration: the engine would have nothing to run for it. Adding a fetch
+// means adding it here and teaching the engine to evaluate it.
+
+/// The type of a sample, as HAProxy types them.
+enum SampleType: String {
+    case boolean
+    case integer
+    case ip
+    case string
+    case binary
+
+    /// Types an ACL can match without `-m`: HAProxy requires `-m` for the others
+    /// (configuration.txt §7.3).
+    var hasDefaultMatch: Bool { self == .boolean || self == .integer || self == .ip }
+}
+
+enum SampleRegistry {
+    private enum Arguments {
+        case none
+        /// `(<offset>,<length>)`, both non-negative integers; length 0 means "to the end".
+        case offsetAndLength
+        /// `(<packet type>,<field name or property id>)`.
+        case mqttField
+    }
+
+    private struct Function {
+        var output: SampleType
+        var arguments: Arguments
+        /// Input types a converter accepts; empty for fetches.
+        var inputs: Set<SampleType> = []
+    }
+
+    private static let fetches: [String: Function] = [
+        "req.payload": Function(output: .binary, arguments: .offsetAndLength),
+        "req.len": Function(output: .integer, arguments: .none),
+        "src": Function(output: .ip, arguments: .none),
+    ]
+
+    private static let converters: [String: Function] = [
+        "mqtt_is_valid": Function(output: .boolean, arguments: .none, inputs: [.binary, .string]),
+        "mqtt_field_value": Function(output: .string, arguments: .mqttField, inputs: [.binary, .string]),
+    ]
+
+    /// Fetches whose ACL form matches without `-m` even though they return bytes (HAProxy's
+    /// `req.payload` ACL matches hexadecimal patterns by default).
+    private static let fetchesWithDefaultACLMatch: Set<String> = ["req.payload"]
+
+    /// HAProxy's predefined ACLs (configuration.txt §7.4) that ringproxy evaluates.
+    static let predefinedACLs: Set<String> = ["TRUE", "FALSE", "LOCALHOST", "REQ_CONTENT"]
+
+    /// `-m` methods HAProxy has.
+    static let matchMethods: Set<String> = [
+        "found", "bool", "int", "ip", "bin", "len", "str", "sub", "reg", "beg", "end", "dir", "dom",
+    ]
+
+    static var fetchNames: [String] { fetches.keys.sorted() }
+    static var converterNames: [String] { converters.keys.sorted() }
+
+    /// Checks names, arguments and types; returns the expression's output type.
+    static func check(_ expression: SampleExpression) -> Result<SampleType, ConfigValueError> {
+        let fetchName = expression.fetch.name
+        guard let fetch = fetches[fetchName] else {
+            return .failure(unknown("fetch", fetchName, among: fetchNames))
+        }
+        if let problem = checkArguments(expression.fetch, fetch.arguments) { return .failure(problem) }
+        var type = fetch.output
+        var producer = fetchName
+        for converter in expression.converters {
+            guard let function = converters[converter.name] else {
+                return .failure(unknown("converter", converter.name, among: converterNames))
+            }
+            guard function.inputs.contains(type) else {
+                return .failure(ConfigValueError(
+                    message: "converter '\(converter.name)' cannot take the \(type.rawValue) output of '\(producer)'",
+                    hint: "give it the request bytes, e.g. req.payload(0,0),\(converter.name)"))
+            }
+            if let problem = checkArguments(converter, function.arguments) { return .failure(problem) }
+            type = function.output
+            producer = converter.name
+        }
+        return .success(type)
+    }
+
+    /// Whether an ACL on this expression may omit `-m`.
+    static func hasDefaultACLMatch(_ expression: SampleExpression, type: SampleType) -> Bool {
+        type.hasDefaultMatch || (expression.converters.isEmpty && fetchesWithDefaultACLMatch.contains(expression.fetch.name))
+    }
+
+    private static func unknown(_ what: String, _ name: String, among names: [String]) -> ConfigValueError {
+        if let guess = ConfigKeywords.suggestion(for: name, among: names) {
+            return ConfigValueError(message: "unknown \(what) '\(name)'", hint: "did you mean '\(guess)'?")
+        }
+        return ConfigValueError(message: "unknown \(what) '\(name)'", hint: "ringproxy knows: " + names.joined(separator: ", "))
+    }
+
+    private static func checkArguments(_ call: SampleCall, _ rule: Arguments) -> ConfigValueError? {
+        switch rule {
+        case .none:
+            guard call.arguments.isEmpty else {
+                return ConfigValueError(message: "'\(call.name)' takes no arguments", hint: "write '\(call.name)'")
+            }
+            return nil
+        case .offsetAndLength:
+            guard call.arguments.count == 2 else {
+                return ConfigValueError(
+                    message: "'\(call.name)' needs two arguments, an offset and a length",
+                    hint: "e.g. \(call.name)(0,0) for all the bytes received")
+            }
+            for (label, text) in zip(["offset", "length"], call.arguments) where ConfigUnits.integer(text) == nil {
+                return ConfigValueError(
+                    message: "'\(call.name)' \(label) '\(text)' is not a non-negative number", hint: nil)
+            }
+            return nil
+        case .mqttField:
+            return checkMQTTField(call)
+        }
+    }
+
+    // MQTT packet types by control packet number (MQTT 3.1.1 §2.2.1, MQTT 5.0 §2.1.2).
+    private static let mqttPacketTypes = [
+        "connect", "connack", "publish", "puback", "pubrec", "pubrel", "pubcomp", "subscribe",
+        "suback", "unsubscribe", "unsuback", "pingreq", "pingresp", "disconnect", "auth",
+    ]
+
+    // Fields HAProxy's mqtt_field_value reads (configuration.txt, "mqtt_field_value"): names, or
+    // MQTT 5.0 property identifiers (MQTT 5.0 §2.2.2.2) for the properties it supports.
+    private static let mqttConnectFields = [
+        "flags", "protocol_name", "protocol_version", "client_identifier", "will_topic",
+        "will_payload", "username", "password", "keepalive",
+    ]
+    private static let mqttConnectProperties: Set<Int> = [17, 33, 39, 34, 25, 23, 21, 22, 18, 1, 2, 3, 8, 9]
+    private static let mqttConnackFields = ["flags", "protocol_version", "reason_code"]
+    private static let mqttConnackProperties: Set<Int> = [17, 33, 36, 37, 39, 18, 34, 31, 40, 41, 42, 19, 26, 28, 21, 22]
+
+    private static func checkMQTTField(_ call: SampleCall) -> ConfigValueError? {
+        guard call.arguments.count == 2 else {
+            return ConfigValueError(
+                message: "'\(call.name)' needs two arguments, a packet type and a field",
+                hint: "e.g. \(call.name)(connect,client_identifier)")
+        }
+        let typeText = call.arguments[0].lowercased()
+        let packetNumber: Int
+        if let number = ConfigUnits.integer(typeText) {
+            guard (1...mqttPacketTypes.count).contains(number) else {
+                return ConfigValueError(message: "unknown MQTT packet type '\(call.arguments[0])'", hint: "use connect (1) or connack (2)")
+            }
+            packetNumber = number
+        } else if let index = mqttPacketTypes.firstIndex(of: typeText) {
+            packetNumber = index + 1
+        } else {
+            let guess = ConfigKeywords.suggestion(for: typeText, among: ["connect", "connack"])
+            return ConfigValueError(
+                message: "unknown MQTT packet type '\(call.arguments[0])'",
+                hint: guess.map { "did you mean '\($0)'?" } ?? "use connect or connack")
+        }
+        let fields: [String]
+        let properties: Set<Int>
+        let packetName: String
+        switch packetNumber {
+        case 1: (fields, properties, packetName) = (mqttConnectFields, mqttConnectProperties, "CONNECT")
+        case 2: (fields, properties, packetName) = (mqttConnackFields, mqttConnackProperties, "CONNACK")
+        default:
+            return ConfigValueError(
+                message: "MQTT \(mqttPacketTypes[packetNumber - 1].uppercased()) packets cannot be read",
+                hint: "only the first packet each way is inspected: connect (from the client) and connack (from the server)")
+        }
+        let field = call.arguments[1].lowercased()
+        if let property = ConfigUnits.integer(field) {
+            guard properties.contains(property) else {
+                return ConfigValueError(
+                    message: "MQTT 5.0 property \(property) cannot be read from a \(packetName) packet",
+                    hint: "readable: " + properties.sorted().map { String($0) }.joined(separator: ", "))
+            }
+            return nil
+        }
+        guard fields.contains(field) else {
+            let guess = ConfigKeywords.suggestion(for: field, among: fields)
+            return ConfigValueError(
+                message: "unknown \(packetName) field '\(call.arguments[1])'",
+                hint: guess.map { "did you mean '\($0)'?" } ?? "known: " + fields.joined(separator: ", "))
+        }
+        return nil
+    }
+}

@@ -185,7 +185,19 @@ struct RingProxyCommand: ParsableCommand {
                 continue
             }
             if signal == SIGHUP {
-                log.warning("SIGHUP: reload needs a configuration file (-f); nothing to reload")
+                guard let file else {
+                    log.warning("SIGHUP: reload needs a configuration file (-f); nothing to reload")
+                    continue
+                }
+                // A file that fails the check leaves the running configuration in place.
+                do {
+                    let next = try fileConfig(file, log: log)
+                    try engine.reload(next)
+                } catch let error as EngineError {
+                    log.error("reload failed, keeping the running configuration: \(error)")
+                } catch {
+                    log.error("reload failed, keeping the running configuration (see the errors above)")
+                }
                 continue
             }
             log.info("signal \(signal): stopping")

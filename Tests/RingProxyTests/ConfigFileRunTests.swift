@@ -127,3 +127,68 @@ final class ConfigFileRunTests: XCTestCase {
         XCTAssertEqual(brokers.map { $0.connectionCount() }, before)
     }
 }
+
+final class SighupReloadTests: XCTestCase {
+    func testSighupAppliesAnEditedFileAndKeepsTheOldOneWhenTheNewOneIsBroken() throws {
+        let binary = Tools.ringproxy
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkipError("run `swift build` first") }
+        let a = TestServer.echo(), b = TestServer.echo()
+        defer { a.stop(); b.stop() }
+        let port = TestSocket.unusedPort()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rp-hup-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("haproxy.cfg").path
+        func write(server: UInt16, extra: String = "") throws {
+            try """
+                defaults
+                  mode tcp
+                  timeout connect 5s
+                  timeout client 60s
+                  timeout server 60s
+                backend b
+                  server s1 127.0.0.1:\(server)
+                \(extra)
+                frontend f
+                  bind 127.0.0.1:\(port)
+                  default_backend b
+                """.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        func roundTrip() -> Bool {
+            let fd = TestSocket.connect(port: port)
+            defer { close(fd) }
+            return TestSocket.writeAll(fd, [3]) && TestSocket.readExactly(fd, 1) == [3]
+        }
+        try write(server: a.port)
+        let child = try ChildProcess(binary, ["-f", path, "--cores", "2"])
+        XCTAssertTrue(eventually { Mosquitto.listening(port) })
+        let held = TestSocket.connect(port: port)   // open across both reloads
+        XCTAssertTrue(TestSocket.writeAll(held, [1]))
+        XCTAssertEqual(TestSocket.readExactly(held, 1), [1])
+        XCTAssertTrue(roundTrip())
+        XCTAssertGreaterThanOrEqual(a.accepted, 2)
+
+        try write(server: b.port)
+        child.signal(SIGHUP)
+        XCTAssertTrue(eventually {
+            let before = b.accepted
+            return roundTrip() && b.accepted == before + 1
+        }, "after SIGHUP new connections go to the new server")
+
+        try write(server: b.port, extra: "  balanse roundrobin")
+        child.signal(SIGHUP)
+        usleep(300_000)
+        let bBefore = b.accepted
+        XCTAssertTrue(roundTrip(), "a broken file must leave the running configuration in place")
+        XCTAssertEqual(b.accepted, bBefore + 1)
+        XCTAssertTrue(TestSocket.writeAll(held, [2]))
+        XCTAssertEqual(TestSocket.readExactly(held, 1), [2], "the connection opened before the reloads still works")
+        close(held)
+        child.signal(SIGTERM)
+        let (status, output) = child.finish(within: 10)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("reloaded"), output)
+        XCTAssertTrue(output.contains("unknown keyword 'balanse'"), output)
+        XCTAssertTrue(output.contains("reload failed, keeping the running configuration"), output)
+    }
+}

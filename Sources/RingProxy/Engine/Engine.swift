@@ -1,5 +1,7 @@
-// Engine: starts one Worker per core with its own listeners, reports start-up errors, stops
-// them (drain, then exit) and sums their statistics. It owns no data path of its own.
+// Engine: runs one generation of workers (one per core, each with its own listeners, ring and
+// tables) and replaces it on reload: the new generation takes over the listening sockets it
+// shares with the old one (no backlog is dropped), the old one stops accepting and lets its
+// connections finish. It owns no data path of its own.
 import CUring
 import Glibc
 
@@ -19,24 +21,58 @@ public enum EngineError: Error, CustomStringConvertible {
     }
 }
 
-public final class Engine: @unchecked Sendable {
-    public let config: EngineConfig
-    public let log: Log
+/// One configuration's workers and listening sockets.
+final class Generation: @unchecked Sendable {
+    let number: Int
+    let config: EngineConfig
     let shared: SharedState
-    private var workers: [Worker] = []
-    private var threads: [pthread_t] = []
-    /// The address each frontend bind ended up on (port 0 resolved), in config order.
-    public private(set) var boundAddresses: [[SocketAddress]] = []
-    public private(set) var cpus: [Int32] = []
-    /// Connection slots per worker (each uses two fixed files).
-    public private(set) var slotsPerWorker = 0
+    var workers: [Worker] = []
+    var threads: [pthread_t] = []
+    /// Per worker, its listening sockets (config order of frontends and binds).
+    var listeners: [[ListenerSocket]] = []
+    var boundAddresses: [[SocketAddress]] = []
+    var slotsPerWorker = 0
+    var maxConnections = 0
+    var capacity = 0
+
+    init(number: Int, config: EngineConfig, shared: SharedState) {
+        self.number = number
+        self.config = config
+        self.shared = shared
+    }
+
+    func join() {
+        for thread in threads { pthread_join(thread, nil) }
+        threads.removeAll()
+    }
+}
+
+public final class Engine: @unchecked Sendable {
+    public private(set) var config: EngineConfig
+    public let log: Log
+    private var current: Generation!
+    private var retired: [Generation] = []
+    private var lock = pthread_mutex_t()
+    private var generationCount = 0
+
+    public var boundAddresses: [[SocketAddress]] { locked { current.boundAddresses } }
+    public var cpus: [Int32] { locked { current.workers.compactMap(\.cpu) } }
+    public var slotsPerWorker: Int { locked { current.slotsPerWorker } }
     /// The maxconn in force: the configured one, capped by capacity.
-    public private(set) var maxConnections = 0
+    public var maxConnections: Int { locked { current.maxConnections } }
+    public var generation: Int { locked { current.number } }
+    var shared: SharedState { locked { current.shared } }
 
     public init(config: EngineConfig, log: Log = Log()) {
         self.config = config
         self.log = log
-        shared = SharedState(backends: config.backends, frontendCount: config.frontends.count)
+        pthread_mutex_init(&lock, nil)
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return body()
     }
 
     /// CPUs this process may run on.
@@ -59,13 +95,63 @@ public final class Engine: @unchecked Sendable {
     }
 
     public func start() throws(EngineError) {
+        let generation = try prepare(config, previous: nil)
+        try launch(generation)
+        locked { current = generation }
+        log.info("started \(generation.workers.count) worker(s) on CPU(s) \(generation.workers.compactMap(\.cpu).map(String.init).joined(separator: ",")); "
+                 + "listening on \(generation.boundAddresses.flatMap { $0 }.map(\.description).joined(separator: ", ")); "
+                 + "maxconn \(generation.maxConnections) (capacity \(generation.capacity))")
+    }
+
+    /// Applies a new configuration without dropping a connection: new workers take the
+    /// listening sockets of binds that stay, open the new ones, and the previous workers stop
+    /// accepting, close the binds that went away, and finish their connections.
+    public func reload(_ newConfig: EngineConfig) throws(EngineError) {
+        let previous = locked { current! }
+        let next = try prepare(newConfig, previous: previous)
+        try launch(next)
+        // Listening sockets the new generation took over must not be closed by the old one.
+        let transferred = Set(next.listeners.flatMap { $0.map(\.fd) })
+        previous.shared.requestRetire(transferring: transferred)
+        // Return once the previous workers accept no more, so that every connection made after
+        // reload() returns follows the new configuration (they notice within a loop tick).
+        var waitedMs = 0
+        while waitedMs < 3_000 && !previous.workers.allSatisfy({ cu_atomic_load($0.acceptsStoppedWord) == 1 }) {
+            usleep(2_000)
+            waitedMs += 2
+        }
+        locked {
+            current = next
+            config = newConfig
+            retired.append(previous)
+        }
+        // Join the retired workers off the caller's thread: they may take as long as their
+        // longest connection.
+        var reaper = pthread_t()
+        let context = Unmanaged.passRetained(previous).toOpaque()
+        pthread_create(&reaper, nil, { raw in
+            let generation = Unmanaged<Generation>.fromOpaque(raw!).takeRetainedValue()
+            generation.join()
+            return nil
+        }, context)
+        pthread_detach(reaper)
+        log.info("reloaded: configuration \(next.number) serving; configuration \(previous.number) finishing its connections")
+    }
+
+    /// Listeners and workers for `config`, not yet running. Reuses the previous generation's
+    /// listening sockets for binds that are unchanged.
+    private func prepare(_ config: EngineConfig, previous: Generation?) throws(EngineError) -> Generation {
         guard !config.frontends.isEmpty else { throw .noFrontends }
         for f in config.frontends where f.backendIndex < 0 || f.backendIndex >= config.backends.count {
             throw .invalid("frontend '\(f.name)' has no backend")
         }
+        generationCount += 1
+        let shared = SharedState(backends: config.backends, frontendCount: config.frontends.count,
+                                 inheriting: previous?.shared, previousBackends: previous?.config.backends ?? [])
+        let generation = Generation(number: generationCount, config: config, shared: shared)
         let allowed = Engine.allowedCPUs()
         let coreCount = max(1, config.cores ?? allowed.count)
-        cpus = (0..<coreCount).map { allowed.isEmpty ? Int32($0) : allowed[$0 % allowed.count] }
+        let cpus = (0..<coreCount).map { allowed.isEmpty ? Int32($0) : allowed[$0 % allowed.count] }
 
         // Capacity: each ring's fixed-file table may be as large as RLIMIT_NOFILE and lives
         // outside the fd table, so the per-process fd limit does not cap connections.
@@ -74,45 +160,60 @@ public final class Engine: @unchecked Sendable {
         let acceptSlots = listenerCount * config.acceptDepth
         let perWorkerMax = max(16 + acceptSlots, (nofile - 16) / 2)
         let perWorkerWanted = config.maxConnections.map { ($0 + coreCount - 1) / coreCount + acceptSlots } ?? perWorkerMax
-        slotsPerWorker = min(perWorkerWanted, perWorkerMax)
-        let capacity = (slotsPerWorker - acceptSlots) * coreCount
-        if let wanted = config.maxConnections, capacity < wanted {
+        generation.slotsPerWorker = min(perWorkerWanted, perWorkerMax)
+        generation.capacity = (generation.slotsPerWorker - acceptSlots) * coreCount
+        if let wanted = config.maxConnections, generation.capacity < wanted {
             log.warning("maxconn \(wanted) exceeds what \(coreCount) worker(s) can hold with RLIMIT_NOFILE=\(nofile) "
-                        + "(\(slotsPerWorker) slots, \(slotsPerWorker * 2) fixed files per ring): enforcing \(capacity)")
+                        + "(\(generation.slotsPerWorker) slots, \(generation.slotsPerWorker * 2) fixed files per ring): enforcing \(generation.capacity)")
         }
-        maxConnections = min(config.maxConnections ?? capacity, capacity)
+        generation.maxConnections = min(config.maxConnections ?? generation.capacity, generation.capacity)
 
-        // Listeners: one SO_REUSEPORT socket per bind per worker. Port 0 is resolved by the
-        // first socket and reused by the others.
+        // Listeners: one SO_REUSEPORT socket per bind per worker; port 0 is resolved by the
+        // first socket and reused by the others; a bind the previous generation had is taken over.
         var perWorker = [[ListenerSocket]](repeating: [], count: coreCount)
-        boundAddresses = []
+        var opened: [Int32] = []
         do {
             for (fi, frontend) in config.frontends.enumerated() {
                 var bound: [SocketAddress] = []
                 for address in frontend.binds {
+                    let inherited = previous.map { old in
+                        old.listeners.map { $0.filter { $0.configured == address } }
+                    } ?? []
                     var target = address
                     for w in 0..<coreCount {
+                        if w < inherited.count, let old = inherited[w].first {
+                            perWorker[w].append(ListenerSocket(fd: old.fd, address: old.address, configured: address, frontend: fi,
+                                                               backend: frontend.backendIndex))
+                            if w == 0 { bound.append(old.address) }
+                            continue
+                        }
+                        if w > 0, let first = perWorker[0].last(where: { $0.configured == address }) { target = first.address }
                         let (fd, actual) = try Listener.open(target)
+                        opened.append(fd)
                         if w == 0 { target = actual; bound.append(actual) }
-                        perWorker[w].append(ListenerSocket(fd: fd, address: actual, frontend: fi, backend: frontend.backendIndex))
+                        perWorker[w].append(ListenerSocket(fd: fd, address: actual, configured: address, frontend: fi,
+                                                           backend: frontend.backendIndex))
                     }
                 }
-                boundAddresses.append(bound)
+                generation.boundAddresses.append(bound)
             }
         } catch {
-            for list in perWorker { for l in list { close(l.fd) } }
+            for fd in opened { close(fd) }
             throw .listener(error)
         }
-
-        cu_block_control_signals(1)
+        generation.listeners = perWorker
         var workerConfig = config
-        workerConfig.maxConnections = maxConnections
+        workerConfig.maxConnections = generation.maxConnections
         for w in 0..<coreCount {
-            let worker = Worker(index: w, cpu: cpus[w], config: workerConfig, shared: shared, listeners: perWorker[w],
-                                slotCount: slotsPerWorker, log: log)
-            workers.append(worker)
+            generation.workers.append(Worker(index: w, cpu: cpus[w], config: workerConfig, shared: shared,
+                                             listeners: perWorker[w], slotCount: generation.slotsPerWorker, log: log))
         }
-        for worker in workers {
+        return generation
+    }
+
+    private func launch(_ generation: Generation) throws(EngineError) {
+        cu_block_control_signals(1)
+        for worker in generation.workers {
             var thread = pthread_t()
             let context = Unmanaged.passRetained(worker).toOpaque()
             let rc = pthread_create(&thread, nil, { raw in
@@ -121,45 +222,50 @@ public final class Engine: @unchecked Sendable {
                 return nil
             }, context)
             precondition(rc == 0, "pthread_create failed: \(rc)")
-            threads.append(thread)
+            generation.threads.append(thread)
         }
         // Wait until every worker has its ring, or one failed.
         while true {
-            let states = workers.map { cu_atomic_load($0.startStateWord) }
-            if let failed = workers.first(where: { cu_atomic_load($0.startStateWord) == -1 }) {
-                shared.requestStop()
-                wait()
+            if let failed = generation.workers.first(where: { cu_atomic_load($0.startStateWord) == -1 }) {
+                generation.shared.requestStop()
+                generation.join()
                 throw .worker(failed.startError ?? "worker failed to start")
             }
-            if states.allSatisfy({ $0 != 0 }) { break }
+            if generation.workers.allSatisfy({ cu_atomic_load($0.startStateWord) != 0 }) { break }
             usleep(1000)
         }
-        let binds = boundAddresses.flatMap { $0 }.map(\.description).joined(separator: ", ")
-        log.info("started \(coreCount) worker(s) on CPU(s) \(cpus.map(String.init).joined(separator: ",")); listening on \(binds); "
-                 + "maxconn \(maxConnections) (capacity \(capacity))")
     }
 
     /// Stops accepting; connections get the drain grace period, then are aborted.
     public func stop() {
-        shared.requestStop()
+        locked {
+            current?.shared.requestStop()
+            for generation in retired { generation.shared.requestStop() }
+        }
     }
 
-    /// Waits for every worker thread to exit.
+    /// Waits for every worker thread of the current generation to exit.
     public func wait() {
-        for thread in threads { pthread_join(thread, nil) }
-        threads.removeAll()
+        let generation = locked { current }
+        generation?.join()
     }
 
     public var activeConnections: Int { shared.activeConnections }
 
+    /// Connections still open on configurations a reload replaced.
+    public var retiredConnections: Int {
+        locked { retired.reduce(0) { $0 + $1.shared.activeConnections } }
+    }
+
     public func statistics() -> EngineStatistics {
+        let generation = locked { current! }
         var active: [[Int]] = []
         var total: [[Int]] = []
-        for (b, backend) in config.backends.enumerated() {
-            let base = shared.serverBase[b]
-            active.append(backend.servers.indices.map { shared.serverActive(base + $0) })
-            total.append(backend.servers.indices.map { shared.serverTotal(base + $0) })
+        for (b, backend) in generation.config.backends.enumerated() {
+            let base = generation.shared.serverBase[b]
+            active.append(backend.servers.indices.map { generation.shared.serverActive(base + $0) })
+            total.append(backend.servers.indices.map { generation.shared.serverTotal(base + $0) })
         }
-        return EngineStatistics(workers: workers.map { $0.statistics() }, serverActive: active, serverTotal: total)
+        return EngineStatistics(workers: generation.workers.map { $0.statistics() }, serverActive: active, serverTotal: total)
     }
 }

@@ -21,6 +21,8 @@ public enum ListenerError: Error, CustomStringConvertible {
 struct ListenerSocket {
     var fd: Int32
     var address: SocketAddress
+    /// The address as configured (port 0 before resolution): what a reload matches on.
+    var configured: SocketAddress
     var frontend: Int
     var backend: Int
 }

@@ -2,6 +2,7 @@
 // per-server connection counts (for leastconn and stats) and the stop flag. Plain words
 // updated with relaxed atomics, once per connection; nothing here is touched per packet.
 import CUring
+import Glibc
 
 final class SharedState: @unchecked Sendable {
     /// Word layout: [0] active connections, [1] stopping flag, then per server:
@@ -15,10 +16,20 @@ final class SharedState: @unchecked Sendable {
     /// Connections per frontend (for frontend maxconn).
     let frontendWords: UnsafeMutablePointer<Int>
 
-    init(backends: [BackendConfig], frontendCount: Int = 64) {
+    init(backends: [BackendConfig], frontendCount: Int = 64, inheriting previous: SharedState? = nil, previousBackends: [BackendConfig] = []) {
         frontendWords = .allocate(capacity: max(1, frontendCount))
         frontendWords.initialize(repeating: 0, count: max(1, frontendCount))
-        stickTables = backends.map { $0.stickTable.map(StickTable.init(config:)) }
+        // A reload keeps a backend's stick table when the backend, its servers (by name, in
+        // order) and the table's settings are unchanged, so clients stay where they were.
+        stickTables = backends.map { backend in
+            guard let settings = backend.stickTable else { return nil }
+            if let previous, let old = previousBackends.firstIndex(where: { $0.name == backend.name }),
+               previousBackends[old].servers.map(\.name) == backend.servers.map(\.name),
+               let table = previous.stickTables[old], table.config == settings {
+                return table
+            }
+            return StickTable(config: settings)
+        }
         var base: [Int] = []
         var n = 0
         for b in backends {
@@ -29,6 +40,7 @@ final class SharedState: @unchecked Sendable {
         serverCount = n
         words = .allocate(capacity: 2 + 2 * n)
         words.initialize(repeating: 0, count: 2 + 2 * n)
+        pthread_mutex_init(&coldLock, nil)
     }
 
     deinit {
@@ -42,7 +54,25 @@ final class SharedState: @unchecked Sendable {
     @inline(__always) func addActive(_ v: Int) -> Int { cu_atomic_add(words, v) }
 
     @inline(__always) var stopping: Bool { cu_atomic_load(words + 1) != 0 }
+    /// Stop accepting and drain within the grace period (SIGTERM).
     func requestStop() { cu_atomic_store(words + 1, 1) }
+    /// A reload replaced this generation: stop accepting, hand the listening sockets in
+    /// `transferredFDs` to the new one (never close them: their backlog would be reset), and
+    /// let every open connection finish, however long it takes.
+    func requestRetire(transferring fds: Set<Int32>) {
+        pthread_mutex_lock(&coldLock)
+        transferred = fds
+        pthread_mutex_unlock(&coldLock)
+        cu_atomic_store(words + 1, 2)
+    }
+    var retiring: Bool { cu_atomic_load(words + 1) == 2 }
+    func isTransferred(_ fd: Int32) -> Bool {
+        pthread_mutex_lock(&coldLock)
+        defer { pthread_mutex_unlock(&coldLock) }
+        return transferred.contains(fd)
+    }
+    private var coldLock = pthread_mutex_t()
+    private var transferred: Set<Int32> = []
 
     @inline(__always) func serverActive(_ global: Int) -> Int { cu_atomic_load(words + 2 + 2 * global) }
     @inline(__always) func serverConnected(_ global: Int) {

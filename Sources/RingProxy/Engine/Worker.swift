@@ -42,6 +42,7 @@ final class Worker {
     var nowMs = 0
     var nextScanMs = 0
     var draining = false
+    var retiring = false
     var drainDeadlineMs = 0
     var abortedAll = false
     var exitDeadlineMs = 0
@@ -92,6 +93,8 @@ final class Worker {
     /// Set by the thread when set-up finished: 0 starting, 1 running, -1 failed (error in
     /// startError), 2 exited. Polled by Engine.start.
     let startStateWord: UnsafeMutablePointer<Int>
+    /// 1 once a draining worker has no accept armed any more (polled by Engine.reload).
+    let acceptsStoppedWord: UnsafeMutablePointer<Int>
     var startError: String?
 
     init(index: Int, cpu: Int32?, config: EngineConfig, shared: SharedState, listeners: [ListenerSocket], slotCount: Int, log: Log) {
@@ -163,6 +166,8 @@ final class Worker {
         cqes = .allocate(capacity: Self.cqeBatch)
         startStateWord = .allocate(capacity: 1)
         startStateWord.initialize(to: 0)
+        acceptsStoppedWord = .allocate(capacity: 1)
+        acceptsStoppedWord.initialize(to: 0)
     }
 
     // MARK: Thread body
@@ -202,7 +207,7 @@ final class Worker {
         for l in listeners.indices { fillAccepts(l) }
         cu_atomic_store(startStateWord, 1)
         loop()
-        for l in listeners where l.fd >= 0 { close(l.fd) }
+        for l in listeners where l.fd >= 0 && !(retiring && shared.isTransferred(l.fd)) { close(l.fd) }
         ring.destroy()
         cu_atomic_store(startStateWord, 2)
     }
@@ -228,6 +233,10 @@ final class Worker {
                 if listenersPaused { resumeListeners() }
             }
             if !draining, shared.stopping { beginDrain() }
+            if draining && drainDeadlineMs == Int.max && !shared.retiring {
+                // A retired generation told to stop (SIGTERM) gets the grace period after all.
+                drainDeadlineMs = nowMs + config.drainGraceMs
+            }
             if draining, drainStep() { return }
         }
     }
@@ -314,7 +323,9 @@ final class Worker {
 
     private func beginDrain() {
         draining = true
-        drainDeadlineMs = nowMs + config.drainGraceMs
+        retiring = shared.retiring
+        // A retired generation (reload) lets its connections finish however long they take.
+        drainDeadlineMs = retiring ? Int.max : nowMs + config.drainGraceMs
         for (l, listener) in listeners.enumerated() where listener.fd >= 0 {
             if acceptsArmed[l] > 0 {
                 let sqe = ring.sqe()
@@ -322,15 +333,22 @@ final class Worker {
                 io_uring_sqe_set_data64(sqe, UserData(.ignore, slot: 0, generation: 0).raw)
             }
         }
-        log.info("worker \(index): stopping; \(stats.active) connection(s) draining for up to \(config.drainGraceMs) ms")
+        if retiring {
+            log.info("worker \(index) (previous configuration): \(stats.active) connection(s) left to finish")
+        } else {
+            log.info("worker \(index): stopping; \(stats.active) connection(s) draining for up to \(config.drainGraceMs) ms")
+        }
     }
 
     /// One turn of draining; true when the worker may exit.
     private func drainStep() -> Bool {
         for (l, listener) in listeners.enumerated() where listener.fd >= 0 && acceptsArmed[l] == 0 {
-            close(listener.fd)
+            // A listening socket handed to the next generation stays open: closing it would
+            // reset the connections waiting in its backlog.
+            if !(retiring && shared.isTransferred(listener.fd)) { close(listener.fd) }
             listeners[l].fd = -1
         }
+        if listeners.allSatisfy({ $0.fd < 0 }) { cu_atomic_store(acceptsStoppedWord, 1) }
         if slotsInUse == 0 { return true }
         if !abortedAll && nowMs >= drainDeadlineMs {
             abortedAll = true

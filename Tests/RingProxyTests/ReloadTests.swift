@@ -1,0 +1,118 @@
+// Hot reload: under continuous connection churn and traffic, 20 reloads with changes in
+// between fail or reset no connection, long-lived connections survive, and new connections
+// follow the new configuration.
+import Foundation
+import Glibc
+import XCTest
+@testable import RingProxy
+
+final class ReloadTests: XCTestCase {
+    private func config(port: UInt16, servers: [(TestServer, Int)], clientTimeoutMs: Int) -> EngineConfig {
+        var c = EngineConfig(
+            frontends: [FrontendConfig(name: "f", binds: [SocketAddress(ipv4: 127, 0, 0, 1, port: port)], backendIndex: 0)],
+            backends: [BackendConfig(name: "b", servers: servers.map {
+                ServerConfig(name: "s\($0.0.port)", address: SocketAddress(ipv4: 127, 0, 0, 1, port: $0.0.port), weight: $0.1)
+            })])
+        c.cores = 2
+        c.buffersPerWorker = 256
+        c.clientTimeoutMs = clientTimeoutMs
+        c.drainGraceMs = 1000
+        return c
+    }
+
+    func testTwentyReloadsUnderChurnDropNothingAndNewConnectionsFollowTheNewConfiguration() throws {
+        let a = TestServer.echo(), b = TestServer.echo(), c = TestServer.echo()
+        defer { [a, b, c].forEach { $0.stop() } }
+        let port = TestSocket.unusedPort()
+        let engine = Engine(config: config(port: port, servers: [(a, 1), (b, 1)], clientTimeoutMs: 60_000), log: Log(minimum: .warning))
+        try engine.start()
+        defer { engine.stop(); engine.wait() }
+
+        // Long-lived connections opened before any reload.
+        let longLived = (0..<10).map { _ in TestSocket.connect(port: port) }
+        for fd in longLived {
+            XCTAssertTrue(TestSocket.writeAll(fd, [7]))
+            XCTAssertEqual(TestSocket.readExactly(fd, 1), [7])
+        }
+        // Churn: sessions with a checksummed payload, as fast as they go, until told to stop.
+        let running = Locked(true)
+        let results = Locked((ok: 0, failed: 0))
+        let churn = DispatchGroup()
+        for t in 0..<6 {
+            churn.enter()
+            Thread {
+                var i = 0
+                while running.current {
+                    let data = payload(size: 2_000 + (i % 7) * 3_000, seed: UInt64(t * 100_000 + i))
+                    let fd = TestSocket.connect(port: port)
+                    let ok = TestSocket.writeAll(fd, data) && TestSocket.readExactly(fd, data.count) == data
+                    close(fd)
+                    results.withLock { ok ? ($0.ok += 1) : ($0.failed += 1) }
+                    i += 1
+                }
+                churn.leave()
+            }.start()
+        }
+        let variants: [[(TestServer, Int)]] = [[(a, 1), (b, 1)], [(b, 2), (c, 1)], [(a, 1), (c, 3)], [(a, 1), (b, 1), (c, 1)]]
+        for r in 0..<20 {
+            usleep(100_000)
+            try engine.reload(config(port: port, servers: variants[r % variants.count], clientTimeoutMs: 30_000 + r * 1000))
+        }
+        usleep(200_000)
+        running.withLock { $0 = false }
+        churn.wait()
+        let outcome = results.current
+        XCTAssertEqual(outcome.failed, 0, "sessions failed across reloads (\(outcome.ok) succeeded)")
+        XCTAssertGreaterThan(outcome.ok, 100)
+        XCTAssertEqual(engine.generation, 21)
+        // The long-lived connections still work: their generation is still serving them.
+        for fd in longLived {
+            XCTAssertTrue(TestSocket.writeAll(fd, [8, 9]))
+            XCTAssertEqual(TestSocket.readExactly(fd, 2), [8, 9])
+        }
+        XCTAssertGreaterThan(engine.retiredConnections, 0)
+        longLived.forEach { close($0) }
+        XCTAssertTrue(eventually { engine.retiredConnections == 0 }, "retired generations must finish once their connections close")
+
+        // New connections follow the last configuration: only c.
+        try engine.reload(config(port: port, servers: [(c, 1)], clientTimeoutMs: 60_000))
+        let before = (a.accepted, b.accepted, c.accepted)
+        for _ in 0..<20 {
+            let fd = TestSocket.connect(port: port)
+            XCTAssertTrue(TestSocket.writeAll(fd, [1]))
+            XCTAssertEqual(TestSocket.readExactly(fd, 1), [1])
+            close(fd)
+        }
+        XCTAssertEqual(a.accepted, before.0)
+        XCTAssertEqual(b.accepted, before.1)
+        XCTAssertEqual(c.accepted, before.2 + 20)
+    }
+
+    func testAReloadThatCannotBindKeepsTheRunningConfiguration() throws {
+        let a = TestServer.echo()
+        defer { a.stop() }
+        let port = TestSocket.unusedPort()
+        let engine = Engine(config: config(port: port, servers: [(a, 1)], clientTimeoutMs: 60_000), log: Log(minimum: .error))
+        try engine.start()
+        defer { engine.stop(); engine.wait() }
+        // A second bind on a port some other socket holds without SO_REUSEPORT.
+        let blocker = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(blocker) }
+        let blocked = TestSocket.unusedPort()
+        var address = SocketAddress(ipv4: 127, 0, 0, 1, port: blocked).storage
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(blocker, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        listen(blocker, 1)
+        var next = config(port: port, servers: [(a, 1)], clientTimeoutMs: 60_000)
+        next.frontends[0].binds.append(SocketAddress(ipv4: 127, 0, 0, 1, port: blocked))
+        XCTAssertThrowsError(try engine.reload(next)) { error in
+            XCTAssertTrue("\(error)".contains("Address already in use"), "\(error)")
+        }
+        XCTAssertEqual(engine.generation, 1)
+        let fd = TestSocket.connect(port: port)
+        XCTAssertTrue(TestSocket.writeAll(fd, [5]))
+        XCTAssertEqual(TestSocket.readExactly(fd, 1), [5])
+        close(fd)
+    }
+}

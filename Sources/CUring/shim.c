@@ -134,3 +134,27 @@ unsigned long long *cu_jemalloc_thread_allocated(void) {
     if (mallctl("thread.allocatedp", &counter, &size, NULL, 0) != 0) return NULL;
     return (unsigned long long *)counter;
 }
+
+int cu_send_datagrams(int fd, const void *addr, unsigned addrlen, unsigned char *base, const long *starts, int lines) {
+    enum { batch = 64 };
+    struct iovec iov[batch];
+    struct mmsghdr msgs[batch];
+    int sent_total = 0;
+    for (int first = 0; first < lines; first += batch) {
+        int n = lines - first < batch ? lines - first : batch;
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = base + starts[first + i];
+            iov[i].iov_len = (size_t)(starts[first + i + 1] - starts[first + i]);
+            memset(&msgs[i], 0, sizeof(msgs[i]));
+            msgs[i].msg_hdr.msg_name = (void *)addr;
+            msgs[i].msg_hdr.msg_namelen = addrlen;
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int sent = sendmmsg(fd, msgs, (unsigned)n, MSG_DONTWAIT);
+        if (sent <= 0) break;
+        sent_total += sent;
+        if (sent < n) break;
+    }
+    return sent_total;
+}

@@ -104,6 +104,8 @@ public struct EngineConfig: Sendable {
     public var drainGraceMs: Int = 5_000
     /// Pin each worker to its CPU.
     public var pinThreads: Bool = true
+    /// One line per closed connection (HAProxy's tcplog layout); nil: no connection log.
+    public var log: LogConfig?
 
     public init(frontends: [FrontendConfig], backends: [BackendConfig]) {
         self.frontends = frontends

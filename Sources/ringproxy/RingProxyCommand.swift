@@ -87,6 +87,9 @@ struct RingProxyCommand: ParsableCommand {
     @Option(name: .long, help: "Drain grace period on SIGTERM/SIGINT, ms.")
     var grace: Int = 5_000
 
+    @Option(name: .customLong("log"), help: "Connection log (one tcplog line per connection): stderr, stdout, none, or udp:HOST:PORT for syslog (RFC 3164, local3.info).")
+    var logTarget: String = "stderr"
+
     @Flag(name: .customLong("no-pin"), help: "Do not pin worker threads to CPUs.")
     var noPin = false
 
@@ -144,6 +147,15 @@ struct RingProxyCommand: ParsableCommand {
         config.pipeBuffersMax = pipeBuffers
         config.drainGraceMs = grace
         config.pinThreads = !noPin
+        switch logTarget {
+        case "stderr": config.log = LogConfig(destination: .stderr)
+        case "stdout": config.log = LogConfig(destination: .stdout)
+        case "none": config.log = nil
+        default:
+            guard logTarget.hasPrefix("udp:") else { throw ValidationError("--log: stderr, stdout, none or udp:HOST:PORT") }
+            do { config.log = LogConfig(destination: .syslog(try SocketAddress.parse(String(logTarget.dropFirst(4))))) }
+            catch { throw ValidationError("--log: \(error)") }
+        }
         return config
     }
 

@@ -89,4 +89,15 @@ int cu_probe_recv_limit(struct io_uring *ring, unsigned short group, unsigned *r
 // at run time so the library does not depend on jemalloc; NULL under another allocator.
 unsigned long long *cu_jemalloc_thread_allocated(void);
 
+// CLOCK_REALTIME_COARSE in milliseconds (log timestamps).
+static inline long cu_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+// Sends `lines` datagrams in one sendmmsg(2): datagram i is base[starts[i] .. starts[i+1]).
+// Returns how many were sent (nonblocking; a full socket buffer drops the rest).
+int cu_send_datagrams(int fd, const void *addr, unsigned addrlen, unsigned char *base, const long *starts, int lines);
+
 #endif

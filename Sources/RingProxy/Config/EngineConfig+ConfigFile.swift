@@ -165,8 +165,30 @@ extension EngineConfig {
             }
             frontends.append(config)
         }
+        // The connection log: the first log target of the first frontend that has one (one
+        // destination for the whole process for now).
+        var log: LogConfig?
+        for frontend in file.effectiveFrontends {
+            guard let target = frontend.logTargets.first else { continue }
+            switch target.destination {
+            case .stderr: log = LogConfig(destination: .stderr)
+            case .stdout: log = LogConfig(destination: .stdout)
+            case .udp(let host, let port):
+                do {
+                    let address = try SocketAddress.parse("\(host.contains(":") ? "[\(host)]" : host):\(port)")
+                    log = LogConfig(destination: .syslog(address), facility: target.facility.code,
+                                    severity: (target.level ?? .info).severity)
+                } catch {
+                    refuse(target.location, "log", "\(error)")
+                }
+            case .unixSocket(let path):
+                refuse(target.location, "log", "logging to a unix socket (\(path)) is not supported yet", hint: "log 127.0.0.1:514 local0")
+            }
+            break
+        }
         if !errors.isEmpty { throw ConfigError(diagnostics: errors, warnings: file.warnings) }
         var engine = EngineConfig(frontends: frontends, backends: backends)
+        engine.log = log
         engine.cores = file.global.nbthread
         engine.maxConnections = file.global.maxconn
         return LoadedConfiguration(engine: engine, notes: notes)

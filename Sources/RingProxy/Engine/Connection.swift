@@ -61,12 +61,22 @@ struct Connection {
     var backend: UInt16 = 0
     var server: Int32 = -1
     var frontend: UInt16 = 0
+    /// Why it ended (Termination raw value; the first cause wins).
+    var termination: UInt8 = 0
+    var clientIDLength: UInt8 = 0
     var acceptedAtMs: Int = 0
+    var connectStartMs: Int = 0
+    var connectedAtMs: Int = 0
     var lastClientMs: Int = 0
     var lastServerMs: Int = 0
     var peerLength: UInt32 = 0
     var peer: sockaddrStorage = (0, 0, 0, 0)
+    /// The MQTT client id's first bytes, for the connection log.
+    var clientID: clientIDStorage = (0, 0, 0, 0, 0, 0)
 }
+
+/// Room for the first 48 bytes of a client id (the log shows no more).
+typealias clientIDStorage = (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
 
 /// Room for a sockaddr_in6 (28 bytes), the largest address accept(2) fills here.
 typealias sockaddrStorage = (UInt64, UInt64, UInt64, UInt32)

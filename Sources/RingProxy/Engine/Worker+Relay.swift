@@ -71,7 +71,7 @@ extension Worker {
             _ = shared.addFrontendActive(f, -1)
             stats.refusedMaxconn &+= 1
             conns[s].state = .connecting
-            closeConnection(slot, reset: false)
+            closeConnection(slot, reset: false, why: .maxconn)
             fillAccepts(l)
             return
         }
@@ -128,7 +128,7 @@ extension Worker {
                 stats.mqttRejected &+= 1
                 rejectCounts[Int(reason.rawValue) & 31] &+= 1
                 warnRateLimited(slot, "rejected: \(reason)")
-                closeConnection(slot, reset: false)
+                closeConnection(slot, reset: false, why: .rejected)
             } else {
                 // Not MQTT but MQTT is not required: balance without a client id.
                 chooseServer(slot, clientID: nil)
@@ -137,6 +137,7 @@ extension Worker {
             }
         case .connect(let packet):
             stats.mqttConnects &+= 1
+            if connectionLog != nil { keepClientID(slot, UnsafeRawBufferPointer(rebasing: bytes[packet.clientIdentifier])) }
             chooseServer(slot, clientID: UnsafeRawBufferPointer(rebasing: bytes[packet.clientIdentifier]))
             conns[s].state = .connecting
             startConnect(slot)
@@ -227,7 +228,7 @@ extension Worker {
         let count = backendServerCount[b]
         if count == 0 {
             stats.connectGiveUps &+= 1
-            closeConnection(slot, reset: false)
+            closeConnection(slot, reset: false, why: .connectFailed)
             return
         }
         if conns[s].server < 0 { chooseServer(slot, clientID: nil) }
@@ -236,6 +237,7 @@ extension Worker {
         let address = serverAddresses + (backendServerBase[b] + server)
         let fixed = Int32(s * 2 + 1)
         let generation = conns[s].generation
+        if conns[s].attempts == 0 { conns[s].connectStartMs = nowMs }
         let ignore = UserData(.ignore, slot: slot, generation: generation).raw
         stats.connectAttempts &+= 1
 
@@ -286,6 +288,7 @@ extension Worker {
         if result == 0 {
             conns[s].state = .established
             conns[s].lastServerMs = nowMs
+            conns[s].connectedAtMs = nowMs
             shared.serverConnected(backendServerBase[Int(conns[s].backend)] + Int(conns[s].server))
             conns[s].serverCounted = true
             if conns[s].sticky && conns[s].attempts > 0, let table = shared.stickTables[Int(conns[s].backend)] {
@@ -304,7 +307,7 @@ extension Worker {
             startConnect(slot)
         } else {
             stats.connectGiveUps &+= 1
-            closeConnection(slot, reset: false)
+            closeConnection(slot, reset: false, why: result == -ECANCELED ? .connectTimeout : .connectFailed)
         }
     }
 
@@ -390,7 +393,7 @@ extension Worker {
             if conns[s].state == .inspecting {
                 // The client left before completing its CONNECT.
                 stats.inspectAborts &+= 1
-                closeConnection(slot, reset: false)
+                closeConnection(slot, reset: false, why: .inspectAbort)
                 return
             }
             maybeShutdown(p)
@@ -409,7 +412,7 @@ extension Worker {
         }
         // ECONNRESET and friends: the peer aborted; abort the other side too.
         stats.resets &+= 1
-        closeConnection(slot, reset: true)
+        closeConnection(slot, reset: true, why: p & 1 == 0 ? .clientAbort : .serverAbort)
     }
 
     /// Buffers a direction may queue before its recv pauses: more while a CONNECT is being
@@ -466,7 +469,7 @@ extension Worker {
         }
         if result < 0 {
             stats.resets &+= 1
-            closeConnection(slot, reset: true)
+            closeConnection(slot, reset: true, why: p & 1 == 0 ? .serverAbort : .clientAbort)
             return
         }
         if p & 1 == 0 { conns[s].lastServerMs = nowMs } else { conns[s].lastClientMs = nowMs }
@@ -518,11 +521,12 @@ extension Worker {
     /// Cancels what is pending on both sockets and closes them; `reset` sends RST (SO_LINGER 0)
     /// so that an abort on one side is seen as an abort on the other. The slot is released when
     /// the last pending completion arrives.
-    func closeConnection(_ slot: Int32, reset: Bool) {
+    func closeConnection(_ slot: Int32, reset: Bool, why: Termination = .normal) {
         let s = Int(slot)
         let state = conns[s].state
         guard state == .connecting || state == .established || state == .inspecting else { return }
         conns[s].state = .closing
+        if conns[s].termination == 0 { conns[s].termination = why.rawValue }
         let generation = conns[s].generation
         let ignore = UserData(.ignore, slot: slot, generation: generation).raw
         for side in 0..<2 {
@@ -574,6 +578,7 @@ extension Worker {
             pipes[p].tail = BufferPool.none
             pipes[p].count = 0
         }
+        if connectionLog != nil { logConnection(slot) }
         if conns[s].counted {
             _ = shared.addActive(-1)
             _ = shared.addFrontendActive(Int(conns[s].frontend), -1)
@@ -637,15 +642,15 @@ extension Worker {
                 if nowMs - conns[s].acceptedAtMs > frontendInspectTimeoutMs[Int(conns[s].frontend)] {
                     stats.inspectTimeouts &+= 1
                     warnRateLimited(Int32(s), "no complete MQTT CONNECT within the inspect delay")
-                    closeConnection(Int32(s), reset: false)
+                    closeConnection(Int32(s), reset: false, why: .inspectTimeout)
                 }
             } else if state == .established || state == .connecting {
                 if clientMs > 0 && nowMs - conns[s].lastClientMs > clientMs {
                     stats.clientTimeouts &+= 1
-                    closeConnection(Int32(s), reset: false)
+                    closeConnection(Int32(s), reset: false, why: .clientTimeout)
                 } else if serverMs > 0 && state == .established && nowMs - conns[s].lastServerMs > serverMs {
                     stats.serverTimeouts &+= 1
-                    closeConnection(Int32(s), reset: false)
+                    closeConnection(Int32(s), reset: false, why: .serverTimeout)
                 }
             }
             s += 1

@@ -70,6 +70,13 @@ final class Worker {
     var warningsSecond = 0
     var warningsSuppressed = 0
 
+    /// The connection log (nil when off), its names, and the wall clock of this loop turn.
+    var connectionLog: ConnectionLog?
+    let frontendNames: NameTable
+    let backendNames: NameTable
+    let serverNames: NameTable
+    var wallNowMs = 0
+
     let statsPointer: UnsafeMutablePointer<WorkerStatistics>
     var stats: WorkerStatistics {
         get { statsPointer.pointee }
@@ -148,6 +155,10 @@ final class Worker {
         scratch = .allocate(byteCount: connectMax + config.bufferSizeBytes, alignment: 16)
         rejectCounts = .allocate(capacity: 32)
         rejectCounts.initialize(repeating: 0, count: 32)
+        connectionLog = config.log.map(ConnectionLog.init(config:))
+        frontendNames = NameTable(config.frontends.map(\.name))
+        backendNames = NameTable(config.backends.map(\.name))
+        serverNames = NameTable(config.backends.flatMap { $0.servers.map(\.name) })
         statsPointer = .allocate(capacity: 1)
         statsPointer.initialize(to: WorkerStatistics())
         connectTimeouts = .allocate(capacity: max(1, config.backends.count))
@@ -226,6 +237,7 @@ final class Worker {
             nowMs = cu_now_ms()
             reap()
             pool.commit()
+            if connectionLog != nil { flushLog() }
             if waitHead >= 0 { serveBufferWaiters() }
             if nowMs >= nextScanMs {
                 nextScanMs = nowMs + Self.scanIntervalMs
@@ -356,7 +368,7 @@ final class Worker {
             var s = 0
             while s < slotCount {
                 if conns[s].state == .connecting || conns[s].state == .established || conns[s].state == .inspecting {
-                    closeConnection(Int32(s), reset: true)
+                    closeConnection(Int32(s), reset: true, why: .stopping)
                 }
                 s += 1
             }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # MQTT connection set-up through ringproxy: plain TCP mode vs --mqtt --sticky (CONNECT held,
-# validated, client id looked up in the stick table), against three mosquitto brokers, and a
+# validated, client id looked up in the stick table), with and without the connection log
+# (stderr to a file), against three mosquitto brokers, and a
 # direct connection to one broker as the floor. ringproxy: one worker on CPU 0; load and
 # brokers on CPU 1. Prints connections/s and ringproxy CPU-µs per connection.
 # Usage: Benchmarks/scripts/connrate.sh [seconds] [threads]
@@ -38,9 +39,11 @@ print(f"{name:28s} {j['per_second']:>10.0f} conn/s  failed {j['failed']:>5d}  pr
 PY
 }
 measure "direct (one broker)" 28831
-for mode in plain sticky; do
-  extra=()
-  [ "$mode" = sticky ] && extra=(--mqtt --sticky)
+for mode in plain sticky sticky+log; do
+  extra=(--log none)
+  [ "$mode" = sticky ] && extra=(--mqtt --sticky --log none)
+  # The connection log costs a formatted line per connection and one write(2) per loop turn.
+  [ "$mode" = sticky+log ] && extra=(--mqtt --sticky --log stderr)
   taskset -c 0 "$bin" --listen 127.0.0.1:28840 --backend 127.0.0.1:28831 --backend 127.0.0.1:28832 --backend 127.0.0.1:28833 \
     --cores 1 "${extra[@]}" 2>"$run/rp-$mode.log" &
   proxy=$!

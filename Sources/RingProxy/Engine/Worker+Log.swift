@@ -11,8 +11,14 @@ extension Worker {
         conns[s].clientIDLength = UInt8(n)
     }
 
+    /// Writes buffered lines when there are many or the oldest has waited 50 ms: one syscall
+    /// for dozens of connections under load, a short delay when idle.
     func flushLog() {
-        connectionLog!.flush()
+        let pending = connectionLog!.lines
+        guard pending > 0 else { return }
+        if pending >= ConnectionLog.linesMax / 2 || nowMs - logFirstPendingMs >= 50 || draining {
+            connectionLog!.flush()
+        }
     }
 
     /// `%ci:%cp [%tr] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq {client id}`
@@ -24,6 +30,7 @@ extension Worker {
             connectionLog!.flush()
             guard connectionLog!.beginLine(wallSeconds: acceptedWallMs / 1000) else { return }
         }
+        if connectionLog!.lines == 0 { logFirstPendingMs = nowMs }
         var line = connectionLog!.buffer
         defer { connectionLog!.buffer = line; connectionLog!.endLine() }
 

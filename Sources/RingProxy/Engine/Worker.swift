@@ -76,6 +76,7 @@ final class Worker {
     let backendNames: NameTable
     let serverNames: NameTable
     var wallNowMs = 0
+    var logFirstPendingMs = 0
 
     let statsPointer: UnsafeMutablePointer<WorkerStatistics>
     var stats: WorkerStatistics {
@@ -210,7 +211,8 @@ final class Worker {
             log.info("io_uring: \(ring.setup); provided buffers: \(config.buffersPerWorker) x \(config.bufferSizeBytes) B per worker; "
                      + "fixed files: \(slotCount * 2) per worker; TCP_NODELAY on server sockets via "
                      + (uringSetsockopt ? "uring_cmd" : "nothing (kernel without SOCKET_URING_OP_SETSOCKOPT)")
-                     + "; multishot recv byte cap: " + (recvLimit ? "yes" : "no (backpressure by cancel only)"))
+                     + "; multishot recv byte cap: " + (recvLimit ? "yes" : "no (backpressure by cancel only)")
+                     + "; \(MemoryLayout<Connection>.stride + 2 * MemoryLayout<Pipe>.stride) bytes per connection slot")
         }
         allocatedCounter = cu_jemalloc_thread_allocated()
         nowMs = cu_now_ms()
@@ -218,6 +220,7 @@ final class Worker {
         for l in listeners.indices { fillAccepts(l) }
         cu_atomic_store(startStateWord, 1)
         loop()
+        connectionLog?.flush()
         for l in listeners where l.fd >= 0 && !(retiring && shared.isTransferred(l.fd)) { close(l.fd) }
         ring.destroy()
         cu_atomic_store(startStateWord, 2)

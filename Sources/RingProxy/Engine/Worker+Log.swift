@@ -102,4 +102,17 @@ extension Worker {
             line.byte(0x7D)
         }
     }
+
+    /// A server that did not answer: logged (rate-limited with the other per-connection
+    /// warnings) so an operator sees which server fails and why before health checks exist.
+    func logServerFailure(_ slot: Int32, result: Int32) {
+        let s = Int(slot)
+        let b = Int(conns[s].backend)
+        let server = Int(conns[s].server)
+        let backend = config.backends[b]
+        guard server >= 0 && server < backend.servers.count else { return }
+        let why = result == -ECANCELED ? "timeout connect" : String(cString: strerror(-result))
+        warnRateLimited(slot, "server \(backend.name)/\(backend.servers[server].name) \(backend.servers[server].address) "
+                        + "did not answer (\(why)); \(Int(conns[s].attempts) < backendRetries[b] ? "trying the next server" : "retries exhausted")")
+    }
 }

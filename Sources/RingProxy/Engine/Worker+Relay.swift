@@ -302,6 +302,7 @@ extension Worker {
         }
         stats.connectFailures &+= 1
         if result == -ECANCELED { stats.connectTimeouts &+= 1 }
+        logServerFailure(slot, result: result)
         conns[s].attempts &+= 1
         if Int(conns[s].attempts) <= backendRetries[Int(conns[s].backend)] {
             startConnect(slot)

@@ -1,0 +1,89 @@
+// What the engine does not do yet is refused at its line, never silently dropped; what the
+// seed's MQTT rules mean is recognised.
+import XCTest
+@testable import RingProxy
+
+final class ConfigMappingTests: XCTestCase {
+    private func load(_ body: String) throws -> LoadedConfiguration {
+        let text = """
+            defaults
+              mode tcp
+              timeout connect 5s
+              timeout client 60s
+              timeout server 60s
+            \(body)
+            """
+        let file = try ConfigParser.parse(text: text, file: "t.cfg").get()
+        return try EngineConfig.load(file)
+    }
+
+    private func refusal(_ body: String) -> String {
+        do {
+            _ = try load(body)
+            return "accepted"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    func testUnbuiltFeaturesAreRefusedAtTheirLine() {
+        let cases: [(String, String)] = [
+            ("backend b\n  server s 127.0.0.1:1 check\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
+             "t.cfg:7: 'check': health checks are not implemented yet"),
+            ("backend b\n  server s 127.0.0.1:1 send-proxy\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
+             "t.cfg:7: 'send-proxy': the PROXY protocol is not implemented yet"),
+            ("backend b\n  balance uri\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
+             "t.cfg:7: 'balance': 'balance uri' is not supported"),
+            ("backend b\n  server s 127.0.0.1:1\nbackend c\n  server s 127.0.0.1:2\nfrontend f\n  bind 127.0.0.1:1883\n  use_backend c if { src 10.0.0.1 }\n  default_backend b",
+             "t.cfg:12: 'use_backend': conditional routing is not implemented yet"),
+            ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:8883 ssl crt server.pem\n  default_backend b",
+             "t.cfg:9: 'ssl': TLS termination is not implemented yet"),
+            ("backend b\n  server s 127.0.0.1:1 backup\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
+             "t.cfg:7: 'backup': backup servers need health checks"),
+            ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:1883\n  log /dev/log local0\n  default_backend b",
+             "t.cfg:10: 'log': logging to a unix socket (/dev/log) is not supported yet"),
+        ]
+        for (body, expected) in cases {
+            let message = refusal(body)
+            XCTAssertTrue(message.contains(expected), "expected '\(expected)', got: \(message)")
+        }
+    }
+
+    func testTheSeedsMQTTRulesBecomeRequireMQTTAndAStickTableOnTheClientID() throws {
+        let loaded = try load("""
+            backend mqtt_backend
+              stick-table type string len 16 size 1k expire 10m
+              stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)
+              server emqx1 127.0.0.1:18831 weight 5
+              server emqx2 127.0.0.1:18832 weight 2
+            frontend mqtt_servers
+              bind *:1883
+              tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }
+              default_backend mqtt_backend
+              log 127.0.0.1:5514 local3 info
+            """)
+        let frontend = loaded.engine.frontends[0]
+        XCTAssertTrue(frontend.requireMQTT)
+        XCTAssertEqual(frontend.inspectTimeoutMs, 60_000, "no inspect-delay: the CONNECT may take up to timeout client")
+        XCTAssertEqual(frontend.binds.map(\.description), ["0.0.0.0:1883"])
+        let backend = loaded.engine.backends[0]
+        XCTAssertEqual(backend.stickTable, StickTableConfig(keyLengthMax: 16, entriesMax: 1024, expireMs: 600_000))
+        XCTAssertEqual(backend.servers.map(\.weight), [5, 2])
+        XCTAssertEqual(backend.connectTimeoutMs, 5_000)
+        XCTAssertEqual(loaded.engine.log, LogConfig(destination: .syslog(SocketAddress(ipv4: 127, 0, 0, 1, port: 5514)), facility: 19, severity: 6))
+        XCTAssertTrue(loaded.notes.contains { $0.contains("wait for the CONNECT") }, "\(loaded.notes)")
+    }
+
+    func testBalanceHashOnTheClientIDIsStatelessStickiness() throws {
+        let loaded = try load("""
+            backend b
+              balance hash req.payload(0,0),mqtt_field_value(connect,client_identifier)
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              default_backend b
+            """)
+        XCTAssertEqual(loaded.engine.backends[0].balance, .clientIDHash)
+        XCTAssertTrue(loaded.engine.backends[0].needsClientID)
+    }
+}

@@ -50,10 +50,8 @@ final class ConfigFileRunTests: XCTestCase {
     }
 
     func testErrorsNameFileLineAndEveryProblem() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rp-cfg-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("haproxy.cfg").path
+        let dir = try TemporaryDirectory()
+        let path = dir.file("haproxy.cfg")
         try """
             global
               maxconn 1000
@@ -74,16 +72,14 @@ final class ConfigFileRunTests: XCTestCase {
         XCTAssertTrue(output.contains("haproxy.cfg:9: unknown keyword 'balanse' in backend section (did you mean 'balance'?)"), output)
         XCTAssertTrue(output.contains("haproxy.cfg:13: 'default_backend'"), output)
         XCTAssertTrue(output.contains("missing"), output)
-        let (status2, output2) = try ChildProcess(try binary(), ["-c", "-f", dir.appendingPathComponent("absent.cfg").path]).finish(within: 10)
+        let (status2, output2) = try ChildProcess(try binary(), ["-c", "-f", dir.file("absent.cfg")]).finish(within: 10)
         XCTAssertEqual(status2, 1)
         XCTAssertTrue(output2.contains("absent.cfg"), output2)
     }
 
     func testUnresolvableServerHostIsAnErrorAtItsLine() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rp-cfg-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("haproxy.cfg").path
+        let dir = try TemporaryDirectory()
+        let path = dir.file("haproxy.cfg")
         try """
             defaults
               mode tcp
@@ -141,10 +137,8 @@ final class SighupReloadTests: XCTestCase {
         let a = TestServer.echo(), b = TestServer.echo()
         defer { a.stop(); b.stop() }
         let port = TestSocket.unusedPort()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rp-hup-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("haproxy.cfg").path
+        let dir = try TemporaryDirectory()
+        let path = dir.file("haproxy.cfg")
         func write(server: UInt16, extra: String = "") throws {
             try """
                 defaults

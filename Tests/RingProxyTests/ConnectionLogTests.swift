@@ -33,17 +33,22 @@ final class ConnectionLogTests: XCTestCase {
         return lines
     }
 
-    func testEachConnectionGetsOneTcplogLineWithItsClientIDOverSyslog() throws {
+    /// An MQTT-checking engine logging to a fresh syslog receiver, in front of a recording broker.
+    private func loggingEngine(_ configure: @escaping (inout EngineConfig) -> Void = { _ in })
+        throws -> (engine: Engine, port: UInt16, syslog: Int32, server: TestServer) {
         let (syslog, syslogPort) = syslogReceiver()
-        defer { close(syslog) }
-        let seen = Locked<[String]>([])
-        let server = TestServer.recordingBroker(seen)
-        defer { server.stop() }
+        let server = TestServer.recordingBroker(Locked<[String]>([]))
         let (engine, port) = try startEngine(servers: [server.port], cores: 1) {
             $0.frontends[0].requireMQTT = true
             $0.log = LogConfig(destination: .syslog(SocketAddress(ipv4: 127, 0, 0, 1, port: syslogPort)), facility: 19, severity: 6)
+            configure(&$0)
         }
-        defer { engine.stop(); engine.wait() }
+        return (engine, port, syslog, server)
+    }
+
+    func testEachConnectionGetsOneTcplogLineWithItsClientIDOverSyslog() throws {
+        let (engine, port, syslog, server) = try loggingEngine()
+        defer { engine.stop(); engine.wait(); server.stop(); close(syslog) }
         XCTAssertTrue(MQTTWire.session(port: port, clientID: "sensor-7"))
         let junk = TestSocket.connect(port: port)
         _ = TestSocket.writeAll(junk, Array("GET / HTTP/1.0\r\n\r\n".utf8))
@@ -61,17 +66,8 @@ final class ConnectionLogTests: XCTestCase {
     }
 
     func testLoggingAllocatesNothingOnTheWorker() throws {
-        let (syslog, syslogPort) = syslogReceiver()
-        defer { close(syslog) }
-        let seen = Locked<[String]>([])
-        let server = TestServer.recordingBroker(seen)
-        defer { server.stop() }
-        let (engine, port) = try startEngine(servers: [server.port], cores: 1) {
-            $0.frontends[0].requireMQTT = true
-            $0.backends[0].stickTable = StickTableConfig()
-            $0.log = LogConfig(destination: .syslog(SocketAddress(ipv4: 127, 0, 0, 1, port: syslogPort)))
-        }
-        defer { engine.stop(); engine.wait() }
+        let (engine, port, syslog, server) = try loggingEngine { $0.backends[0].stickTable = StickTableConfig() }
+        defer { engine.stop(); engine.wait(); server.stop(); close(syslog) }
         for i in 0..<20 { XCTAssertTrue(MQTTWire.session(port: port, clientID: "warm-\(i)")) }
         XCTAssertTrue(eventually { engine.statistics().total.active == 0 })
         let before = engine.statistics().total.threadAllocatedBytes

@@ -115,4 +115,27 @@ final class ReloadTests: XCTestCase {
         XCTAssertEqual(TestSocket.readExactly(fd, 1), [5])
         close(fd)
     }
+
+    func testARemovedListenerStopsAcceptingWhileItsOpenConnectionsFinish() throws {
+        let a = TestServer.echo()
+        defer { a.stop() }
+        let kept = TestSocket.unusedPort()
+        let removed = TestSocket.unusedPort()
+        var first = config(port: kept, servers: [(a, 1)], clientTimeoutMs: 60_000)
+        first.frontends.append(FrontendConfig(name: "old", binds: [SocketAddress(ipv4: 127, 0, 0, 1, port: removed)], backendIndex: 0))
+        let engine = Engine(config: first, log: Log(minimum: .error))
+        try engine.start()
+        defer { engine.stop(); engine.wait() }
+        let open = TestSocket.connect(port: removed)
+        XCTAssertTrue(TestSocket.writeAll(open, [1]))
+        XCTAssertEqual(TestSocket.readExactly(open, 1), [1])
+
+        try engine.reload(config(port: kept, servers: [(a, 1)], clientTimeoutMs: 60_000))
+        XCTAssertFalse(Mosquitto.listening(removed), "the removed frontend must not accept any more")
+        XCTAssertTrue(Mosquitto.listening(kept))
+        XCTAssertTrue(TestSocket.writeAll(open, [2, 3]), "its open connection keeps working")
+        XCTAssertEqual(TestSocket.readExactly(open, 2), [2, 3])
+        close(open)
+        XCTAssertTrue(eventually { engine.retiredConnections == 0 })
+    }
 }

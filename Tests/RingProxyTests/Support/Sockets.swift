@@ -138,3 +138,14 @@ final class Locked<Value>: @unchecked Sendable {
     }
     var current: Value { withLock { $0 } }
 }
+
+/// A directory removed when the value goes away.
+final class TemporaryDirectory {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("rp-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func file(_ name: String) -> String { url.appendingPathComponent(name).path }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}

@@ -244,10 +244,17 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
-    /// Waits for every worker thread of the current generation to exit.
+    /// Waits for every worker thread to exit: the current generation's, and those of
+    /// configurations a reload retired (joined by their reaper; polled here).
     public func wait() {
         let generation = locked { current }
         generation?.join()
+        let older = locked { retired }
+        let deadlineMs = cu_now_ms() + config.drainGraceMs + 3_000
+        while cu_now_ms() < deadlineMs
+                && !older.allSatisfy({ $0.workers.allSatisfy { cu_atomic_load($0.startStateWord) == 2 } }) {
+            usleep(5_000)
+        }
     }
 
     public var activeConnections: Int { shared.activeConnections }

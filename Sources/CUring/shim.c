@@ -158,3 +158,21 @@ int cu_send_datagrams(int fd, const void *addr, unsigned addrlen, unsigned char 
     }
     return sent_total;
 }
+
+int cu_submit_and_wait_batch(struct io_uring *ring, unsigned wait_nr, long timeout_ns, unsigned min_wait_usec) {
+    // Publish the SQ tail as liburing's flush does (no SQPOLL here).
+    struct io_uring_sq *sq = &ring->sq;
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        io_uring_smp_store_release(sq->ktail, tail);
+    }
+    unsigned to_submit = tail - *sq->khead;
+    struct __kernel_timespec ts = { .tv_sec = timeout_ns / 1000000000L, .tv_nsec = timeout_ns % 1000000000L };
+    struct io_uring_getevents_arg arg = {
+        .sigmask = 0, .sigmask_sz = _NSIG / 8, .pad = min_wait_usec, .ts = (unsigned long)(uintptr_t)&ts,
+    };
+    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    if (ring->int_flags & 1 /* INT_FLAG_REG_RING */) flags |= IORING_ENTER_REGISTERED_RING;
+    return io_uring_enter2(ring->enter_ring_fd, to_submit, wait_nr, flags, &arg, sizeof(arg));
+}

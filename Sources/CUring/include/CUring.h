@@ -100,4 +100,10 @@ static inline long cu_wall_ms(void) {
 // Returns how many were sent (nonblocking; a full socket buffer drops the rest).
 int cu_send_datagrams(int fd, const void *addr, unsigned addrlen, unsigned char *base, const long *starts, int lines);
 
+// Submits what is queued and waits for `wait_nr` completions, but returns as soon as at least
+// one is there once `min_wait_usec` has passed (Linux 6.12+ min-wait; older kernels ignore the
+// field and wait for wait_nr or the timeout), or at `timeout_ns`. Batches completions per
+// io_uring_enter under load without adding more than min_wait_usec of latency.
+int cu_submit_and_wait_batch(struct io_uring *ring, unsigned wait_nr, long timeout_ns, unsigned min_wait_usec);
+
 #endif

@@ -92,6 +92,13 @@ struct Ring {
         _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
     }
 
+    /// Submits and waits for up to `batch` completions, returning once at least one is there
+    /// after `minWaitUs` (kernel min-wait), or at the timeout.
+    @inline(__always)
+    func submitAndWait(batch: UInt32, minWaitUs: UInt32, timeoutNs: Int) {
+        _ = cu_submit_and_wait_batch(ring, batch, timeoutNs, minWaitUs)
+    }
+
     func submit() { _ = io_uring_submit(ring) }
 
     func registerSparseFiles(_ count: UInt32) throws(RingError) {

@@ -47,6 +47,10 @@ final class Worker {
     var abortedAll = false
     var exitDeadlineMs = 0
     var uringSetsockopt = false
+    /// Completions to wait for per io_uring_enter, and the most a wait may add once one is
+    /// there (RINGPROXY_WAIT_BATCH / RINGPROXY_WAIT_MIN_US; batch 1 = return on the first).
+    let waitBatch: UInt32 = UInt32(getenv("RINGPROXY_WAIT_BATCH").flatMap { Int(String(cString: $0)) } ?? 1)
+    let waitMinUs: UInt32 = UInt32(getenv("RINGPROXY_WAIT_MIN_US").flatMap { Int(String(cString: $0)) } ?? 20)
     /// jemalloc's count of bytes this thread allocated, when jemalloc is the allocator: the
     /// proof that the loop allocates nothing (read by statistics(), never written by us).
     var allocatedCounter: UnsafeMutablePointer<UInt64>?
@@ -236,7 +240,11 @@ final class Worker {
     private func loop() {
         while true {
             stats.loopTurns &+= 1
-            ring.submitAndWait(timeoutNs: 100_000_000)
+            if waitBatch > 1 {
+                ring.submitAndWait(batch: waitBatch, minWaitUs: waitMinUs, timeoutNs: 100_000_000)
+            } else {
+                ring.submitAndWait(timeoutNs: 100_000_000)
+            }
             nowMs = cu_now_ms()
             reap()
             pool.commit()

@@ -4,19 +4,16 @@
 # run: streams, Gbit/s direct, Gbit/s through ringproxy, ringproxy CPU seconds per GB.
 # Usage: Benchmarks/scripts/bulk-iperf.sh [seconds] [streams...]
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 seconds=${1:-5}; shift || true
 streams=("${@:-1 100}")
 command -v iperf3 >/dev/null || { apt-get update -qq && apt-get install -y -qq iperf3 >/dev/null; }
-swift build -c release --product ringproxy >/dev/null
-bin=$(swift build -c release --show-bin-path)/ringproxy
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
+source "$(dirname "$0")/lib.sh"
 
 taskset -c 1 iperf3 -s -p 15201 -D --logfile /tmp/rp-iperf-server.log
-taskset -c 0 "$bin" --listen 127.0.0.1:15202 --backend 127.0.0.1:15201 --cores 1 ${RP_ARGS:-} 2>/tmp/rp-iperf-proxy.log &
+taskset -c 0 "$bin" --listen 127.0.0.1:15202 --backend 127.0.0.1:15201 --cores 1 --log none ${RP_ARGS:-} 2>"$run/proxy.log" &
 proxy=$!
-trap 'kill $proxy 2>/dev/null; pkill -f "iperf3 -s -p 15201" || true' EXIT
+pids+=($proxy)
+trap 'bench_cleanup; pkill -f "iperf3 -s -p 15201" || true' EXIT
 sleep 0.5
 gbps() { python3 -c 'import json,sys; d=json.load(sys.stdin); e=d["end"]; print("%.2f %d" % (e["sum_received"]["bits_per_second"]/1e9, e["sum_received"]["bytes"] + e["sum_sent"]["bytes"]))'; }
 printf '%-8s %14s %18s %22s\n' streams direct_Gbit/s ringproxy_Gbit/s proxy_cpu_s_per_GB

@@ -6,25 +6,16 @@
 # brokers on CPU 1. Prints connections/s and ringproxy CPU-µs per connection.
 # Usage: Benchmarks/scripts/connrate.sh [seconds] [threads]
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 seconds=${1:-4}
 threads=${2:-8}
-swift build -c release --product ringproxy >/dev/null
-bin=$(swift build -c release --show-bin-path)/ringproxy
-gcc -O2 -pthread Benchmarks/tools/connbench.c -o /tmp/rp-connbench
+source "$(dirname "$0")/lib.sh"
+bench_tools connbench
 sysctl -qw net.ipv4.tcp_tw_reuse=1 || true
-run=$(mktemp -d /tmp/rp-connrate.XXXXXX)
-chmod 777 "$run"
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$run"; }
-trap cleanup EXIT
 for i in 1 2 3; do
   printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\nlog_type none\n' $((28830 + i)) > "$run/m$i.conf"
   taskset -c 1 mosquitto -c "$run/m$i.conf" >/dev/null 2>&1 & pids+=($!)
 done
 sleep 0.5
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 measure() {  # name port [proxy pid]
   local before after json
   [ -n "${3:-}" ] && before=$(cpu_ticks "$3")

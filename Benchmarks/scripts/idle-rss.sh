@@ -3,32 +3,23 @@
 # after N connections (each did a CONNECT round trip, then idles). Usage: idle-rss.sh [N]
 # N is bounded by this host's open-files limit for HAProxy (two fds per connection).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 n=${1:-9000}
-swift build -c release --product ringproxy >/dev/null
-bin=$(swift build -c release --show-bin-path)/ringproxy
-gcc -O2 Benchmarks/tools/echoserver.c -o /tmp/rp-echo
-gcc -O2 Benchmarks/tools/idleconns.c -o /tmp/rp-idle
-run=$(mktemp -d /tmp/rp-idle.XXXXXX)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$run"; }
-trap cleanup EXIT
-prlimit --nofile=20000:20000 true 2>/dev/null || true
-taskset -c 1 /tmp/rp-echo 29101 & pids+=($!)
+source "$(dirname "$0")/lib.sh"
+bench_tools echoserver idleconns
+taskset -c 1 /tmp/rp-echoserver 29101 & pids+=($!)
 sleep 0.3
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 measure() {  # name port pid
   # RSS at start, after a first third of the connections, and after all of them: the first
   # step includes one-off costs (first touch of buffer pages), the second is the per-connection
   # slope.
   local start mid end first=$((n / 3)) second=$((n - n / 3))
   start=$(rss_kb "$3")
-  taskset -c 1 /tmp/rp-idle 127.0.0.1 "$2" "$first" 8 > "$run/idle1.json" &
+  taskset -c 1 /tmp/rp-idleconns 127.0.0.1 "$2" "$first" 8 > "$run/idle1.json" &
   local idle1=$!
   for _ in $(seq 1 200); do [ -s "$run/idle1.json" ] && break; sleep 0.05; done
   sleep 0.5
   mid=$(rss_kb "$3")
-  taskset -c 1 /tmp/rp-idle 127.0.0.1 "$2" "$second" 4 > "$run/idle2.json" &
+  taskset -c 1 /tmp/rp-idleconns 127.0.0.1 "$2" "$second" 4 > "$run/idle2.json" &
   local idle2=$!
   for _ in $(seq 1 200); do [ -s "$run/idle2.json" ] && break; sleep 0.05; done
   sleep 0.5

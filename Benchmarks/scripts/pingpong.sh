@@ -5,20 +5,11 @@
 # proxy's CPU-µs per round trip (each round trip = two messages forwarded).
 # Usage: Benchmarks/scripts/pingpong.sh [seconds] [connections] [window] [size]
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 seconds=${1:-5}; conns=${2:-100}; window=${3:-16}; size=${4:-64}
-swift build -c release --product ringproxy >/dev/null
-bin=$(swift build -c release --show-bin-path)/ringproxy
-gcc -O2 Benchmarks/tools/echoserver.c -o /tmp/rp-echo
-gcc -O2 Benchmarks/tools/pingpong.c -o /tmp/rp-pingpong
-run=$(mktemp -d /tmp/rp-pingpong.XXXXXX)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$run"; }
-trap cleanup EXIT
-taskset -c 1 /tmp/rp-echo 29001 & pids+=($!)
+source "$(dirname "$0")/lib.sh"
+bench_tools echoserver pingpong
+taskset -c 1 /tmp/rp-echoserver 29001 & pids+=($!)
 sleep 0.3
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 measure() {  # name port [pid]
   local before=0 after=0 json
   [ -n "${3:-}" ] && before=$(cpu_ticks "$3")

@@ -18,6 +18,12 @@ for service in mosquitto; do
     systemctl stop "$service" >/dev/null 2>&1 || true
     systemctl disable "$service" >/dev/null 2>&1 || true
   fi
+  command -v service >/dev/null 2>&1 && service "$service" stop >/dev/null 2>&1 || true
 done
-# A service started by the package's postinst without systemd (containers) is stopped too.
-pkill -x -f '/usr/sbin/mosquitto -c /etc/mosquitto/mosquitto.conf' 2>/dev/null || true
+# A broker started by the package's postinst without an init system (containers) goes too; only
+# the system one (its config file), never a broker of the quick start or the tests.
+pkill -f 'mosquitto -c /etc/mosquitto/mosquitto.conf' 2>/dev/null || true
+for _ in $(seq 1 50); do
+  ss -Hltn 'sport = :1883' 2>/dev/null | grep -q . || break
+  sleep 0.1
+done

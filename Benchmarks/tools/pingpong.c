@@ -1,6 +1,8 @@
 // pingpong: N connections, each keeping W small messages (an MQTT QoS 0 PUBLISH of SIZE bytes)
 // in flight to an echo server through the proxy, for SECONDS. Single-threaded epoll. Prints
-// round trips per second as one JSON line. Usage: pingpong HOST PORT CONNECTIONS WINDOW SIZE SECONDS
+// round trips per second as one JSON line. With a 7th argument `mqtt`, each connection first
+// sends a CONNECT and waits for the CONNACK (for an MQTT backend behind an MQTT-checking proxy).
+// Usage: pingpong HOST PORT CONNECTIONS WINDOW SIZE SECONDS [mqtt]
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -37,6 +39,15 @@ int main(int argc, char **argv) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (connect(fd, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return 1; }
+        if (argc > 7 && strcmp(argv[7], "mqtt") == 0) {
+            unsigned char c[32] = { 0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, 0 };
+            int idlen = snprintf((char *)c + 14, 16, "pp-%d", i);
+            c[1] = (unsigned char)(12 + idlen); c[13] = (unsigned char)idlen;
+            unsigned char ack[4];
+            if (write(fd, c, (size_t)(14 + idlen)) != 14 + idlen) { perror("write"); return 1; }
+            int got = 0;
+            while (got < 4) { ssize_t r = read(fd, ack + got, (size_t)(4 - got)); if (r <= 0) { fprintf(stderr, "no CONNACK\n"); return 1; } got += (int)r; }
+        }
         fds[i] = fd;
         struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (unsigned)i };
         epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);

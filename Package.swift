@@ -13,11 +13,13 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "ringproxy", targets: ["ringproxy"]),
+        .executable(name: "ringbench", targets: ["ringbench"]),
         .library(name: "RingProxy", targets: ["RingProxy"]),
         .library(name: "MQTTPeek", targets: ["MQTTPeek"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         .target(
@@ -38,6 +40,17 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v5)],
             linkerSettings: [.linkedLibrary("jemalloc")]
+        ),
+        // The load generator of Benchmarks/: io_uring clients, many source addresses.
+        .executableTarget(
+            name: "ringbench",
+            dependencies: [
+                "CUring",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/RingBench",
+            swiftSettings: [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .testTarget(name: "MQTTPeekTests", dependencies: ["MQTTPeek"]),
         .testTarget(

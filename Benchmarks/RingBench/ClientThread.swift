@@ -1,0 +1,285 @@
+// ClientThread: one thread's io_uring client. Connections live in the ring's fixed-file table
+// (registered, then their fds closed), so a thread holds up to RLIMIT_NOFILE of them outside
+// the process fd table; set-up binds each to one of the source addresses.
+import CUring
+import Glibc
+import Histogram
+
+final class ClientThread {
+    let job: Job
+    let s: Settings
+    let ring: UnsafeMutablePointer<io_uring>
+    var result = ThreadResult()
+
+    init(_ job: Job) {
+        self.job = job
+        s = job.settings
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+    }
+
+    func run() -> ThreadResult {
+        var params = io_uring_params()
+        params.flags = CU_SETUP_SINGLE_ISSUER | CU_SETUP_DEFER_TASKRUN | CU_SETUP_CQSIZE
+        params.cq_entries = 32768
+        if io_uring_queue_init_params(4096, ring, &params) != 0 {
+            var plain = io_uring_params()
+            guard io_uring_queue_init_params(4096, ring, &plain) == 0 else {
+                fputs("ringbench: io_uring setup failed\n", stderr)
+                result.failed = job.count
+                return result
+            }
+        }
+        defer { io_uring_queue_exit(ring) }
+        guard job.count > 0 else { return result }
+        guard job.count <= s.fileLimit - 64 else {
+            fputs("ringbench: \(job.count) connections on one thread exceed RLIMIT_NOFILE=\(s.fileLimit); use more --threads\n", stderr)
+            result.failed = job.count
+            return result
+        }
+        guard io_uring_register_files_sparse(ring, UInt32(job.count)) == 0 else {
+            fputs("ringbench: cannot register \(job.count) fixed files\n", stderr)
+            result.failed = job.count
+            return result
+        }
+        switch s.workload {
+        case "pingpong": pingpong()
+        case "conn": connectionSetups()
+        default: idle()
+        }
+        return result
+    }
+
+    @inline(__always) func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
+        while true {
+            if let e = io_uring_get_sqe(ring) { return e }
+            io_uring_submit(ring)
+        }
+    }
+
+    /// Opens connection `i` with plain syscalls (set-up is not measured), bound to a source
+    /// address, optionally doing the MQTT CONNECT/CONNACK exchange, and moves it into fixed
+    /// slot `i`.
+    func open(_ i: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
+        setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, 4)
+        var source = sockaddr_in()
+        source.sin_family = sa_family_t(AF_INET)
+        source.sin_addr.s_addr = (s.sources.first + UInt32((job.index * 7919 + i) % s.sources.count)).bigEndian
+        var target = s.target.sockaddr()
+        let bound = withUnsafePointer(to: &source) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, 16) } }
+        let connected = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, 16) } }
+        guard bound == 0, connected == 0 else { return false }
+        if s.mqtt {
+            var tv = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let packet = connectPacket("rb-\(job.index)-\(i)")
+            guard packet.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == packet.count else { return false }
+            var ack = [UInt8](repeating: 0, count: 4)
+            guard ack.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, 4, Int32(MSG_WAITALL)) }) == 4, ack[0] == 0x20 else { return false }
+        }
+        var descriptor = fd
+        return io_uring_register_files_update(ring, UInt32(i), &descriptor, 1) == 1
+    }
+
+    func openAll() -> [Bool] {
+        (0..<job.count).map { i in
+            let ok = open(i)
+            if ok { result.connections += 1 } else { result.failed += 1 }
+            return ok
+        }
+    }
+
+    // MARK: idle
+
+    func idle() {
+        let opened = openAll()
+        result.operations = opened.filter { $0 }.count
+        let start = nowNs()
+        usleep(UInt32(max(0, s.seconds) * 1_000_000))
+        result.elapsed = Double(nowNs() - start) / 1e9
+    }
+
+    // MARK: pingpong
+
+    func pingpong() {
+        let n = job.count
+        let w = s.window
+        let size = s.size
+        // W copies of a QoS 0 PUBLISH of `size` bytes on topic "t/x".
+        let messages = UnsafeMutablePointer<UInt8>.allocate(capacity: size * w)
+        for m in 0..<w {
+            let p = messages + m * size
+            p.initialize(repeating: 0x70, count: size)
+            p[0] = 0x30; p[1] = UInt8(size - 2); p[2] = 0; p[3] = 3; p[4] = 0x74; p[5] = 0x2F; p[6] = 0x78
+        }
+        let opened = openAll()
+        let recvBytes = 4096
+        let buffers = UnsafeMutablePointer<UInt8>.allocate(capacity: n * recvBytes)
+        let sentAt = UnsafeMutablePointer<UInt64>.allocate(capacity: n * w)
+        var head = [Int](repeating: 0, count: n)
+        var partial = [Int](repeating: 0, count: n)
+        var sending = [Bool](repeating: false, count: n)
+        var owed = [Int](repeating: 0, count: n)
+        var alive = opened
+
+        func submitSend(_ i: Int, _ count: Int) {
+            let e = sqe()
+            io_uring_prep_send(e, Int32(i), messages, count * size, 0)
+            cu_sqe_add_flags(e, CU_IOSQE_FIXED_FILE)
+            io_uring_sqe_set_data64(e, UInt64(i) << 2 | 1)
+            sending[i] = true
+        }
+        func submitRecv(_ i: Int) {
+            let e = sqe()
+            io_uring_prep_recv(e, Int32(i), buffers + i * recvBytes, recvBytes, 0)
+            cu_sqe_add_flags(e, CU_IOSQE_FIXED_FILE)
+            io_uring_sqe_set_data64(e, UInt64(i) << 2 | 2)
+        }
+
+        let start = nowNs()
+        for i in 0..<n where alive[i] {
+            for k in 0..<w { sentAt[i * w + k] = start }
+            submitSend(i, w)
+            submitRecv(i)
+        }
+        let deadline = start + UInt64(s.seconds * 1e9)
+        let cqes = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: 512)
+        while true {
+            var ts = __kernel_timespec(tv_sec: 0, tv_nsec: 100_000_000)
+            var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+            _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+            let now = nowNs()
+            if now >= deadline { break }
+            let got = Int(io_uring_peek_batch_cqe(ring, cqes, 512))
+            for c in 0..<got {
+                let data = cqes[c]!.pointee.user_data
+                let res = Int(cqes[c]!.pointee.res)
+                let i = Int(data >> 2)
+                guard alive[i] else { continue }
+                if data & 3 == 1 {
+                    sending[i] = false
+                    if res < 0 { alive[i] = false; result.failed += 1; continue }
+                    if owed[i] > 0 { submitSend(i, owed[i]); owed[i] = 0 }
+                    continue
+                }
+                if res <= 0 { alive[i] = false; result.failed += 1; continue }
+                partial[i] += res
+                let done = partial[i] / size
+                partial[i] -= done * size
+                for _ in 0..<done {
+                    let slot = i * w + head[i]
+                    _ = result.latency.record(now - sentAt[slot])
+                    sentAt[slot] = now
+                    head[i] = head[i] + 1 == w ? 0 : head[i] + 1
+                }
+                result.operations += done
+                if done > 0 {
+                    if sending[i] { owed[i] += done } else { submitSend(i, done) }
+                }
+                submitRecv(i)
+            }
+            io_uring_cq_advance(ring, UInt32(got))
+        }
+        result.elapsed = Double(nowNs() - start) / 1e9
+    }
+
+    // MARK: conn
+
+    /// Sessions as one linked chain each: socket (direct) -> connect -> CONNECT -> CONNACK ->
+    /// DISCONNECT -> close. Only the close (and failures) post completions.
+    func connectionSetups() {
+        let n = job.count
+        let slotBytes = 128
+        let area = UnsafeMutablePointer<UInt8>.allocate(capacity: n * slotBytes)
+        area.initialize(repeating: 0, count: n * slotBytes)
+        let targetPointer = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: 1)
+        targetPointer.initialize(to: s.target.sockaddr())
+        var startedAt = [UInt64](repeating: 0, count: n)
+        var failedAttempt = [Bool](repeating: false, count: n)
+        var counter = job.index * 1_000_003
+        let skip = CU_IOSQE_IO_LINK | CU_IOSQE_CQE_SKIP_SUCCESS
+
+        func start(_ j: Int, now: UInt64) {
+            let base = area + j * slotBytes
+            counter += 1
+            let packet = connectPacket("bench-\(counter % max(1, s.ids))")
+            base.update(from: packet, count: packet.count)
+            base[96] = 0; base[97] = 0; base[98] = 0; base[99] = 0      // CONNACK lands here
+            base[100] = 0xE0; base[101] = 0                               // DISCONNECT
+            startedAt[j] = now
+            failedAttempt[j] = false
+            var e = sqe()
+            io_uring_prep_socket_direct(e, AF_INET, Int32(SOCK_STREAM.rawValue), 0, UInt32(j), 0)
+            cu_sqe_add_flags(e, skip)
+            io_uring_sqe_set_data64(e, UInt64(j) << 3 | 1)
+            e = sqe()
+            targetPointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { io_uring_prep_connect(e, Int32(j), $0, 16) }
+            cu_sqe_add_flags(e, CU_IOSQE_FIXED_FILE | skip)
+            io_uring_sqe_set_data64(e, UInt64(j) << 3 | 2)
+            e = sqe()
+            io_uring_prep_send(e, Int32(j), base, packet.count, 0)
+            cu_sqe_add_flags(e, CU_IOSQE_FIXED_FILE | skip)
+            io_uring_sqe_set_data64(e, UInt64(j) << 3 | 3)
+            e = sqe()
+            io_uring_prep_recv(e, Int32(j), base + 96, 4, Int32(MSG_WAITALL))
+            cu_sqe_add_flags(e, CU_IOSQE_FIXED_FILE | skip)
+            io_uring_sqe_set_data64(e, UInt64(j) << 3 | 4)
+            e = sqe()
+            io_uring_prep_send(e, Int32(j), base + 100, 2, 0)
+            cu_sqe_add_flags(e, CU_IOSQE_FIXED_FILE | skip)
+            io_uring_sqe_set_data64(e, UInt64(j) << 3 | 5)
+            e = sqe()
+            io_uring_prep_close_direct(e, UInt32(j))
+            io_uring_sqe_set_data64(e, UInt64(j) << 3 | 6)
+        }
+
+        let begin = nowNs()
+        for j in 0..<n { start(j, now: begin) }
+        let deadline = begin + UInt64(s.seconds * 1e9)
+        let cqes = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: 512)
+        var stopping = false
+        var open = n
+        while open > 0 {
+            var ts = __kernel_timespec(tv_sec: 0, tv_nsec: 100_000_000)
+            var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+            _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+            let now = nowNs()
+            if now >= deadline { stopping = true }
+            if now >= deadline + 5_000_000_000 { break }   // sessions that never end
+            let got = Int(io_uring_peek_batch_cqe(ring, cqes, 512))
+            for c in 0..<got {
+                let data = cqes[c]!.pointee.user_data
+                let res = cqes[c]!.pointee.res
+                if data == UInt64.max { continue }   // a standalone close after a failed chain
+                let j = Int(data >> 3)
+                let op = data & 7
+                if op != 6 {
+                    failedAttempt[j] = true   // a link failed (its followers are cancelled)
+                    continue
+                }
+                let ack = area + j * slotBytes + 96
+                if res < 0 && res != -ECANCELED || failedAttempt[j] || ack[0] != 0x20 || ack[3] != 0 {
+                    result.failed += 1
+                    if res == -ECANCELED {
+                        // The close was cancelled with the chain: close the slot on its own.
+                        let e = sqe()
+                        io_uring_prep_close_direct(e, UInt32(j))
+                        io_uring_sqe_set_data64(e, UInt64.max)
+                    }
+                } else {
+                    result.operations += 1
+                    _ = result.latency.record(now - startedAt[j])
+                }
+                if stopping { open -= 1 } else { start(j, now: now) }
+            }
+            io_uring_cq_advance(ring, UInt32(got))
+        }
+        result.connections = n
+        result.elapsed = Double(nowNs() - begin) / 1e9
+    }
+}

@@ -156,7 +156,9 @@ final class Worker {
         }
         frontendConnectMaxBytes = config.frontends.map(\.connectMaxBytes)
         let connectMax = config.frontends.map(\.connectMaxBytes).max() ?? 65_536
-        inspectBuffersMax = max(config.pipeBuffersMax, (connectMax + config.bufferSizeBytes - 1) / config.bufferSizeBytes + 1)
+        // packTail keeps any two neighbouring held buffers above one buffer's worth of bytes,
+        // so 2 * ceil(connectMax / size) + 2 buffers always hold a largest CONNECT (and what follows).
+        inspectBuffersMax = max(config.pipeBuffersMax, 2 * ((connectMax + config.bufferSizeBytes - 1) / config.bufferSizeBytes) + 2)
         scratch = .allocate(byteCount: connectMax + config.bufferSizeBytes, alignment: 16)
         rejectCounts = .allocate(capacity: 32)
         rejectCounts.initialize(repeating: 0, count: 32)

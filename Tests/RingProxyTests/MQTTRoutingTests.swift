@@ -161,6 +161,35 @@ final class MQTTRoutingTests: XCTestCase {
         XCTAssertEqual(engine.statistics().total.mqttConnects, 1)
     }
 
+    func testALargeConnectArrivingInBufferUnfriendlyChunksIsStillAssembled() throws {
+        let seen = Locked<[String]>([])
+        let received = Locked<[UInt8]>([])
+        let server = TestServer.recordingBroker(seen, received: received)
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port]) { $0.frontends[0].requireMQTT = true }
+        defer { engine.stop(); engine.wait() }
+        // 10 KB chunks into 16 KiB buffers: no two chunks share a buffer, so a 60 KB CONNECT
+        // takes six buffers while it is incomplete.
+        let packet = MQTTWire.connect(clientID: "chunky", willPayload: payload(size: 60_000, seed: 9))
+        let fd = TestSocket.connect(port: port)
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var offset = 0
+        while offset < packet.count {
+            let end = min(packet.count, offset + 10_000)
+            XCTAssertTrue(TestSocket.writeAll(fd, Array(packet[offset..<end])))
+            offset = end
+            usleep(20_000)
+        }
+        XCTAssertEqual(TestSocket.readExactly(fd, 4), [0x20, 0x02, 0x00, 0x00])
+        shutdown(fd, Int32(SHUT_WR))
+        _ = TestSocket.readToEnd(fd) { _ in }
+        close(fd)
+        XCTAssertTrue(eventually { received.current.count == packet.count })
+        XCTAssertEqual(received.current, packet)
+        XCTAssertEqual(engine.statistics().total.inspectTimeouts, 0)
+    }
+
     func testOversizedConnectIsRejected() throws {
         let seen = Locked<[String]>([])
         let server = TestServer.recordingBroker(seen)

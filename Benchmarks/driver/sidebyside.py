@@ -538,6 +538,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO, "Benchmarks", "results", "latest"))
     ap.add_argument("--no-build", action="store_true", help="use the existing release binary")
     ap.add_argument("--only", default="", help="comma-separated workloads (conn,pingpong,bulk-P1,bulk-P100,idle)")
+    ap.add_argument("--strict", action="store_true", help="exit 1 if any run failed (CI's smoke run)")
     cfg = ap.parse_args()
     if cfg.smoke:
         cfg.repeat, cfg.seconds, cfg.idle = 1, 1.0, 500
@@ -593,7 +594,12 @@ def main():
         log(f"wrote {cfg.out}/results.md, results.json and charts in {time.time() - t0:.0f} s")
     finally:
         cleanup()
-    return 0 if runs and not all(r.get("error") for r in runs) else 1
+    failed = [r for r in runs if r.get("error")]
+    if cfg.strict and failed:
+        for r in failed:
+            log(f"failed: {r['workload']} {r['proxy']}: {r['error']}")
+        return 1
+    return 0 if runs and len(failed) < len(runs) else 1
 
 
 if __name__ == "__main__":

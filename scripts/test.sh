@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # The test command of the README: builds (the executable is tested as a process too), runs
 # every test target (integration tests start real mosquitto brokers and clients on loopback),
-# then fuzzes the MQTT parser for FUZZ_SECONDS (default 60; 0 skips).
+# fuzzes the MQTT parser for FUZZ_SECONDS (default 60; 0 skips), and ends with one line
+# counting what passed and failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 swift build --build-tests
-swift test --skip-build
+log=$(mktemp /tmp/ringproxy-tests.XXXXXX)
+trap 'rm -f "$log"' EXIT
+swift test --skip-build 2>&1 | tee "$log"
 if [ "${FUZZ_SECONDS:-60}" -gt 0 ]; then
   bash scripts/fuzz-mqttpeek.sh "${FUZZ_SECONDS:-60}"
 fi
+xctest=$(grep -oE 'Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | tail -n 1)
+xc_run=$(echo "$xctest" | grep -oE '[0-9]+' | head -n 1)
+xc_failed=$(echo "$xctest" | grep -oE '[0-9]+' | sed -n 2p)
+st_run=$(grep -oE 'Test run with [0-9]+ tests?' "$log" | tail -n 1 | grep -oE '[0-9]+' || echo 0)
+failed=${xc_failed:-0}
+echo "tests: $(( ${xc_run:-0} + ${st_run:-0} - failed )) passed, $failed failed"

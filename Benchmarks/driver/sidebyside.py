@@ -49,10 +49,11 @@ UNITS = {
     "bulk-P1": ("MB/s", "CPU-µs/MB"),
     "bulk-P100": ("MB/s", "CPU-µs/MB"),
     "idle": ("conns held", "RSS B/conn"),
+    "latency": ("round trips/s", "p99 µs"),
 }
 # Reference proxy for the "ratio" column of each workload.
 REFERENCE = {"conn": "haproxy-mqtt", "idle": "haproxy-mqtt", "pingpong": "haproxy",
-             "bulk-P1": "haproxy", "bulk-P100": "haproxy"}
+             "bulk-P1": "haproxy", "bulk-P100": "haproxy", "latency": "haproxy"}
 
 procs = []  # every Popen we started (each in its own session/process group)
 scratch = None
@@ -196,10 +197,11 @@ def build(skip):
         if shutil.which("swift") is None:
             die("swift not found")
         log("swift build -c release --product ringproxy (under flock)")
-        r = subprocess.run(["flock", BUILD_LOCK, "swift", "build", "-c", "release", "--product", "ringproxy"],
-                           cwd=REPO, capture_output=True, text=True, timeout=3600)
-        if r.returncode != 0:
-            die("swift build failed:\n" + (r.stdout + r.stderr)[-3000:])
+        for product in ("ringproxy", "ringbench"):
+            r = subprocess.run(["flock", BUILD_LOCK, "swift", "build", "-c", "release", "--product", product],
+                               cwd=REPO, capture_output=True, text=True, timeout=3600)
+            if r.returncode != 0:
+                die("swift build failed:\n" + (r.stdout + r.stderr)[-3000:])
     binpath = os.path.join(REPO, ".build", "release", "ringproxy")
     if shutil.which("swift"):
         r = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO,
@@ -216,6 +218,10 @@ def build(skip):
         if r.returncode != 0:
             die(f"gcc {src} failed: {r.stderr}")
         tools[t] = dst
+    ringbench = os.path.join(os.path.dirname(binpath), "ringbench")
+    if not os.access(ringbench, os.X_OK):
+        die(f"ringbench not found at {ringbench}")
+    tools["ringbench"] = ringbench
     return binpath, tools
 
 
@@ -314,6 +320,21 @@ def w_pingpong(cfg, tools, port, pid):
                 per_unit=cpu * 1e6 / n if cpu is not None else None)
 
 
+def w_latency(cfg, tools, port, pid):
+    """One connection, one 64-byte message in flight: the latency a hop adds (ringbench,
+    io_uring client, HdrHistogram)."""
+    c0 = cpu_seconds(pid) if pid else None
+    out = run(["taskset", "-c", "1", tools["ringbench"], "pingpong", "--target", f"127.0.0.1:{port}",
+               "--connections", "1", "--window", "1", "--size", "64", "--seconds", str(cfg.seconds)],
+              timeout=cfg.seconds + 30)
+    j = json.loads(out.strip().splitlines()[-1])
+    if j.get("failed"):
+        raise RuntimeError(f"ringbench reported {j['failed']} failed connection(s)")
+    cpu = cpu_seconds(pid) - c0 if pid else None
+    return dict(raw=j, rate=j["per_second"], cpu_s=cpu, work=j["operations"], per_unit=j["p99_us"],
+                p50=j["p50_us"], p99=j["p99_us"])
+
+
 def w_bulk(streams):
     def f(cfg, tools, port, pid):
         c0 = cpu_seconds(pid) if pid else None
@@ -381,6 +402,7 @@ WORKLOADS = [
     ("bulk-P1", w_bulk(1), [IPERF_PORT], False),
     ("bulk-P100", w_bulk(100), [IPERF_PORT], False),
     ("idle", w_idle, [ECHO_PORT], True),
+    ("latency", w_latency, [ECHO_PORT], False),
 ]
 
 
@@ -415,13 +437,16 @@ def summarize(runs):
     for r in runs:
         if r.get("error") or r.get("result") is None:
             continue
-        d = out.setdefault(r["workload"], {}).setdefault(r["proxy"], {"rate": [], "per_unit": []})
+        d = out.setdefault(r["workload"], {}).setdefault(r["proxy"], {"rate": [], "per_unit": [], "p50": [], "p99": []})
         d["rate"].append(r["result"]["rate"])
         if r["result"]["per_unit"] is not None:
             d["per_unit"].append(r["result"]["per_unit"])
+        for k in ("p50", "p99"):
+            if r["result"].get(k) is not None:
+                d[k].append(r["result"][k])
     for w in out.values():
         for p, d in w.items():
-            for k in ("rate", "per_unit"):
+            for k in ("rate", "per_unit", "p50", "p99"):
                 v = d[k]
                 d[k] = (statistics.median(v), min(v), max(v)) if v else None
     return out
@@ -476,6 +501,17 @@ def write_report(out, cfg, runs, mach, elapsed):
             elif e["result"].get("failed"):
                 md.append(f"\nNote: {e['proxy']} (repeat {e['repeat']}): {e['result']['failed']} failed connection attempts")
         md.append("")
+    lat = summary.get("latency", {})
+    if "direct" in lat and lat["direct"].get("p50"):
+        base50, base99 = lat["direct"]["p50"][0], lat["direct"]["p99"][0]
+        md += ["## Latency added over direct (1 connection, 1 message of 64 B in flight)", "",
+               "| proxy | p50 µs | p99 µs | added p50 µs | added p99 µs |", "|---|---|---|---|---|"]
+        for p in PROXY_NAMES:
+            d = lat.get(p)
+            if not d or not d.get("p50"):
+                continue
+            md.append(f"| {p} | {d['p50'][0]:.1f} | {d['p99'][0]:.1f} | {d['p50'][0] - base50:.1f} | {d['p99'][0] - base99:.1f} |")
+        md.append("")
     md += ["## Ratios (ringproxy ÷ HAProxy 2.6)", "", "| measure | ratio |", "|---|---|"]
     rows = [
         ("CPU per connection set-up: ringproxy-sticky ÷ haproxy-mqtt", ratio(summary, "conn", "ringproxy-sticky", "haproxy-mqtt")),
@@ -484,6 +520,7 @@ def write_report(out, cfg, runs, mach, elapsed):
         ("MB per CPU-second, bulk -P 1: ringproxy ÷ haproxy (higher is better)", ratio(summary, "bulk-P1", "ringproxy", "haproxy", invert=True)),
         ("MB per CPU-second, bulk -P 100: ringproxy ÷ haproxy (higher is better)", ratio(summary, "bulk-P100", "ringproxy", "haproxy", invert=True)),
         ("RSS per idle connection: ringproxy-sticky ÷ haproxy-mqtt", ratio(summary, "idle", "ringproxy-sticky", "haproxy-mqtt")),
+        ("p99 latency through the proxy: ringproxy ÷ haproxy", ratio(summary, "latency", "ringproxy", "haproxy")),
     ]
     for label, v in rows:
         md.append(f"| {label} | {'–' if v is None else f'{v:.2f}'} |")
@@ -502,7 +539,8 @@ def charts(out, summary):
     except ImportError:
         log("matplotlib not installed (pip install matplotlib): no charts")
         return
-    groups = {"conn": ["conn"], "pingpong": ["pingpong"], "bulk": ["bulk-P1", "bulk-P100"], "idle": ["idle"]}
+    groups = {"conn": ["conn"], "pingpong": ["pingpong"], "bulk": ["bulk-P1", "bulk-P100"], "idle": ["idle"],
+              "latency": ["latency"]}
     for chart, ws in groups.items():
         ws = [w for w in ws if w in summary]
         if not ws:

@@ -39,21 +39,9 @@ final class CommandLineTests: XCTestCase {
     func testPortAlreadyInUseIsAnError() throws {
         let (fd, bound) = try Listener.open(SocketAddress(ipv4: 127, 0, 0, 1, port: 0))
         defer { close(fd) }
-        // A plain listener without SO_REUSEPORT from another "process" would refuse us; ours has
-        // it, so use a socket bound without it.
-        let other = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Another program's listener (no SO_REUSEPORT) holds the port.
+        let (other, port) = TestSocket.occupyPort()
         defer { close(other) }
-        var address = SocketAddress(ipv4: 127, 0, 0, 1, port: 0).storage
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(other, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        listen(other, 1)
-        var taken = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &taken) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(other, $0, &len) }
-        }
-        let port = UInt16(bigEndian: taken.sin_port)
         let (status, output) = try ChildProcess(try binary(), ["--listen", "127.0.0.1:\(port)", "--backend", "\(bound)"]).finish(within: 10)
         XCTAssertEqual(status, 1)
         XCTAssertTrue(output.contains("cannot bind 127.0.0.1:\(port): Address already in use"), output)

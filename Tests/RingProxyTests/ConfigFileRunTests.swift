@@ -55,11 +55,7 @@ final class ConfigFileRunTests: XCTestCase {
         try """
             global
               maxconn 1000
-            defaults
-              mode tcp
-              timeout connect 5s
-              timeout client 60s
-              timeout server 60s
+            \(tcpDefaults)
             backend b
               balanse roundrobin
               server s1 nowhere.invalid:1883
@@ -81,11 +77,7 @@ final class ConfigFileRunTests: XCTestCase {
         let dir = try TemporaryDirectory()
         let path = dir.file("haproxy.cfg")
         try """
-            defaults
-              mode tcp
-              timeout connect 5s
-              timeout client 60s
-              timeout server 60s
+            \(tcpDefaults)
             backend b
               server s1 nowhere.invalid:1883
             frontend f
@@ -141,11 +133,7 @@ final class SighupReloadTests: XCTestCase {
         let path = dir.file("haproxy.cfg")
         func write(server: UInt16, extra: String = "") throws {
             try """
-                defaults
-                  mode tcp
-                  timeout connect 5s
-                  timeout client 60s
-                  timeout server 60s
+                \(tcpDefaults)
                 backend b
                   server s1 127.0.0.1:\(server)
                 \(extra)

@@ -6,11 +6,7 @@ import XCTest
 final class ConfigMappingTests: XCTestCase {
     private func load(_ body: String) throws -> LoadedConfiguration {
         let text = """
-            defaults
-              mode tcp
-              timeout connect 5s
-              timeout client 60s
-              timeout server 60s
+            \(tcpDefaults)
             \(body)
             """
         let file = try ConfigParser.parse(text: text, file: "t.cfg").get()

@@ -8,6 +8,20 @@ import XCTest
 @testable import RingProxy
 
 final class MQTTRoutingTests: XCTestCase {
+    /// An engine requiring MQTT in front of a recording broker: the client ids it saw and every
+    /// byte it received.
+    private func mqttProxy(_ configure: @escaping (inout EngineConfig) -> Void = { _ in })
+        throws -> (Engine, UInt16, TestServer, Locked<[String]>, Locked<[UInt8]>) {
+        let seen = Locked<[String]>([])
+        let received = Locked<[UInt8]>([])
+        let server = TestServer.recordingBroker(seen, received: received)
+        let (engine, port) = try startEngine(servers: [server.port]) {
+            $0.frontends[0].requireMQTT = true
+            configure(&$0)
+        }
+        return (engine, port, server, seen, received)
+    }
+
     func testReconnectingClientsReachTheSameBrokerEveryTime() throws {
         let brokers = try (0..<3).map { _ in try Mosquitto() }
         defer { brokers.forEach { $0.stop() } }
@@ -89,14 +103,10 @@ final class MQTTRoutingTests: XCTestCase {
     }
 
     func testHalfAConnectThenSilenceIsClosedAtTheInspectDelay() throws {
-        let seen = Locked<[String]>([])
-        let server = TestServer.recordingBroker(seen)
-        defer { server.stop() }
-        let (engine, port) = try startEngine(servers: [server.port]) {
-            $0.frontends[0].requireMQTT = true
+        let (engine, port, server, _, _) = try mqttProxy() {
             $0.frontends[0].inspectTimeoutMs = 500
         }
-        defer { engine.stop(); engine.wait() }
+        defer { engine.stop(); engine.wait(); server.stop() }
         let fd = TestSocket.connect(port: port)
         defer { close(fd) }
         let packet = MQTTWire.connect(clientID: "stalls-halfway")
@@ -111,12 +121,8 @@ final class MQTTRoutingTests: XCTestCase {
     }
 
     func testConnectSentByteByByteIsReassembledAndForwardedExactly() throws {
-        let seen = Locked<[String]>([])
-        let received = Locked<[UInt8]>([])
-        let server = TestServer.recordingBroker(seen, received: received)
-        defer { server.stop() }
-        let (engine, port) = try startEngine(servers: [server.port]) { $0.frontends[0].requireMQTT = true }
-        defer { engine.stop(); engine.wait() }
+        let (engine, port, server, seen, received) = try mqttProxy()
+        defer { engine.stop(); engine.wait(); server.stop() }
         let fd = TestSocket.connect(port: port)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -136,15 +142,10 @@ final class MQTTRoutingTests: XCTestCase {
     }
 
     func testConnectLargerThanOneBufferWithAPublishBehindItArrivesIntact() throws {
-        let seen = Locked<[String]>([])
-        let received = Locked<[UInt8]>([])
-        let server = TestServer.recordingBroker(seen, received: received)
-        defer { server.stop() }
-        let (engine, port) = try startEngine(servers: [server.port]) {
-            $0.frontends[0].requireMQTT = true
+        let (engine, port, server, seen, received) = try mqttProxy() {
             $0.bufferSizeBytes = 4096
         }
-        defer { engine.stop(); engine.wait() }
+        defer { engine.stop(); engine.wait(); server.stop() }
         // A 40 KiB will payload: the CONNECT spans ten 4 KiB buffers; a PUBLISH follows in the
         // same write.
         let packet = MQTTWire.connect(clientID: "big-will", willPayload: payload(size: 40_000, seed: 5))
@@ -162,12 +163,8 @@ final class MQTTRoutingTests: XCTestCase {
     }
 
     func testALargeConnectArrivingInBufferUnfriendlyChunksIsStillAssembled() throws {
-        let seen = Locked<[String]>([])
-        let received = Locked<[UInt8]>([])
-        let server = TestServer.recordingBroker(seen, received: received)
-        defer { server.stop() }
-        let (engine, port) = try startEngine(servers: [server.port]) { $0.frontends[0].requireMQTT = true }
-        defer { engine.stop(); engine.wait() }
+        let (engine, port, server, _, received) = try mqttProxy()
+        defer { engine.stop(); engine.wait(); server.stop() }
         // 10 KB chunks into 16 KiB buffers: no two chunks share a buffer, so a 60 KB CONNECT
         // takes six buffers while it is incomplete.
         let packet = MQTTWire.connect(clientID: "chunky", willPayload: payload(size: 60_000, seed: 9))
@@ -191,14 +188,10 @@ final class MQTTRoutingTests: XCTestCase {
     }
 
     func testOversizedConnectIsRejected() throws {
-        let seen = Locked<[String]>([])
-        let server = TestServer.recordingBroker(seen)
-        defer { server.stop() }
-        let (engine, port) = try startEngine(servers: [server.port]) {
-            $0.frontends[0].requireMQTT = true
+        let (engine, port, server, _, _) = try mqttProxy() {
             $0.frontends[0].connectMaxBytes = 1024
         }
-        defer { engine.stop(); engine.wait() }
+        defer { engine.stop(); engine.wait(); server.stop() }
         let fd = TestSocket.connect(port: port)
         defer { close(fd) }
         _ = TestSocket.writeAll(fd, MQTTWire.connect(clientID: "too-big", password: payload(size: 5000, seed: 1)))

@@ -96,14 +96,8 @@ final class ReloadTests: XCTestCase {
         try engine.start()
         defer { engine.stop(); engine.wait() }
         // A second bind on a port some other socket holds without SO_REUSEPORT.
-        let blocker = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (blocker, blocked) = TestSocket.occupyPort()
         defer { close(blocker) }
-        let blocked = TestSocket.unusedPort()
-        var address = SocketAddress(ipv4: 127, 0, 0, 1, port: blocked).storage
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(blocker, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        listen(blocker, 1)
         var next = config(port: port, servers: [(a, 1)], clientTimeoutMs: 60_000)
         next.frontends[0].binds.append(SocketAddress(ipv4: 127, 0, 0, 1, port: blocked))
         XCTAssertThrowsError(try engine.reload(next)) { error in

@@ -24,8 +24,7 @@ extension Worker {
     /// `%ci:%cp [%tr] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq {client id}`
     func logConnection(_ slot: Int32) {
         let s = Int(slot)
-        wallNowMs = cu_wall_ms()
-        let acceptedWallMs = wallNowMs - (nowMs - conns[s].acceptedAtMs)
+        let acceptedWallMs = cu_wall_ms() - (nowMs - conns[s].acceptedAtMs)
         if !connectionLog!.beginLine(wallSeconds: acceptedWallMs / 1000) {
             connectionLog!.flush()
             guard connectionLog!.beginLine(wallSeconds: acceptedWallMs / 1000) else { return }

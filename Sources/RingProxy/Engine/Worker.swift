@@ -74,12 +74,11 @@ final class Worker {
     var warningsSecond = 0
     var warningsSuppressed = 0
 
-    /// The connection log (nil when off), its names, and the wall clock of this loop turn.
+    /// The connection log (nil when off) and the names it prints.
     var connectionLog: ConnectionLog?
     let frontendNames: NameTable
     let backendNames: NameTable
     let serverNames: NameTable
-    var wallNowMs = 0
     var logFirstPendingMs = 0
 
     let statsPointer: UnsafeMutablePointer<WorkerStatistics>

@@ -64,6 +64,23 @@ enum TestSocket {
         return out
     }
 
+    /// A listening socket on 127.0.0.1 without SO_REUSEPORT (as another program's would be): a
+    /// bind to its port fails. Returns the fd (close it when done) and the port.
+    static func occupyPort() -> (fd: Int32, port: UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = SocketAddress(ipv4: 127, 0, 0, 1, port: 0).storage
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        listen(fd, 1)
+        var bound = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        return (fd, UInt16(bigEndian: bound.sin_port))
+    }
+
     /// A port nothing uses right now, below the ephemeral range (32768+) so that client
     /// sockets do not take it before the process we hand it to binds it.
     static func unusedPort() -> UInt16 {
@@ -149,3 +166,13 @@ final class TemporaryDirectory {
     func file(_ name: String) -> String { url.appendingPathComponent(name).path }
     deinit { try? FileManager.default.removeItem(at: url) }
 }
+
+/// The `defaults` section the configuration tests share: tcp mode and every timeout set, so
+/// that only what a test is about differs (five lines: error line numbers count them).
+let tcpDefaults = """
+    defaults
+      mode tcp
+      timeout connect 5s
+      timeout client 60s
+      timeout server 60s
+    """

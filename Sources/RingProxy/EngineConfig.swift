@@ -93,9 +93,9 @@ public struct EngineConfig: Sendable {
     /// Connection attempts after the first failed one, each to the next server.
     public var retries: Int = 3
     /// Size of each provided buffer; a recv fills at most one.
-    public var bufferSizeBytes: Int = 16 * 1024
+    public var bufferSizeBytes: Int = 64 * 1024
     /// Provided buffers per worker (power of two, at most 32768).
-    public var buffersPerWorker: Int = 4096
+    public var buffersPerWorker: Int = 1024
     /// Buffers one direction of a connection may queue before its recv is paused.
     public var pipeBuffersMax: Int = 4
     /// Accepts kept armed per listener per worker.

@@ -9,7 +9,8 @@ public struct StatisticsReport {
                      + "connect_failures=\(t.connectFailures) connect_timeouts=\(t.connectTimeouts) give_ups=\(t.connectGiveUps) "
                      + "resets=\(t.resets) client_timeouts=\(t.clientTimeouts) server_timeouts=\(t.serverTimeouts) "
                      + "bytes_in=\(t.bytesFromClients) bytes_out=\(t.bytesFromServers) buffers_in_use=\(t.buffersInUse) "
-                     + "buffers_in_use_max=\(t.buffersInUseMax) pipe_buffers_max=\(t.pipeBuffersMax) no_buffers=\(t.noBuffers)")
+                     + "buffers_in_use_max=\(t.buffersInUseMax) pipe_buffers_max=\(t.pipeBuffersMax) no_buffers=\(t.noBuffers) "
+                     + "sends=\(t.sendCompletions) gathered_sends=\(t.gatheredSends) short_sends=\(t.shortSends)")
         lines.append("  mqtt: connects=\(t.mqttConnects) rejected=\(t.mqttRejected) inspect_timeouts=\(t.inspectTimeouts) "
                      + "inspect_aborts=\(t.inspectAborts) stick_hits=\(t.stickHits) stick_misses=\(t.stickMisses)")
         for (i, w) in stats.workers.enumerated() {

@@ -24,6 +24,10 @@ public struct WorkerStatistics: Sendable, Equatable {
     public var recvCompletions: UInt64 = 0
     public var sendCompletions: UInt64 = 0
     public var shortSends: UInt64 = 0
+    /// Sends that carried several queued buffers in one sendmsg.
+    public var gatheredSends: UInt64 = 0
+    /// Recvs re-armed when their cancellation completed after the queue had already drained.
+    public var recvResumesAfterCancel: UInt64 = 0
     public var recvPauses: UInt64 = 0
     public var noBuffers: UInt64 = 0
     public var buffersInUse: Int = 0
@@ -69,6 +73,8 @@ public struct WorkerStatistics: Sendable, Equatable {
         s.recvCompletions = a.recvCompletions + b.recvCompletions
         s.sendCompletions = a.sendCompletions + b.sendCompletions
         s.shortSends = a.shortSends + b.shortSends
+        s.gatheredSends = a.gatheredSends + b.gatheredSends
+        s.recvResumesAfterCancel = a.recvResumesAfterCancel + b.recvResumesAfterCancel
         s.recvPauses = a.recvPauses + b.recvPauses
         s.noBuffers = a.noBuffers + b.noBuffers
         s.buffersInUse = a.buffersInUse + b.buffersInUse

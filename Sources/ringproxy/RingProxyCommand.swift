@@ -76,10 +76,10 @@ struct RingProxyCommand: ParsableCommand {
     var retries: Int = 3
 
     @Option(name: .customLong("buffer-size"), help: "Bytes per provided buffer.")
-    var bufferSize: Int = 16 * 1024
+    var bufferSize: Int = 64 * 1024
 
     @Option(name: .long, help: "Provided buffers per worker (power of two, at most 32768).")
-    var buffers: Int = 4096
+    var buffers: Int = 1024
 
     @Option(name: .customLong("pipe-buffers"), help: "Buffers one direction of a connection may hold before reading pauses.")
     var pipeBuffers: Int = 4

@@ -150,6 +150,45 @@ final class RelayTests: XCTestCase {
         XCTAssertTrue(eventually { engine.statistics().total.buffersInUse == 0 })
     }
 
+    func testGatheredSendsKeepByteOrderForASlowReader() throws {
+        // A reader slower than the server makes buffers queue; they then leave several per
+        // sendmsg, and partly sent ones resume at their offset. The bytes must arrive in order.
+        let total = 24 << 20
+        let server = TestServer.firehose(bytes: total)
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port], cores: 1) {
+            $0.pipeBuffersMax = 6
+            $0.bufferSizeBytes = 4096
+            $0.clientTimeoutMs = 10_000   // a stalled direction fails the test in seconds
+            $0.serverTimeoutMs = 10_000
+        }
+        defer { engine.stop(); engine.wait() }
+
+        var expected = Checksum()
+        let chunk = payload(size: 65536, seed: 7)
+        var left = total
+        while left > 0 {
+            let n = min(left, chunk.count)
+            chunk.withUnsafeBytes { expected.add(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            left -= n
+        }
+        let fd = TestSocket.connect(port: port, timeoutSeconds: 30)
+        defer { close(fd) }
+        var got = Checksum()
+        var reads = 0
+        XCTAssertTrue(TestSocket.readToEnd(fd) { bytes in
+            got.add(bytes)
+            reads += 1
+            if reads % 64 == 0 && got.count < total / 2 { usleep(2_000) }   // slow at first
+        })
+        XCTAssertEqual(got.count, total)
+        XCTAssertEqual(got, expected, "bytes arrived out of order or corrupted")
+        let stats = engine.statistics().total
+        XCTAssertGreaterThan(stats.gatheredSends, 0, "the queue never held more than one buffer: nothing was gathered")
+        XCTAssertEqual(stats.bytesFromServers, UInt64(total))
+        XCTAssertTrue(eventually { engine.statistics().total.buffersInUse == 0 }, "buffers leaked")
+    }
+
     func testConnectionsSpreadOverAllCores() throws {
         let server = TestServer.echo()
         defer { server.stop() }

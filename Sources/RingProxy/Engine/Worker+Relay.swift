@@ -407,7 +407,15 @@ extension Worker {
             return
         }
         if result == -ECANCELED {
-            // Paused by backpressure (re-armed when the queue drains) or closing.
+            // Paused by backpressure, or closing. The sends may have drained the queue before
+            // this completion arrived (they saw the recv still armed and left it): then re-arm
+            // here, or the direction would stall.
+            if !more && conns[s].state == .established && !pipes[p].eof && !pipes[p].waitingBuffers
+                && Int(pipes[p].count) * 2 <= config.pipeBuffersMax {
+                stats.recvResumesAfterCancel &+= 1
+                armRecv(p)
+                return
+            }
             finishIfIdle(slot)
             return
         }
@@ -438,8 +446,10 @@ extension Worker {
         }
     }
 
-    /// Sends the head buffer of pipe p (from its sent offset) to the peer: one send in flight
-    /// per direction keeps the byte order.
+    /// Sends pipe p's queued buffers (from the head's sent offset) to the peer: one send in
+    /// flight per direction keeps the byte order. A single buffer goes as a plain send; when
+    /// several are queued (the peer was slower than the source) they go together in one
+    /// sendmsg, so the kernel builds fewer, larger segments and wakes the reader once.
     @inline(__always)
     func issueSend(_ p: Int) {
         let s = p >> 1
@@ -447,9 +457,28 @@ extension Worker {
               conns[s].state == .established else { return }
         let bid = pipes[p].head
         let offset = Int(pipes[p].sentOffset)
-        let length = Int(pool.length[Int(bid)]) - offset
         let sqe = ring.sqe()
-        io_uring_prep_send(sqe, Int32(p ^ 1), pool.address(bid) + offset, length, Int32(MSG_WAITALL) | Int32(MSG_NOSIGNAL))
+        if pipes[p].count > 1 && gatherSends {
+            let vectors = gatherVectors + p * Self.gatherMax
+            var n = 0
+            var b = bid
+            var skip = offset
+            while b != BufferPool.none && n < Self.gatherMax {
+                vectors[n] = iovec(iov_base: pool.address(b) + skip, iov_len: Int(pool.length[Int(b)]) - skip)
+                skip = 0
+                n += 1
+                b = pool.next[Int(b)]
+            }
+            let header = gatherHeaders + p
+            header.pointee = msghdr()
+            header.pointee.msg_iov = vectors
+            header.pointee.msg_iovlen = n
+            io_uring_prep_sendmsg(sqe, Int32(p ^ 1), header, UInt32(Int32(MSG_WAITALL) | Int32(MSG_NOSIGNAL)))
+            stats.gatheredSends &+= 1
+        } else {
+            let length = Int(pool.length[Int(bid)]) - offset
+            io_uring_prep_send(sqe, Int32(p ^ 1), pool.address(bid) + offset, length, Int32(MSG_WAITALL) | Int32(MSG_NOSIGNAL))
+        }
         cu_sqe_add_flags(sqe, CU_IOSQE_FIXED_FILE)
         io_uring_sqe_set_data64(sqe, UserData(p & 1 == 0 ? .sendServer : .sendClient, slot: Int32(s),
                                               generation: conns[s].generation, bufferID: bid).raw)
@@ -474,18 +503,24 @@ extension Worker {
             return
         }
         if p & 1 == 0 { conns[s].lastServerMs = nowMs } else { conns[s].lastClientMs = nowMs }
-        let sent = pipes[p].sentOffset + UInt32(result)
-        if sent < pool.length[Int(bid)] {
-            stats.shortSends &+= 1
-            pipes[p].sentOffset = sent
-            issueSend(p)
-            return
+        // Retire every buffer the send covered (one, or several for a gathered send); a short
+        // send leaves the rest of the head buffer for the next one.
+        var remaining = Int(result)
+        while remaining > 0 && pipes[p].head != BufferPool.none {
+            let head = pipes[p].head
+            let left = Int(pool.length[Int(head)]) - Int(pipes[p].sentOffset)
+            if remaining < left {
+                pipes[p].sentOffset += UInt32(remaining)
+                stats.shortSends &+= 1
+                break
+            }
+            remaining -= left
+            pipes[p].sentOffset = 0
+            pipes[p].head = pool.next[Int(head)]
+            pipes[p].count -= 1
+            pool.give(head)
         }
-        pipes[p].sentOffset = 0
-        pipes[p].head = pool.next[Int(bid)]
         if pipes[p].head == BufferPool.none { pipes[p].tail = BufferPool.none }
-        pipes[p].count -= 1
-        pool.give(bid)
         if pipes[p].head != BufferPool.none {
             issueSend(p)
         } else if pipes[p].eof {

@@ -21,6 +21,15 @@ final class Worker {
     let maxConnections: Int
     let conns: UnsafeMutablePointer<Connection>
     let pipes: UnsafeMutablePointer<Pipe>
+    /// Per pipe: the msghdr and iovecs of a gathered send (several queued buffers in one
+    /// sendmsg). Only one send is in flight per pipe, so each pipe owns its entry; pages are
+    /// touched only by pipes that ever gather (an idle connection touches none).
+    let gatherHeaders: UnsafeMutablePointer<msghdr>
+    let gatherVectors: UnsafeMutablePointer<iovec>
+    /// Gather queued buffers into one send (RINGPROXY_NO_GATHER=1 sends one buffer per send,
+    /// for comparison).
+    let gatherSends = getenv("RINGPROXY_NO_GATHER") == nil
+    static let gatherMax = 8
     var freeHead: Int32 = -1
     var slotsInUse = 0
 
@@ -121,6 +130,8 @@ final class Worker {
         conns.initialize(repeating: Connection(), count: slotCount)
         pipes = .allocate(capacity: slotCount * 2)
         pipes.initialize(repeating: Pipe(), count: slotCount * 2)
+        gatherHeaders = .allocate(capacity: slotCount * 2)
+        gatherVectors = .allocate(capacity: slotCount * 2 * Self.gatherMax)
         // Free list in slot order, so low slots (and their fixed files) are reused first.
         var i = slotCount - 1
         while i >= 0 {

@@ -88,6 +88,43 @@ final class ReloadTests: XCTestCase {
         XCTAssertEqual(c.accepted, before.2 + 20)
     }
 
+    func testRetiredWorkersGiveTheirBufferMemoryBack() throws {
+        // Each generation's workers touch every page of their buffer pool (bulk traffic cycles
+        // the ring); after eight reloads, the retired generations must hold none of it.
+        let server = TestServer.echo()
+        defer { server.stop() }
+        let port = TestSocket.unusedPort()
+        func generation() -> EngineConfig {
+            var c = config(port: port, servers: [(server, 1)], clientTimeoutMs: 60_000)
+            c.buffersPerWorker = 256
+            c.bufferSizeBytes = 64 * 1024    // 16 MiB of buffers per worker, 32 MiB per generation
+            return c
+        }
+        let engine = Engine(config: generation(), log: Log(minimum: .warning))
+        try engine.start()
+        defer { engine.stop(); engine.wait() }
+        let bulk = payload(size: 8 << 20, seed: 11)
+        func cycleBuffers() {
+            concurrently(16) { _ in
+                let fd = TestSocket.connect(port: port, timeoutSeconds: 30)
+                defer { close(fd) }
+                let writer = Thread { TestSocket.writeAll(fd, bulk); shutdown(fd, Int32(SHUT_WR)) }
+                writer.start()
+                _ = TestSocket.readToEnd(fd) { _ in }
+            }
+        }
+        cycleBuffers()
+        let rssBefore = residentBytes()
+        for _ in 0..<8 {
+            try engine.reload(generation())
+            cycleBuffers()
+        }
+        XCTAssertTrue(eventually { engine.retiredConnections == 0 })
+        usleep(300_000)   // the retired workers' loops notice and exit
+        let grown = residentBytes() - rssBefore
+        XCTAssertLessThan(grown, 96 << 20, "RSS grew \(grown >> 20) MiB over 8 reloads: retired generations keep their buffers")
+    }
+
     func testAReloadThatCannotBindKeepsTheRunningConfiguration() throws {
         let a = TestServer.echo()
         defer { a.stop() }
@@ -132,4 +169,11 @@ final class ReloadTests: XCTestCase {
         close(open)
         XCTAssertTrue(eventually { engine.retiredConnections == 0 })
     }
+}
+
+/// This process's resident set size, from /proc/self/statm.
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
 }

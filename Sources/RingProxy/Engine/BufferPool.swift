@@ -93,6 +93,15 @@ struct BufferPool {
     }
 
     var available: Int { count - inUse }
+
+    /// Returns the buffer memory to the system once the ring that used it is gone (a worker
+    /// retired by a reload must not keep its touched buffer pages).
+    func release() {
+        munmap(base, count * sizeBytes)
+        munmap(ringMemory, ringBytes)
+        next.deallocate()
+        length.deallocate()
+    }
 }
 
 /// Bounds the engine promises, stated once so tests and documentation agree.

@@ -123,6 +123,8 @@ public final class Engine: @unchecked Sendable {
         locked {
             current = next
             config = newConfig
+            // Generations whose workers have all exited hold nothing any more: forget them.
+            retired.removeAll { $0.workers.allSatisfy { cu_atomic_load($0.startStateWord) == 2 } }
             retired.append(previous)
         }
         // Join the retired workers off the caller's thread: they may take as long as their

@@ -239,10 +239,23 @@ final class Worker {
         connectionLog?.flush()
         for l in listeners where l.fd >= 0 && !(retiring && shared.isTransferred(l.fd)) { close(l.fd) }
         ring.destroy()
+        releaseMemory()
         cu_atomic_store(startStateWord, 2)
     }
 
     static let scanIntervalMs = 250
+
+    /// After the loop: the buffer pool and the slot tables go back to the system, so workers a
+    /// reload retired cost nothing once their last connection ended. Only this thread touched
+    /// them; statistics() reads the counters, which stay.
+    private func releaseMemory() {
+        pool.release()
+        conns.deallocate()
+        pipes.deallocate()
+        gatherHeaders.deallocate()
+        gatherVectors.deallocate()
+        allocatedCounter = nil
+    }
 
     private static func probeSetsockopt(_ ring: Ring) -> Bool {
         // The probe uses fixed slot 0 before any connection exists.

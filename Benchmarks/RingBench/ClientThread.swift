@@ -1,6 +1,7 @@
 // ClientThread: one thread's io_uring client. Connections live in the ring's fixed-file table
 // (registered, then their fds closed), so a thread holds up to RLIMIT_NOFILE of them outside
-// the process fd table; set-up binds each to one of the source addresses.
+// the process fd table; set-up binds each to one of the source addresses. The MQTT sessions of
+// idle and reconnect are opened through the ring (Sessions.swift), the others with plain calls.
 import CUring
 import Glibc
 import Histogram
@@ -10,6 +11,8 @@ final class ClientThread {
     let s: Settings
     let ring: UnsafeMutablePointer<io_uring>
     var result = ThreadResult()
+    var met = false   // took part in a rendezvous (else it leaves with its connections failed)
+    let cqes = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: 512)
 
     init(_ job: Job) {
         self.job = job
@@ -19,6 +22,7 @@ final class ClientThread {
     }
 
     func run() -> ThreadResult {
+        defer { job.rendezvous.leave(failed: met ? 0 : result.failed) }
         var params = io_uring_params()
         params.flags = CU_SETUP_SINGLE_ISSUER | CU_SETUP_DEFER_TASKRUN | CU_SETUP_CQSIZE
         params.cq_entries = 32768
@@ -45,6 +49,8 @@ final class ClientThread {
         switch s.workload {
         case "pingpong": pingpong()
         case "conn": connectionSetups()
+        case "bulk": bulk()
+        case "reconnect": reconnect()
         default: idle()
         }
         return result
@@ -57,23 +63,64 @@ final class ClientThread {
         }
     }
 
-    /// Opens connection `i` with plain syscalls (set-up is not measured), bound to a source
-    /// address, optionally doing the MQTT CONNECT/CONNACK exchange, and moves it into fixed
-    /// slot `i`.
-    func open(_ i: Int) -> Bool {
+    /// Queues a send of `count` bytes on fixed slot `slot`, with `flags` besides FIXED_FILE.
+    @inline(__always) func queueSend(_ slot: Int, _ bytes: UnsafeRawPointer, _ count: Int, _ data: UInt64, flags: UInt8 = 0) {
+        let e = sqe()
+        io_uring_prep_send(e, Int32(slot), bytes, count, 0)
+        cu_sqe_add_flags(e, CU_IOSQE_FIXED_FILE | flags)
+        io_uring_sqe_set_data64(e, data)
+    }
+
+    /// Queues a recv of up to `count` bytes on fixed slot `slot`, with `flags` besides FIXED_FILE.
+    @inline(__always) func queueRecv(_ slot: Int, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ data: UInt64,
+                                     msgFlags: Int32 = 0, flags: UInt8 = 0) {
+        let e = sqe()
+        io_uring_prep_recv(e, Int32(slot), buffer, count, msgFlags)
+        cu_sqe_add_flags(e, CU_IOSQE_FIXED_FILE | flags)
+        io_uring_sqe_set_data64(e, data)
+    }
+
+    /// Submits what is queued, waits at most `timeoutNs` for a completion, and hands each one
+    /// there is to `body` (user data, result, the time after the wait). Returns that time.
+    @inline(__always) func reap(waitingAtMost timeoutNs: UInt64, _ body: (UInt64, Int32, UInt64) -> Void) -> UInt64 {
+        var ts = __kernel_timespec(tv_sec: Int64(timeoutNs / 1_000_000_000), tv_nsec: Int64(timeoutNs % 1_000_000_000))
+        var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
+        _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+        let now = nowNs()
+        while true {
+            let got = Int(io_uring_peek_batch_cqe(ring, cqes, 512))
+            for c in 0..<got { body(cqes[c]!.pointee.user_data, cqes[c]!.pointee.res, now) }
+            io_uring_cq_advance(ring, UInt32(got))
+            if got < 512 { return now }
+        }
+    }
+
+    /// A TCP socket (blocking, TCP_NODELAY) for connection `i`, bound to its source address with
+    /// the port left to connect(). -1 on failure.
+    func boundSocket(_ i: Int) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { return -1 }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
         setsockopt(fd, Int32(IPPROTO_IP), 24 /* IP_BIND_ADDRESS_NO_PORT */, &one, 4)
         var source = sockaddr_in()
         source.sin_family = sa_family_t(AF_INET)
         source.sin_addr.s_addr = (s.sources.first + UInt32((job.index * 7919 + i) % s.sources.count)).bigEndian
-        var target = s.target.sockaddr()
         let bound = withUnsafePointer(to: &source) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, 16) } }
+        guard bound == 0 else { close(fd); return -1 }
+        return fd
+    }
+
+    /// Opens connection `i` with plain syscalls (set-up is not measured), bound to a source
+    /// address, optionally doing the MQTT CONNECT/CONNACK exchange, and moves it into fixed
+    /// slot `i`.
+    func open(_ i: Int) -> Bool {
+        let fd = boundSocket(i)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var target = s.target.sockaddr()
         let connected = withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, 16) } }
-        guard bound == 0, connected == 0 else { return false }
+        guard connected == 0 else { return false }
         if s.mqtt {
             var tv = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -96,12 +143,183 @@ final class ClientThread {
 
     // MARK: idle
 
+    /// Opens the connections through the ring, meets the other threads (the last prints the
+    /// "ready" line), then holds them: a recv armed on each (a close or error fails it) and,
+    /// with --keepalive K, a PINGREQ on each every K seconds, connection i of n at offset
+    /// K * i / n of each interval. A PINGREQ whose PINGRESP is not back by its next turn is
+    /// not repeated. After --seconds, the PINGRESPs still due are waited for (at most 5 s).
     func idle() {
-        let opened = openAll()
-        result.operations = opened.filter { $0 }.count
+        let n = job.count
+        let sessions = Sessions(self, prefix: "rb")
+        let interval = s.rate > 0 ? UInt64(Double(s.threads) * 1e9 / s.rate) : 0
+        let (opened, failed) = sessions.openAll(cap: s.opening, intervalNs: interval, since: 0,
+                                                giveUpAt: nowNs() + UInt64(n) * interval + 60_000_000_000)
+        result.connections = opened
+        result.failed = failed
+        met = true
+        _ = job.rendezvous.meet(opened: opened, failed: failed)
+
+        let ping = UnsafeMutablePointer<UInt8>.allocate(capacity: 2)
+        ping[0] = 0xC0; ping[1] = 0
+        let sentAt = UnsafeMutablePointer<UInt64>.allocate(capacity: n)   // 0: no PINGREQ outstanding
+        sentAt.initialize(repeating: 0, count: n)
+        let pending = UnsafeMutablePointer<Int>.allocate(capacity: n)     // bytes of a PINGRESP begun
+        pending.initialize(repeating: 0, count: n)
+        func armRecv(_ i: Int) { queueRecv(i, sessions.buffer(i), Sessions.recvBytes, sessions.tag(i, Sessions.opPingRecv)) }
+        var outstanding = 0   // PINGREQs sent and not answered
+        func lose(_ i: Int) {
+            guard sessions.state[i] == Sessions.open else { return }
+            sessions.state[i] = Sessions.dead
+            result.failed += 1
+            if sentAt[i] != 0 { sentAt[i] = 0; outstanding -= 1 }
+        }
+        for i in 0..<n where sessions.state[i] == Sessions.open { armRecv(i) }
+
         let start = nowNs()
-        usleep(UInt32(max(0, s.seconds) * 1_000_000))
-        result.elapsed = Double(nowNs() - start) / 1e9
+        let deadline = start + UInt64(s.seconds * 1e9)
+        let period = UInt64(s.keepalive * 1e9)
+        var turn: UInt64 = 0, cursor = 0
+        @inline(__always) func due() -> UInt64 { start + turn * period + period * UInt64(cursor) / UInt64(n) }
+        var now = start
+        while now < deadline || outstanding > 0 && now < deadline + 5_000_000_000 {
+            if period > 0 && now < deadline {
+                while due() <= now {
+                    if sessions.state[cursor] == Sessions.open && sentAt[cursor] == 0 {
+                        queueSend(cursor, ping, 2, sessions.tag(cursor, Sessions.opPing), flags: CU_IOSQE_CQE_SKIP_SUCCESS)
+                        sentAt[cursor] = now
+                        result.pings += 1
+                        outstanding += 1
+                    }
+                    cursor += 1
+                    if cursor == n { cursor = 0; turn += 1 }
+                }
+            }
+            var wait: UInt64 = 100_000_000
+            if now < deadline {
+                wait = min(wait, deadline - now)
+                if period > 0 { wait = min(wait, max(due() - now, 1_000_000)) }
+            }
+            now = reap(waitingAtMost: wait) { data, res, t in
+                let i = Int(data >> 12)
+                switch data & 15 {
+                case Sessions.opPing:
+                    lose(i)   // only a failed send posts
+                case Sessions.opPingRecv:
+                    guard sessions.state[i] == Sessions.open else { return }
+                    // Only PINGRESPs (0xD0 0x00) are expected; anything else fails the connection.
+                    guard res > 0, pending[i] != 0 || sessions.buffer(i)[0] == 0xD0 else { lose(i); return }
+                    pending[i] += Int(res)
+                    while pending[i] >= 2 {
+                        pending[i] -= 2
+                        if sentAt[i] != 0 {
+                            _ = result.latency.record(t - sentAt[i])
+                            sentAt[i] = 0
+                            outstanding -= 1
+                            result.operations += 1
+                        }
+                    }
+                    armRecv(i)
+                default:
+                    _ = sessions.complete(data, res)   // a failed open's close
+                }
+            }
+        }
+        result.elapsed = Double(min(now, deadline) - start) / 1e9
+        result.unanswered = outstanding
+    }
+
+    // MARK: reconnect
+
+    /// The reconnect storm: opens the sessions, then, round after round on all threads at once,
+    /// drops them all (close_direct) and reopens them all with the same client ids, every
+    /// reopening in flight together; each one's time from the round's start is recorded. A
+    /// round ends when every session is back or given up (5 s); rounds start until --seconds.
+    func reconnect() {
+        let n = job.count
+        let sessions = Sessions(self, prefix: "storm")
+        let first = sessions.openAll(cap: s.opening, intervalNs: 0, since: 0, giveUpAt: nowNs() + 60_000_000_000)
+        result.connections = n
+        result.failed = first.failed
+        met = true
+        var start: UInt64 = 0
+        while job.rendezvous.meet() {
+            let roundStart = nowNs()
+            if start == 0 { start = roundStart }
+            sessions.closeAll()
+            let round = sessions.openAll(cap: n, intervalNs: 0, since: roundStart,
+                                         giveUpAt: roundStart + Sessions.giveUpNs + 1_000_000_000, record: true)
+            result.operations += round.opened
+            result.failed += round.failed
+            result.rounds.append(nowNs() - roundStart)
+        }
+        result.elapsed = start == 0 ? 0 : Double(nowNs() - start) / 1e9
+    }
+
+    // MARK: bulk
+
+    /// Raw bytes both ways through an echo server: per connection one send of --chunk bytes
+    /// always in flight (from one shared buffer; a short send is followed by a whole chunk all
+    /// the same) and one recv of up to --chunk bytes always armed. Counts bytes received back
+    /// until --seconds; then stops sending and drains (at most 2 s) until every byte sent has
+    /// come back, so that no connection closes with echoed bytes unread (a reset would hit the
+    /// echo server mid-write).
+    func bulk() {
+        let n = job.count
+        let chunk = s.chunk
+        let outgoing = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk)
+        for k in 0..<chunk { outgoing[k] = UInt8(truncatingIfNeeded: k &* 31 &+ 7) }
+        let buffers = UnsafeMutablePointer<UInt8>.allocate(capacity: n * chunk)
+        var alive = openAll()
+        var sent = [Int](repeating: 0, count: n)
+        var received = [Int](repeating: 0, count: n)
+        var sending = [Bool](repeating: false, count: n)
+        var draining = false
+        var busy = 0   // while draining: connections alive with bytes still to come back
+
+        func submitSend(_ i: Int) {
+            queueSend(i, outgoing, chunk, UInt64(i) << 2 | 1)
+            sending[i] = true
+        }
+        func submitRecv(_ i: Int) { queueRecv(i, buffers + i * chunk, chunk, UInt64(i) << 2 | 2) }
+        func settled(_ i: Int) -> Bool { !sending[i] && received[i] >= sent[i] }
+        for i in 0..<n where alive[i] {
+            submitSend(i)
+            submitRecv(i)
+        }
+        let start = nowNs()
+        let deadline = start + UInt64(s.seconds * 1e9)
+        var now = start
+        while !draining || (busy > 0 && now < deadline + 2_000_000_000) {
+            now = reap(waitingAtMost: draining ? 100_000_000 : min(deadline - now, 100_000_000)) { data, res, t in
+                let i = Int(data >> 2)
+                guard alive[i] else { return }
+                let wasSettled = draining && settled(i)
+                if res < 0 || res == 0 && data & 3 == 2 {
+                    alive[i] = false
+                    result.failed += 1
+                    if draining && !wasSettled { busy -= 1 }
+                    return
+                }
+                if data & 3 == 1 {
+                    sending[i] = false
+                    sent[i] += Int(res)
+                    if !draining { submitSend(i) }
+                } else {
+                    received[i] += Int(res)
+                    if t < deadline {
+                        result.bytes += Int(res)
+                        result.operations += 1
+                    }
+                    submitRecv(i)
+                }
+                if draining && !wasSettled && settled(i) { busy -= 1 }
+            }
+            if !draining && now >= deadline {
+                draining = true
+                result.elapsed = Double(now - start) / 1e9
+                for i in 0..<n where alive[i] && !settled(i) { busy += 1 }
+            }
+        }
     }
 
     // MARK: pingpong
@@ -128,18 +346,10 @@ final class ClientThread {
         var alive = opened
 
         func submitSend(_ i: Int, _ count: Int) {
-            let e = sqe()
-            io_uring_prep_send(e, Int32(i), messages, count * size, 0)
-            cu_sqe_add_flags(e, CU_IOSQE_FIXED_FILE)
-            io_uring_sqe_set_data64(e, UInt64(i) << 2 | 1)
+            queueSend(i, messages, count * size, UInt64(i) << 2 | 1)
             sending[i] = true
         }
-        func submitRecv(_ i: Int) {
-            let e = sqe()
-            io_uring_prep_recv(e, Int32(i), buffers + i * recvBytes, recvBytes, 0)
-            cu_sqe_add_flags(e, CU_IOSQE_FIXED_FILE)
-            io_uring_sqe_set_data64(e, UInt64(i) << 2 | 2)
-        }
+        func submitRecv(_ i: Int) { queueRecv(i, buffers + i * recvBytes, recvBytes, UInt64(i) << 2 | 2) }
 
         let start = nowNs()
         for i in 0..<n where alive[i] {

@@ -232,6 +232,28 @@ final class RelayTests: XCTestCase {
         close(d)
     }
 
+    func testEveryConnectionUnderMaxconnIsServedWhenTheKernelSpreadsThemUnevenly() throws {
+        // SO_REUSEPORT hashes connections to workers; a worker must hold more than an even
+        // share of maxconn, or clients wait in a full worker's backlog while others have room.
+        let server = TestServer.echo()
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port], cores: 4) { $0.maxConnections = 400 }
+        defer { engine.stop(); engine.wait() }
+        XCTAssertGreaterThanOrEqual(engine.slotsPerWorker, 400 / 4 * 5 / 4, "a worker holds at least 125 % of its share")
+        XCTAssertEqual(engine.maxConnections, 400)
+        let fds = (0..<400).map { _ in TestSocket.connect(port: port) }
+        defer { fds.forEach { close($0) } }
+        for fd in fds {
+            XCTAssertTrue(TestSocket.writeAll(fd, [5]))
+            XCTAssertEqual(TestSocket.readExactly(fd, 1), [5])
+        }
+        let stats = engine.statistics()
+        XCTAssertEqual(stats.total.active, 400)
+        XCTAssertEqual(stats.total.refusedMaxconn, 0)
+        let spread = stats.workers.map(\.accepted)
+        XCTAssertEqual(spread.reduce(0, +), 400, "per worker: \(spread)")
+    }
+
     func testIdleClientIsClosedAtTheClientTimeout() throws {
         let server = TestServer.echo()
         defer { server.stop() }

@@ -469,7 +469,13 @@ final class ClientThread {
                 let j = Int(data >> 3)
                 let op = data & 7
                 if op != 6 {
-                    failedAttempt[j] = true   // a link failed (its followers are cancelled)
+                    // A step failed. Its completion is the only one the session posts: the
+                    // kernel drops the cancelled followers' completions (close included)
+                    // because the failed step carried CQE_SKIP_SUCCESS. The next session's
+                    // socket_direct into slot j replaces the socket.
+                    failedAttempt[j] = true
+                    result.failed += 1
+                    if stopping { open -= 1 } else { start(j, now: now) }
                     continue
                 }
                 let ack = area + j * slotBytes + 96

@@ -23,6 +23,10 @@ final class BenchmarkSmokeTests: XCTestCase {
                     continue
                 }
                 if buffer[0] == 0xE0 { return }
+                if buffer[0] == 0xC0 && n == 2 {
+                    _ = TestSocket.writeAll(fd, [0xD0, 0x00])   // PINGREQ -> PINGRESP
+                    continue
+                }
                 _ = TestSocket.writeAll(fd, Array(buffer[0..<n]))
             }
         }
@@ -53,9 +57,35 @@ final class BenchmarkSmokeTests: XCTestCase {
         let conn = try ringbench(["conn"] + target + ["--connections", "4", "--ids", "50"])
         XCTAssertEqual(conn["failed"] as? Int, 0)
         XCTAssertGreaterThan(conn["operations"] as? Int ?? 0, 20)
-        let idle = try ringbench(["idle"] + target + ["--connections", "300", "--threads", "2", "--sources", "127.0.0.1-127.0.0.9"])
+        let idle = try ringbench(["idle"] + target + ["--connections", "300", "--threads", "2", "--sources", "127.0.0.1-127.0.0.9",
+                                                      "--keepalive", "0.5"])
         XCTAssertEqual(idle["failed"] as? Int, 0)
-        XCTAssertEqual(idle["operations"] as? Int, 300)
+        XCTAssertEqual(idle["connections"] as? Int, 300)
+        XCTAssertGreaterThanOrEqual(idle["operations"] as? Int ?? 0, 300, "every connection answered at least one PINGREQ")
+        XCTAssertEqual(idle["pings_unanswered"] as? Int, 0)
         XCTAssertGreaterThan(engine.statistics().total.stickHits, 0, "conn cycles 50 client ids: reconnects hit the stick table")
+        let hitsBefore = engine.statistics().total.stickHits
+        let storm = try ringbench(["reconnect"] + target + ["--connections", "100"])
+        XCTAssertEqual(storm["failed"] as? Int, 0)
+        XCTAssertGreaterThanOrEqual(storm["rounds"] as? Int ?? 0, 1)
+        XCTAssertEqual((storm["operations"] as? Int ?? 0) % 100, 0, "rounds bring every client back")
+        XCTAssertGreaterThanOrEqual(engine.statistics().total.stickHits - hitsBefore, UInt64(storm["operations"] as? Int ?? 0),
+                                    "every reconnection with a known client id hits the stick table")
+    }
+
+    func testBulkStreamsBothWaysThroughThePlainProxy() throws {
+        let server = TestServer.echo()
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port], cores: 1)
+        defer { engine.stop(); engine.wait() }
+        let bulk = try ringbench(["bulk", "--target", "127.0.0.1:\(port)", "--seconds", "1", "--connections", "3"])
+        XCTAssertEqual(bulk["failed"] as? Int, 0)
+        let bytes = bulk["bytes"] as? Int ?? 0
+        XCTAssertGreaterThan(bytes, 1 << 20)
+        let stats = engine.statistics().total
+        // ringbench counts the bytes back within its measured seconds, then drains the rest:
+        // by then everything it sent has come back through the proxy.
+        XCTAssertGreaterThanOrEqual(stats.bytesFromServers, UInt64(bytes))
+        XCTAssertEqual(stats.bytesFromServers, stats.bytesFromClients, "every byte sent was echoed back through the proxy")
     }
 }

@@ -212,12 +212,20 @@ def rss_all(pids):
 # ---------------------------------------------------------------- set-up
 
 def check_tools(cfg):
+    """HAProxy, nginx's stream module and matplotlib come from scripts/install-bench-deps.sh; as
+    root the driver runs it itself when something is missing, so one command is enough."""
     need = ["gcc", "taskset", "haproxy", "nginx", "pgrep"] + (["mosquitto"] if cfg.mosquitto else [])
-    missing = [t for t in need if shutil.which(t) is None]
-    if missing:
-        die(f"missing tools: {', '.join(missing)} (bash scripts/install-bench-deps.sh)")
-    if not os.path.exists("/usr/lib/nginx/modules/ngx_stream_module.so"):
-        die("nginx stream module missing: apt-get install -y libnginx-mod-stream")
+    stream = "/usr/lib/nginx/modules/ngx_stream_module.so"
+    def missing():
+        import importlib.util
+        return ([t for t in need if shutil.which(t) is None] + ([] if os.path.exists(stream) else [stream])
+                + ([] if importlib.util.find_spec("matplotlib") else ["matplotlib"]))
+    if missing() and os.geteuid() == 0:
+        log(f"missing {', '.join(missing())}: running scripts/install-bench-deps.sh")
+        subprocess.run(["bash", os.path.join(REPO, "scripts", "install-bench-deps.sh")], timeout=1800)
+    fatal = [m for m in missing() if m != "matplotlib"]   # without matplotlib: no charts, tables still
+    if fatal:
+        die(f"missing: {', '.join(fatal)} (bash scripts/install-bench-deps.sh)")
 
 
 def build(skip):

@@ -111,6 +111,20 @@ final class BalancerTests: XCTestCase {
         }
     }
 
+    func testStickTableChainsStayShortWhenFull() {
+        // 100k client ids (HAProxy's `size 100k`): a lookup walks a few entries, not dozens.
+        let table = StickTable(config: StickTableConfig(keyLengthMax: 32, entriesMax: 100_000, expireMs: 60_000))
+        for i in 0..<100_000 {
+            let id = Array("device-\(i)".utf8)
+            table.store(id.withUnsafeBytes { table.keyHash($0) }, server: i % 3, nowMs: 0)
+        }
+        // Each of the 64 shards holds 1/64 of the size, so the fullest shards evict a little early.
+        XCTAssertGreaterThan(table.usage().entries, 98_000)
+        XCTAssertLessThanOrEqual(table.longestChain(), 12, "buckets are not spread over the shard's table")
+        let probe = Array("device-99999".utf8)
+        XCTAssertEqual(table.lookup(probe.withUnsafeBytes { table.keyHash($0) }, nowMs: 1), 99_999 % 3)
+    }
+
     func testStickTableEntriesExpireAfterTheirLastUse() {
         let table = StickTable(config: StickTableConfig(keyLengthMax: 32, entriesMax: 1000, expireMs: 100))
         table.store(42, server: 2, nowMs: 1_000)

@@ -114,7 +114,7 @@ final class StickTable: @unchecked Sendable {
         shard.pointee.hashes[i] = h
         shard.pointee.servers[i] = Int32(server)
         shard.pointee.expires[i] = nowMs + config.expireMs
-        let b = Int(truncatingIfNeeded: h) & shard.pointee.bucketMask
+        let b = Self.bucket(h, shard)
         shard.pointee.next[i] = shard.pointee.buckets[b]
         shard.pointee.buckets[b] = e
         shard.pointee.lruPrev[i] = -1
@@ -140,8 +140,32 @@ final class StickTable: @unchecked Sendable {
 
     var capacity: Int { Int(shards[0].capacity) * Self.shardCount }
 
+    /// The longest bucket chain of any shard: what a lookup may have to walk.
+    func longestChain() -> Int {
+        var longest = 0
+        for s in 0..<Self.shardCount {
+            pthread_mutex_lock(&shards[s].lock)
+            for b in 0...shards[s].bucketMask {
+                var length = 0
+                var e = shards[s].buckets[b]
+                while e >= 0 { length += 1; e = shards[s].next[Int(e)] }
+                longest = max(longest, length)
+            }
+            pthread_mutex_unlock(&shards[s].lock)
+        }
+        return longest
+    }
+
+    /// The bucket of hash h in its shard. The shard was chosen by h's low bits (h % 64), so the
+    /// bucket takes bits above them: with the low bits, every key of a shard would share 1/64
+    /// of its buckets and chains would be 64 times longer.
+    @inline(__always)
+    private static func bucket(_ h: UInt64, _ shard: UnsafeMutablePointer<Shard>) -> Int {
+        Int(truncatingIfNeeded: h >> 16) & shard.pointee.bucketMask
+    }
+
     private func find(_ shard: UnsafeMutablePointer<Shard>, _ h: UInt64) -> Int32? {
-        var e = shard.pointee.buckets[Int(truncatingIfNeeded: h) & shard.pointee.bucketMask]
+        var e = shard.pointee.buckets[Self.bucket(h, shard)]
         while e >= 0 {
             let i = Int(e)
             if shard.pointee.hashes[i] == h { return e }
@@ -170,7 +194,7 @@ final class StickTable: @unchecked Sendable {
     private func remove(_ shard: UnsafeMutablePointer<Shard>, _ e: Int32) {
         let i = Int(e)
         unlinkLRU(shard, e)
-        let b = Int(truncatingIfNeeded: shard.pointee.hashes[i]) & shard.pointee.bucketMask
+        let b = Self.bucket(shard.pointee.hashes[i], shard)
         var cursor = shard.pointee.buckets[b]
         var previous: Int32 = -1
         while cursor >= 0 && cursor != e {

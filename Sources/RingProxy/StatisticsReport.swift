@@ -10,7 +10,8 @@ public struct StatisticsReport {
                      + "resets=\(t.resets) client_timeouts=\(t.clientTimeouts) server_timeouts=\(t.serverTimeouts) "
                      + "bytes_in=\(t.bytesFromClients) bytes_out=\(t.bytesFromServers) buffers_in_use=\(t.buffersInUse) "
                      + "buffers_in_use_max=\(t.buffersInUseMax) pipe_buffers_max=\(t.pipeBuffersMax) no_buffers=\(t.noBuffers) "
-                     + "sends=\(t.sendCompletions) gathered_sends=\(t.gatheredSends) short_sends=\(t.shortSends)")
+                     + "sends=\(t.sendCompletions) gathered_sends=\(t.gatheredSends) short_sends=\(t.shortSends) "
+                     + "close_cancels=\(t.cancelsByUserData)/\(t.cancelsByFile) (by user_data/by file)")
         lines.append("  mqtt: connects=\(t.mqttConnects) rejected=\(t.mqttRejected) inspect_timeouts=\(t.inspectTimeouts) "
                      + "inspect_aborts=\(t.inspectAborts) stick_hits=\(t.stickHits) stick_misses=\(t.stickMisses)")
         for (i, w) in stats.workers.enumerated() {

@@ -28,6 +28,9 @@ public struct WorkerStatistics: Sendable, Equatable {
     public var gatheredSends: UInt64 = 0
     /// Recvs re-armed when their cancellation completed after the queue had already drained.
     public var recvResumesAfterCancel: UInt64 = 0
+    /// Closing: pending recvs cancelled by their user_data, or everything pending by file.
+    public var cancelsByUserData: UInt64 = 0
+    public var cancelsByFile: UInt64 = 0
     public var recvPauses: UInt64 = 0
     public var noBuffers: UInt64 = 0
     public var buffersInUse: Int = 0
@@ -75,6 +78,8 @@ public struct WorkerStatistics: Sendable, Equatable {
         s.shortSends = a.shortSends + b.shortSends
         s.gatheredSends = a.gatheredSends + b.gatheredSends
         s.recvResumesAfterCancel = a.recvResumesAfterCancel + b.recvResumesAfterCancel
+        s.cancelsByUserData = a.cancelsByUserData + b.cancelsByUserData
+        s.cancelsByFile = a.cancelsByFile + b.cancelsByFile
         s.recvPauses = a.recvPauses + b.recvPauses
         s.noBuffers = a.noBuffers + b.noBuffers
         s.buffersInUse = a.buffersInUse + b.buffersInUse

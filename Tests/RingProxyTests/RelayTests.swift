@@ -254,6 +254,39 @@ final class RelayTests: XCTestCase {
         XCTAssertEqual(spread.reduce(0, +), 400, "per worker: \(spread)")
     }
 
+    func testClosingCancelsByUserDataNeverByWalkingTheRing() throws {
+        // A cancel by file walks every poll request of the ring: with thousands of idle
+        // connections each close would cost hundreds of µs. Closes must cancel what is pending
+        // by user_data (or nothing, when both directions already ended).
+        let server = TestServer.echo()
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port], cores: 1)
+        defer { engine.stop(); engine.wait() }
+        let fds = (0..<200).map { _ in TestSocket.connect(port: port) }
+        for fd in fds {
+            XCTAssertTrue(TestSocket.writeAll(fd, [3]))
+            XCTAssertEqual(TestSocket.readExactly(fd, 1), [3])
+        }
+        // 100 orderly closes, 50 resets (recvs armed on both sides when the proxy closes).
+        for fd in fds[0..<100] { close(fd) }
+        for fd in fds[100..<150] {
+            var abort = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, socklen_t(MemoryLayout<linger>.size))
+            close(fd)
+        }
+        XCTAssertTrue(eventually { engine.statistics().total.active == 50 }, "\(engine.statistics().total.active) active")
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats.cancelsByFile, 0, "a close walked the ring")
+        XCTAssertGreaterThanOrEqual(stats.cancelsByUserData, 50, "the reset connections' armed recvs were cancelled")
+        for fd in fds[150...] {
+            XCTAssertTrue(TestSocket.writeAll(fd, [4]))
+            XCTAssertEqual(TestSocket.readExactly(fd, 1), [4], "the connections left are unharmed")
+            close(fd)
+        }
+        XCTAssertTrue(eventually { engine.statistics().total.active == 0 })
+        XCTAssertTrue(eventually { engine.statistics().total.buffersInUse == 0 })
+    }
+
     func testIdleClientIsClosedAtTheClientTimeout() throws {
         let server = TestServer.echo()
         defer { server.stop() }

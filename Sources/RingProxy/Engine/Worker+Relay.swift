@@ -480,10 +480,17 @@ extension Worker {
             io_uring_prep_send(sqe, Int32(p ^ 1), pool.address(bid) + offset, length, Int32(MSG_WAITALL) | Int32(MSG_NOSIGNAL))
         }
         cu_sqe_add_flags(sqe, CU_IOSQE_FIXED_FILE)
-        io_uring_sqe_set_data64(sqe, UserData(p & 1 == 0 ? .sendServer : .sendClient, slot: Int32(s),
-                                              generation: conns[s].generation, bufferID: bid).raw)
+        io_uring_sqe_set_data64(sqe, sendUserData(p))
         pipes[p].sendInFlight = true
         conns[s].pendingOps += 1
+    }
+
+    /// The user_data of pipe p's send: it carries the head buffer, which stays the head while
+    /// the send is in flight.
+    @inline(__always)
+    func sendUserData(_ p: Int) -> UInt64 {
+        UserData(p & 1 == 0 ? .sendServer : .sendClient, slot: Int32(p >> 1), generation: conns[p >> 1].generation,
+                 bufferID: pipes[p].head).raw
     }
 
     @inline(__always)
@@ -575,11 +582,24 @@ extension Worker {
                 cu_sqe_add_flags(sqe, CU_IOSQE_IO_HARDLINK | CU_IOSQE_CQE_SKIP_SUCCESS)
                 io_uring_sqe_set_data64(sqe, ignore)
             }
-            if conns[s].pendingOps > 0 {
-                let sqe = ring.sqe()
-                io_uring_prep_cancel_fd(sqe, fixed, CU_CANCEL_ALL_FIXED_FD)
-                cu_sqe_add_flags(sqe, CU_IOSQE_IO_HARDLINK | CU_IOSQE_CQE_SKIP_SUCCESS)
-                io_uring_sqe_set_data64(sqe, ignore)
+            if state == .connecting || cancelByFileOnly {
+                // The connect chain is pending: cancel whatever uses the socket.
+                if conns[s].pendingOps > 0 {
+                    let sqe = ring.sqe()
+                    io_uring_prep_cancel_fd(sqe, fixed, CU_CANCEL_ALL_FIXED_FD)
+                    cu_sqe_add_flags(sqe, CU_IOSQE_IO_HARDLINK | CU_IOSQE_CQE_SKIP_SUCCESS)
+                    io_uring_sqe_set_data64(sqe, ignore)
+                    stats.cancelsByFile &+= 1
+                }
+            } else {
+                // Cancel by user_data what could wait forever on this socket: the recv reading it
+                // and the send writing to it. One hash bucket each, where a cancel by file walks
+                // every poll request of the ring (measured: with 8,000 idle connections held,
+                // ~600 µs of CPU per new session instead of ~80). A shutdown in flight ends by itself.
+                let reader = s * 2 + side
+                let writer = reader ^ 1
+                if pipes[reader].recvArmed { cancelLinked(recvUserData(reader), ignore) }
+                if pipes[writer].sendInFlight { cancelLinked(sendUserData(writer), ignore) }
             }
             let sqe = ring.sqe()
             io_uring_prep_close_direct(sqe, UInt32(fixed))
@@ -590,6 +610,16 @@ extension Worker {
         conns[s].serverOpen = false
         for p in (s * 2)...(s * 2 + 1) where pipes[p].waitingBuffers { removeBufferWaiter(p) }
         finishIfIdle(slot)
+    }
+
+    /// A cancel by user_data, hard-linked to what follows (the close of the socket).
+    @inline(__always)
+    func cancelLinked(_ target: UInt64, _ ignore: UInt64) {
+        let sqe = ring.sqe()
+        io_uring_prep_cancel64(sqe, target, 0)
+        cu_sqe_add_flags(sqe, CU_IOSQE_IO_HARDLINK | CU_IOSQE_CQE_SKIP_SUCCESS)
+        io_uring_sqe_set_data64(sqe, ignore)
+        stats.cancelsByUserData &+= 1
     }
 
     func onClose(_ slot: Int32) {

@@ -30,6 +30,8 @@ final class Worker {
     /// for comparison).
     let gatherSends = getenv("RINGPROXY_NO_GATHER") == nil
     static let gatherMax = 8
+    /// Closing cancels pending ops by file only (RINGPROXY_CANCEL_BY_FILE=1, for comparison).
+    let cancelByFileOnly = getenv("RINGPROXY_CANCEL_BY_FILE") != nil
     var freeHead: Int32 = -1
     var slotsInUse = 0
 

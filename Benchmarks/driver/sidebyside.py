@@ -10,6 +10,7 @@ started fresh, the load runs bounded in time, and the proxy's CPU time (utime+st
 processes and threads, /proc/PID/stat) is divided by the work done; the backend's CPU is read too,
 to show it is not the bottleneck. Workloads, interleaved per repeat:
   conn       MQTT session set-up and tear-down (CONNECT/CONNACK/DISCONNECT), 32 in flight
+  conn-loaded  the same while 8,000 idle MQTT connections are held through the proxy
   reconnect  all clients drop and come back at once with the same client ids (sticky table churn)
   pingpong   100 MQTT connections x 16 PUBLISH of 64 B in flight, echoed by the backend
   bulk-1/100 raw bytes streamed both ways through 1 and 100 connections
@@ -59,6 +60,7 @@ PROXY_NAMES = [p for p, _ in PROXIES]
 UNITS = {
     "conn": ("sessions/s", "CPU-µs/session"),
     "conn-mosquitto": ("sessions/s", "CPU-µs/session"),
+    "conn-loaded": ("sessions/s", "CPU-µs/session"),
     "reconnect": ("reconnects/s", "CPU-µs/reconnect"),
     "pingpong": ("round trips/s", "CPU-µs/round trip"),
     "bulk-1": ("MB/s", "CPU-µs/MB"),
@@ -68,7 +70,7 @@ UNITS = {
 }
 # Reference proxy for the "ratio" column of each workload: the seed's MQTT configuration of
 # HAProxy wherever the traffic is MQTT, plain HAProxy for raw bytes.
-REFERENCE = {"conn": "haproxy-mqtt", "conn-mosquitto": "haproxy-mqtt", "reconnect": "haproxy-mqtt",
+REFERENCE = {"conn": "haproxy-mqtt", "conn-mosquitto": "haproxy-mqtt", "conn-loaded": "haproxy-mqtt", "reconnect": "haproxy-mqtt",
              "pingpong": "haproxy-mqtt", "latency": "haproxy-mqtt", "idle": "haproxy-mqtt",
              "bulk-1": "haproxy", "bulk-100": "haproxy"}
 
@@ -404,6 +406,34 @@ def w_sessions(workload, args):
 
 
 w_conn = w_sessions("conn", lambda cfg: ["--connections", "32", "--ids", "10000"])
+LOADED_IDLE = 8000   # idle connections held during conn-loaded (one process/worker can hold them)
+
+
+def w_conn_loaded(cfg, tools, port, pids, backends):
+    """conn while idle MQTT connections are held open through the same proxy: an edge's
+    normal state, and where per-connection costs that grow with the table would show."""
+    n = 300 if cfg.smoke else LOADED_IDLE
+    p = start(["taskset", "-c", "1", tools["ringbench"], "idle", "--target", f"127.0.0.1:{port}",
+               "--connections", str(n), "--sources", "127.0.0.1-127.0.0.60", "--seconds", str(cfg.seconds + 60)],
+              stdout=subprocess.PIPE, text=True)
+    try:
+        deadline, ready = time.time() + 60, None
+        while time.time() < deadline and ready is None:
+            r, _, _ = select.select([p.stdout], [], [], 0.5)
+            if r:
+                line = p.stdout.readline()
+                if not line:
+                    break
+                if json.loads(line).get("phase") == "ready":
+                    ready = json.loads(line)
+        if ready is None or ready["connections"] < n:
+            raise RuntimeError(f"could not hold {n} idle connections ({ready})")
+        res = w_conn(cfg, tools, port, pids, backends)
+        res["raw"]["idle_held"] = ready["connections"]
+        return res
+    finally:
+        stop(p)
+        forget(p)
 w_reconnect = w_sessions("reconnect", lambda cfg: ["--connections", "200" if cfg.smoke else "2000"])
 
 
@@ -493,6 +523,7 @@ def w_idle(cfg, tools, port, pids, backends, n):
 # (name, function, backend ports, run MQTT-validating configs)
 WORKLOADS = [
     ("conn", w_conn, MQTT_PORTS, True),
+    ("conn-loaded", w_conn_loaded, MQTT_PORTS, True),
     ("reconnect", w_reconnect, MQTT_PORTS, True),
     ("pingpong", w_pingpong, MQTT_PORTS[:1], True),
     ("bulk-1", w_bulk(1), [ECHO_PORT], False),
@@ -598,6 +629,8 @@ def targets(summary, idle_sizes):
         ratio(summary, "conn", "ringproxy-sticky", "haproxy-mqtt"), "≤ 0.5x", lambda v: v <= 0.5)
     add("  same, whole machine's CPU added over direct",
         machine_added_ratio(summary, "conn", "ringproxy-sticky", "haproxy-mqtt"), "≤ 0.5x", lambda v: v <= 0.5)
+    add(f"CPU per new MQTT connection while {LOADED_IDLE:,} idle ones are held (conn-loaded)",
+        ratio(summary, "conn-loaded", "ringproxy-sticky", "haproxy-mqtt"), "≤ 0.5x", lambda v: v <= 0.5)
     add("CPU per reconnection in a storm (reconnect): ringproxy-sticky ÷ haproxy-mqtt",
         ratio(summary, "reconnect", "ringproxy-sticky", "haproxy-mqtt"), "≤ 0.5x", lambda v: v <= 0.5)
     for n in idle_sizes:
@@ -638,7 +671,7 @@ def write_report(out, cfg, runs, mach, elapsed):
         rate_u, unit_label = unit(w)
         ref = REFERENCE["idle" if w.startswith("idle") else w]
         title = w if not w.startswith("idle") else f"idle, {int(w.split('-')[1]):,} connections"
-        lat_cols = w in ("conn", "reconnect", "conn-mosquitto")
+        lat_cols = w in ("conn", "conn-loaded", "reconnect", "conn-mosquitto")
         mach_cols = not w.startswith("idle") and w != "latency"
         extra = (" machine CPU-µs/unit | machine, added over direct |" if mach_cols else "") + \
                 (" p50 µs | p99 µs |" if lat_cols else "")
@@ -703,7 +736,7 @@ def charts(out, summary, idle_names):
     except ImportError:
         log("matplotlib not installed (pip install matplotlib): no charts")
         return
-    groups = {"conn": ["conn", "reconnect"], "pingpong": ["pingpong"], "bulk": ["bulk-1", "bulk-100"],
+    groups = {"conn": ["conn", "conn-loaded", "reconnect"], "pingpong": ["pingpong"], "bulk": ["bulk-1", "bulk-100"],
               "idle": idle_names, "latency": ["latency"]}
     for chart, ws in groups.items():
         ws = [w for w in ws if w in summary]
@@ -762,7 +795,7 @@ def main():
     ap.add_argument("--mosquitto", action="store_true", help="also run conn against three mosquitto brokers")
     ap.add_argument("--out", default=os.path.join(REPO, "Benchmarks", "results", "latest"))
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
-    ap.add_argument("--only", default="", help="comma-separated workloads (conn,reconnect,pingpong,bulk-1,bulk-100,latency,idle)")
+    ap.add_argument("--only", default="", help="comma-separated workloads (conn,conn-loaded,reconnect,pingpong,bulk-1,bulk-100,latency,idle)")
     ap.add_argument("--proxies", default="", help="comma-separated proxies (default: all)")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any run failed (CI's smoke run)")
     cfg = ap.parse_args()
@@ -799,7 +832,8 @@ def main():
                     if name not in chosen or (spec["mqtt"] and not mqtt_ok):
                         continue  # raw bytes would be rejected by MQTT-validating configs
                     rec = dict(repeat=rep, workload=w, proxy=name)
-                    one_run(rec, name, spec, binpath, PROXY_PORT_BASE + wi * 10 + pi, backends, 3000,
+                    capacity = LOADED_IDLE + 600 if w == "conn-loaded" else 3000
+                    one_run(rec, name, spec, binpath, PROXY_PORT_BASE + wi * 10 + pi, backends, capacity,
                             lambda lport, pids: fn(cfg, tools, lport, pids, backends))
                     runs.append(rec)
             # RSS per idle connection moves little between repeats: the first repeat measures it.

@@ -170,9 +170,7 @@ public final class Engine: @unchecked Sendable {
             return share + share / 4 + 64 + acceptSlots
         } ?? perWorkerMax
         generation.slotsPerWorker = min(perWorkerWanted, perWorkerMax)
-        generation.capacity = perWorkerWanted > perWorkerMax
-            ? (perWorkerMax - acceptSlots) * coreCount
-            : config.maxConnections ?? (perWorkerMax - acceptSlots) * coreCount
+        generation.capacity = (generation.slotsPerWorker - acceptSlots) * coreCount
         if let wanted = config.maxConnections, generation.capacity < wanted {
             log.warning("maxconn \(wanted) exceeds what \(coreCount) worker(s) can hold with RLIMIT_NOFILE=\(nofile) "
                         + "(\(generation.slotsPerWorker) slots, \(generation.slotsPerWorker * 2) fixed files per ring): enforcing \(generation.capacity)")

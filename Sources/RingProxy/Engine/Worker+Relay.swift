@@ -410,10 +410,8 @@ extension Worker {
             // Paused by backpressure, or closing. The sends may have drained the queue before
             // this completion arrived (they saw the recv still armed and left it): then re-arm
             // here, or the direction would stall.
-            if !more && conns[s].state == .established && !pipes[p].eof && !pipes[p].waitingBuffers
-                && Int(pipes[p].count) * 2 <= config.pipeBuffersMax {
+            if !more && conns[s].state == .established && resumeRecvIfDrained(p) {
                 stats.recvResumesAfterCancel &+= 1
-                armRecv(p)
                 return
             }
             finishIfIdle(slot)
@@ -534,10 +532,17 @@ extension Worker {
             maybeShutdown(p)
             return
         }
-        if !pipes[p].recvArmed && !pipes[p].eof && !pipes[p].waitingBuffers
-            && Int(pipes[p].count) * 2 <= config.pipeBuffersMax {
-            armRecv(p)
-        }
+        resumeRecvIfDrained(p)
+    }
+
+    /// Re-arms pipe p's paused recv once its queue has drained to half the bound, unless the
+    /// source ended or the recv waits for free buffers.
+    @inline(__always) @discardableResult
+    func resumeRecvIfDrained(_ p: Int) -> Bool {
+        guard !pipes[p].recvArmed, !pipes[p].eof, !pipes[p].waitingBuffers,
+              Int(pipes[p].count) * 2 <= config.pipeBuffersMax else { return false }
+        armRecv(p)
+        return true
     }
 
     /// After the source's FIN and once everything before it was sent: FIN the destination.

@@ -151,8 +151,7 @@ final class SighupReloadTests: XCTestCase {
         let child = try ChildProcess(binary, ["-f", path, "--cores", "2"])
         XCTAssertTrue(eventually { Mosquitto.listening(port) })
         let held = TestSocket.connect(port: port)   // open across both reloads
-        XCTAssertTrue(TestSocket.writeAll(held, [1]))
-        XCTAssertEqual(TestSocket.readExactly(held, 1), [1])
+        assertEchoes(held, 1)
         XCTAssertTrue(roundTrip())
         XCTAssertGreaterThanOrEqual(a.accepted, 2)
 
@@ -169,8 +168,7 @@ final class SighupReloadTests: XCTestCase {
         let bBefore = b.accepted
         XCTAssertTrue(roundTrip(), "a broken file must leave the running configuration in place")
         XCTAssertEqual(b.accepted, bBefore + 1)
-        XCTAssertTrue(TestSocket.writeAll(held, [2]))
-        XCTAssertEqual(TestSocket.readExactly(held, 1), [2], "the connection opened before the reloads still works")
+        assertEchoes(held, 2, "the connection opened before the reloads still works")
         close(held)
         child.signal(SIGTERM)
         let (status, output) = child.finish(within: 10)

@@ -164,14 +164,7 @@ final class RelayTests: XCTestCase {
         }
         defer { engine.stop(); engine.wait() }
 
-        var expected = Checksum()
-        let chunk = payload(size: 65536, seed: 7)
-        var left = total
-        while left > 0 {
-            let n = min(left, chunk.count)
-            chunk.withUnsafeBytes { expected.add(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            left -= n
-        }
+        let expected = TestServer.firehoseChecksum(bytes: total)
         let fd = TestSocket.connect(port: port, timeoutSeconds: 30)
         defer { close(fd) }
         var got = Checksum()
@@ -197,8 +190,7 @@ final class RelayTests: XCTestCase {
         var fds: [Int32] = []
         for _ in 0..<64 {
             let fd = TestSocket.connect(port: port)
-            XCTAssertTrue(TestSocket.writeAll(fd, [42]))
-            XCTAssertEqual(TestSocket.readExactly(fd, 1), [42])
+            assertEchoes(fd, 42)
             fds.append(fd)
         }
         let perWorker = engine.statistics().workers.map(\.accepted)
@@ -216,8 +208,7 @@ final class RelayTests: XCTestCase {
         let a = TestSocket.connect(port: port)
         let b = TestSocket.connect(port: port)
         for fd in [a, b] {
-            XCTAssertTrue(TestSocket.writeAll(fd, [1]))
-            XCTAssertEqual(TestSocket.readExactly(fd, 1), [1])
+            assertEchoes(fd, 1)
         }
         let c = TestSocket.connect(port: port)
         var got = Checksum()
@@ -227,8 +218,7 @@ final class RelayTests: XCTestCase {
         // Once the first two are gone, new connections are served again.
         XCTAssertTrue(eventually { engine.activeConnections == 0 })
         let d = TestSocket.connect(port: port)
-        XCTAssertTrue(TestSocket.writeAll(d, [9]))
-        XCTAssertEqual(TestSocket.readExactly(d, 1), [9])
+        assertEchoes(d, 9)
         close(d)
     }
 
@@ -244,8 +234,7 @@ final class RelayTests: XCTestCase {
         let fds = (0..<400).map { _ in TestSocket.connect(port: port) }
         defer { fds.forEach { close($0) } }
         for fd in fds {
-            XCTAssertTrue(TestSocket.writeAll(fd, [5]))
-            XCTAssertEqual(TestSocket.readExactly(fd, 1), [5])
+            assertEchoes(fd, 5)
         }
         let stats = engine.statistics()
         XCTAssertEqual(stats.total.active, 400)
@@ -264,8 +253,7 @@ final class RelayTests: XCTestCase {
         defer { engine.stop(); engine.wait() }
         let fds = (0..<200).map { _ in TestSocket.connect(port: port) }
         for fd in fds {
-            XCTAssertTrue(TestSocket.writeAll(fd, [3]))
-            XCTAssertEqual(TestSocket.readExactly(fd, 1), [3])
+            assertEchoes(fd, 3)
         }
         // 100 orderly closes, 50 resets (recvs armed on both sides when the proxy closes).
         for fd in fds[0..<100] { close(fd) }
@@ -279,8 +267,7 @@ final class RelayTests: XCTestCase {
         XCTAssertEqual(stats.cancelsByFile, 0, "a close walked the ring")
         XCTAssertGreaterThanOrEqual(stats.cancelsByUserData, 50, "the reset connections' armed recvs were cancelled")
         for fd in fds[150...] {
-            XCTAssertTrue(TestSocket.writeAll(fd, [4]))
-            XCTAssertEqual(TestSocket.readExactly(fd, 1), [4], "the connections left are unharmed")
+            assertEchoes(fd, 4, "the connections left are unharmed")
             close(fd)
         }
         XCTAssertTrue(eventually { engine.statistics().total.active == 0 })

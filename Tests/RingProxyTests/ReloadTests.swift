@@ -31,8 +31,7 @@ final class ReloadTests: XCTestCase {
         // Long-lived connections opened before any reload.
         let longLived = (0..<10).map { _ in TestSocket.connect(port: port) }
         for fd in longLived {
-            XCTAssertTrue(TestSocket.writeAll(fd, [7]))
-            XCTAssertEqual(TestSocket.readExactly(fd, 1), [7])
+            assertEchoes(fd, 7)
         }
         // Churn: sessions with a checksummed payload, as fast as they go, until told to stop.
         let running = Locked(true)
@@ -79,8 +78,7 @@ final class ReloadTests: XCTestCase {
         let before = (a.accepted, b.accepted, c.accepted)
         for _ in 0..<20 {
             let fd = TestSocket.connect(port: port)
-            XCTAssertTrue(TestSocket.writeAll(fd, [1]))
-            XCTAssertEqual(TestSocket.readExactly(fd, 1), [1])
+            assertEchoes(fd, 1)
             close(fd)
         }
         XCTAssertEqual(a.accepted, before.0)
@@ -142,8 +140,7 @@ final class ReloadTests: XCTestCase {
         }
         XCTAssertEqual(engine.generation, 1)
         let fd = TestSocket.connect(port: port)
-        XCTAssertTrue(TestSocket.writeAll(fd, [5]))
-        XCTAssertEqual(TestSocket.readExactly(fd, 1), [5])
+        assertEchoes(fd, 5)
         close(fd)
     }
 
@@ -158,8 +155,7 @@ final class ReloadTests: XCTestCase {
         try engine.start()
         defer { engine.stop(); engine.wait() }
         let open = TestSocket.connect(port: removed)
-        XCTAssertTrue(TestSocket.writeAll(open, [1]))
-        XCTAssertEqual(TestSocket.readExactly(open, 1), [1])
+        assertEchoes(open, 1)
 
         try engine.reload(config(port: kept, servers: [(a, 1)], clientTimeoutMs: 60_000))
         XCTAssertFalse(Mosquitto.listening(removed), "the removed frontend must not accept any more")

@@ -1,6 +1,7 @@
 // Blocking loopback sockets for tests: real TCP peers on 127.0.0.1, nothing mocked.
 import Foundation
 import Glibc
+import XCTest
 @testable import RingProxy
 
 enum TestSocket {
@@ -176,3 +177,11 @@ let tcpDefaults = """
       timeout client 60s
       timeout server 60s
     """
+
+/// Sends one byte through `fd` and asserts the same byte comes back (an echo server behind the
+/// proxy): the connection is alive end to end.
+func assertEchoes(_ fd: Int32, _ byte: UInt8, _ message: @autoclosure () -> String = "",
+                  file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertTrue(TestSocket.writeAll(fd, [byte]), message(), file: file, line: line)
+    XCTAssertEqual(TestSocket.readExactly(fd, 1), [byte], message(), file: file, line: line)
+}

@@ -64,16 +64,29 @@ final class TestServer: @unchecked Sendable {
     /// Sends `bytes` bytes of a known pattern, then FIN, and keeps reading until EOF.
     static func firehose(bytes: Int) -> TestServer {
         TestServer { fd in
-            let chunk = payload(size: 65536, seed: 7)
-            var left = bytes
-            while left > 0 {
-                let n = min(left, chunk.count)
-                if !chunk.withUnsafeBytes({ TestSocket.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) { return }
-                left -= n
-            }
+            guard firehosePattern(bytes: bytes, { TestSocket.writeAll(fd, $0) }) else { return }
             shutdown(fd, Int32(SHUT_WR))
             _ = TestSocket.readToEnd(fd) { _ in }
         }
+    }
+
+    /// The checksum of what firehose(bytes:) sends.
+    static func firehoseChecksum(bytes: Int) -> Checksum {
+        var sum = Checksum()
+        _ = firehosePattern(bytes: bytes) { sum.add($0); return true }
+        return sum
+    }
+
+    /// firehose's bytes, chunk by chunk, until `body` returns false.
+    private static func firehosePattern(bytes: Int, _ body: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        let chunk = payload(size: 65536, seed: 7)
+        var left = bytes
+        while left > 0 {
+            let n = min(left, chunk.count)
+            if !chunk.withUnsafeBytes({ body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) { return false }
+            left -= n
+        }
+        return true
     }
 }
 

@@ -96,6 +96,9 @@ public struct EngineConfig: Sendable {
     public var bufferSizeBytes: Int = 64 * 1024
     /// Provided buffers per worker (power of two, at most 32768).
     public var buffersPerWorker: Int = 1024
+    /// Buffers per worker that the kernel never fills, for bytes the proxy writes itself
+    /// (PROXY headers, HTTP answers, TLS records); the same size as the provided ones.
+    public var ownedBuffersPerWorker: Int = 64
     /// Buffers one direction of a connection may queue before its recv is paused.
     public var pipeBuffersMax: Int = 4
     /// Accepts kept armed per listener per worker.

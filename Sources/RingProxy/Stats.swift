@@ -1,111 +1,154 @@
-// Statistics: counters each worker keeps for itself (plain stores, no atomics on the hot
-// path) and the engine sums on demand. A reader on another thread may see a value a few
-// increments old; that is the price of not synchronising the data path.
+// Statistics: every counter a worker keeps is one case of `Counter`, defined once with its
+// operator name, kind and help text; reports, merging and (later) metrics read that one list.
+// Workers bump plain words in their own table (no atomics on the hot path); a reader on
+// another thread may see a value a few increments old, the price of not synchronising.
+
+/// How values of one counter combine across workers and generations.
+public enum CounterKind: Sendable {
+    /// Only grows; summed; kept across reloads.
+    case counter
+    /// A level (connections open, buffers out); summed over what is running now.
+    case gauge
+    /// A high-water mark; the largest wins.
+    case maximum
+}
+
+public enum Counter: Int, CaseIterable, Sendable {
+    case accepted, acceptErrors, refusedMaxconn, acceptPaused, closed, active
+    case connectAttempts, connectFailures, connectTimeouts, connectGiveUps
+    case clientTimeouts, serverTimeouts, resets
+    case bytesFromClients, bytesFromServers
+    case recvCompletions, sendCompletions, shortSends, gatheredSends, recvResumesAfterCancel
+    case cancelsByUserData, cancelsByFile, recvPauses, noBuffers
+    case buffersInUse, buffersInUseMax, ownedBuffersInUse, pipeBuffersMax
+    case loopTurns, completions, staleCompletions, timersFired
+    case mqttConnects, mqttRejected, inspectTimeouts, inspectAborts
+    case stickHits, stickMisses
+
+    /// The operator's name (snake_case, as in the SIGUSR1 report and metrics), kind and help.
+    public var info: (name: String, kind: CounterKind, help: String) {
+        switch self {
+        case .accepted: return ("accepted", .counter, "connections accepted and counted")
+        case .acceptErrors: return ("accept_errors", .counter, "accepts that failed")
+        case .refusedMaxconn: return ("refused_maxconn", .counter, "connections closed at once because maxconn was reached")
+        case .acceptPaused: return ("accept_paused", .counter, "times a listener paused because the worker's table was full")
+        case .closed: return ("closed", .counter, "connections closed")
+        case .active: return ("active", .gauge, "connections open")
+        case .connectAttempts: return ("connect_attempts", .counter, "server connection attempts")
+        case .connectFailures: return ("connect_failures", .counter, "server connection attempts that failed")
+        case .connectTimeouts: return ("connect_timeouts", .counter, "server connection attempts that timed out")
+        case .connectGiveUps: return ("give_ups", .counter, "clients closed because no server answered within the retries")
+        case .clientTimeouts: return ("client_timeouts", .counter, "connections closed by timeout client")
+        case .serverTimeouts: return ("server_timeouts", .counter, "connections closed by timeout server")
+        case .resets: return ("resets", .counter, "connections aborted by a reset on either side")
+        case .bytesFromClients: return ("bytes_in", .counter, "bytes received from clients")
+        case .bytesFromServers: return ("bytes_out", .counter, "bytes received from servers")
+        case .recvCompletions: return ("recvs", .counter, "recv completions")
+        case .sendCompletions: return ("sends", .counter, "send completions")
+        case .shortSends: return ("short_sends", .counter, "sends that sent less than asked")
+        case .gatheredSends: return ("gathered_sends", .counter, "sends that carried several queued buffers in one sendmsg")
+        case .recvResumesAfterCancel: return ("recv_resumes_after_cancel", .counter, "recvs re-armed when their cancel completed after the queue had drained")
+        case .cancelsByUserData: return ("close_cancels_by_user_data", .counter, "pending ops cancelled by user_data at close")
+        case .cancelsByFile: return ("close_cancels_by_file", .counter, "pending ops cancelled by file at close")
+        case .recvPauses: return ("recv_pauses", .counter, "recvs paused by backpressure")
+        case .noBuffers: return ("no_buffers", .counter, "recvs that found the buffer pool empty")
+        case .buffersInUse: return ("buffers_in_use", .gauge, "provided buffers held by the proxy")
+        case .buffersInUseMax: return ("buffers_in_use_max", .maximum, "most provided buffers held at once by one worker")
+        case .ownedBuffersInUse: return ("owned_buffers_in_use", .gauge, "owned buffers (bytes the proxy writes) held")
+        case .pipeBuffersMax: return ("pipe_buffers_max", .maximum, "most buffers one direction of a connection held")
+        case .loopTurns: return ("loop_turns", .counter, "event loop turns")
+        case .completions: return ("completions", .counter, "io_uring completions handled")
+        case .staleCompletions: return ("stale_completions", .counter, "completions for slots reused meanwhile")
+        case .timersFired: return ("timers_fired", .counter, "worker timers that expired")
+        case .mqttConnects: return ("mqtt_connects", .counter, "valid MQTT CONNECTs inspected")
+        case .mqttRejected: return ("mqtt_rejected", .counter, "connections rejected as not MQTT")
+        case .inspectTimeouts: return ("inspect_timeouts", .counter, "connections closed for not completing their preamble in time")
+        case .inspectAborts: return ("inspect_aborts", .counter, "clients that left during their preamble")
+        case .stickHits: return ("stick_hits", .counter, "client ids found in the stick table")
+        case .stickMisses: return ("stick_misses", .counter, "client ids not found in the stick table")
+        }
+    }
+}
+
+/// A snapshot of every counter, merged by each counter's kind.
+public struct CounterValues: Sendable, Equatable {
+    public private(set) var values: [UInt64]
+
+    public init() { values = Array(repeating: 0, count: Counter.allCases.count) }
+
+    init(copying words: UnsafePointer<UInt64>) {
+        values = Array(UnsafeBufferPointer(start: words, count: Counter.allCases.count))
+    }
+
+    public subscript(_ counter: Counter) -> UInt64 {
+        get { values[counter.rawValue] }
+        set { values[counter.rawValue] = newValue }
+    }
+
+    /// Adds `other` in, each counter by its kind.
+    public mutating func merge(_ other: CounterValues) {
+        for c in Counter.allCases {
+            switch c.info.kind {
+            case .counter, .gauge: values[c.rawValue] &+= other.values[c.rawValue]
+            case .maximum: values[c.rawValue] = max(values[c.rawValue], other.values[c.rawValue])
+            }
+        }
+    }
+
+    /// What a finished generation leaves behind: its counts and high-water marks, not levels.
+    public var withoutGauges: CounterValues {
+        var copy = self
+        for c in Counter.allCases where c.info.kind == .gauge { copy.values[c.rawValue] = 0 }
+        return copy
+    }
+}
 
 public struct WorkerStatistics: Sendable, Equatable {
-    public var accepted: UInt64 = 0
-    public var acceptErrors: UInt64 = 0
-    /// Accepted and closed at once because the global maxconn was reached.
-    public var refusedMaxconn: UInt64 = 0
-    /// Times a listener stopped accepting because this worker's table was full.
-    public var acceptPaused: UInt64 = 0
-    public var closed: UInt64 = 0
-    public var active: Int = 0
-    public var connectAttempts: UInt64 = 0
-    public var connectFailures: UInt64 = 0
-    public var connectTimeouts: UInt64 = 0
-    /// Clients closed because no server could be reached after the retries.
-    public var connectGiveUps: UInt64 = 0
-    public var clientTimeouts: UInt64 = 0
-    public var serverTimeouts: UInt64 = 0
-    public var resets: UInt64 = 0
-    public var bytesFromClients: UInt64 = 0
-    public var bytesFromServers: UInt64 = 0
-    public var recvCompletions: UInt64 = 0
-    public var sendCompletions: UInt64 = 0
-    public var shortSends: UInt64 = 0
-    /// Sends that carried several queued buffers in one sendmsg.
-    public var gatheredSends: UInt64 = 0
-    /// Recvs re-armed when their cancellation completed after the queue had already drained.
-    public var recvResumesAfterCancel: UInt64 = 0
-    /// Closing: pending recvs cancelled by their user_data, or everything pending by file.
-    public var cancelsByUserData: UInt64 = 0
-    public var cancelsByFile: UInt64 = 0
-    public var recvPauses: UInt64 = 0
-    public var noBuffers: UInt64 = 0
-    public var buffersInUse: Int = 0
-    public var buffersInUseMax: Int = 0
-    /// Deepest queue any one pipe reached (buffers one direction held at once).
-    public var pipeBuffersMax: Int = 0
-    public var loopTurns: UInt64 = 0
-    public var completions: UInt64 = 0
-    public var staleCompletions: UInt64 = 0
-    /// MQTT: CONNECTs accepted, connections rejected as not MQTT (by reason), connections that
-    /// did not complete their CONNECT within the inspect delay or closed before it.
-    public var mqttConnects: UInt64 = 0
-    public var mqttRejected: UInt64 = 0
+    public var counters = CounterValues()
+    /// MQTT rejections per MQTTPeek.InvalidReason raw value.
     public var mqttRejectedByReason: [UInt64] = Array(repeating: 0, count: 32)
-    public var inspectTimeouts: UInt64 = 0
-    public var inspectAborts: UInt64 = 0
-    /// Stick table: client ids found (and their server usable) / not found.
-    public var stickHits: UInt64 = 0
-    public var stickMisses: UInt64 = 0
     /// Bytes the worker thread has allocated since it started (jemalloc's thread.allocated);
     /// -1 when the allocator is not jemalloc. Flat while forwarding: nothing allocates there.
     public var threadAllocatedBytes: Int64 = -1
 
     public init() {}
 
+    public subscript(_ counter: Counter) -> UInt64 { counters[counter] }
+
     public static func + (a: WorkerStatistics, b: WorkerStatistics) -> WorkerStatistics {
-        var s = WorkerStatistics()
-        s.accepted = a.accepted + b.accepted
-        s.acceptErrors = a.acceptErrors + b.acceptErrors
-        s.refusedMaxconn = a.refusedMaxconn + b.refusedMaxconn
-        s.acceptPaused = a.acceptPaused + b.acceptPaused
-        s.closed = a.closed + b.closed
-        s.active = a.active + b.active
-        s.connectAttempts = a.connectAttempts + b.connectAttempts
-        s.connectFailures = a.connectFailures + b.connectFailures
-        s.connectTimeouts = a.connectTimeouts + b.connectTimeouts
-        s.connectGiveUps = a.connectGiveUps + b.connectGiveUps
-        s.clientTimeouts = a.clientTimeouts + b.clientTimeouts
-        s.serverTimeouts = a.serverTimeouts + b.serverTimeouts
-        s.resets = a.resets + b.resets
-        s.bytesFromClients = a.bytesFromClients + b.bytesFromClients
-        s.bytesFromServers = a.bytesFromServers + b.bytesFromServers
-        s.recvCompletions = a.recvCompletions + b.recvCompletions
-        s.sendCompletions = a.sendCompletions + b.sendCompletions
-        s.shortSends = a.shortSends + b.shortSends
-        s.gatheredSends = a.gatheredSends + b.gatheredSends
-        s.recvResumesAfterCancel = a.recvResumesAfterCancel + b.recvResumesAfterCancel
-        s.cancelsByUserData = a.cancelsByUserData + b.cancelsByUserData
-        s.cancelsByFile = a.cancelsByFile + b.cancelsByFile
-        s.recvPauses = a.recvPauses + b.recvPauses
-        s.noBuffers = a.noBuffers + b.noBuffers
-        s.buffersInUse = a.buffersInUse + b.buffersInUse
-        s.buffersInUseMax = max(a.buffersInUseMax, b.buffersInUseMax)
-        s.pipeBuffersMax = max(a.pipeBuffersMax, b.pipeBuffersMax)
-        s.loopTurns = a.loopTurns + b.loopTurns
-        s.completions = a.completions + b.completions
-        s.staleCompletions = a.staleCompletions + b.staleCompletions
-        s.mqttConnects = a.mqttConnects + b.mqttConnects
-        s.mqttRejected = a.mqttRejected + b.mqttRejected
-        s.mqttRejectedByReason = zip(a.mqttRejectedByReason, b.mqttRejectedByReason).map { $0 + $1 }
-        s.inspectTimeouts = a.inspectTimeouts + b.inspectTimeouts
-        s.inspectAborts = a.inspectAborts + b.inspectAborts
-        s.stickHits = a.stickHits + b.stickHits
-        s.stickMisses = a.stickMisses + b.stickMisses
+        var s = a
+        s.counters.merge(b.counters)
+        s.mqttRejectedByReason = zip(a.mqttRejectedByReason, b.mqttRejectedByReason).map { $0 &+ $1 }
         s.threadAllocatedBytes = a.threadAllocatedBytes < 0 || b.threadAllocatedBytes < 0
             ? max(a.threadAllocatedBytes, b.threadAllocatedBytes)
             : a.threadAllocatedBytes + b.threadAllocatedBytes
         return s
     }
+
+    /// What a finished generation leaves behind (see CounterValues.withoutGauges).
+    var finished: WorkerStatistics {
+        var s = self
+        s.counters = counters.withoutGauges
+        return s
+    }
+}
+
+/// One server's line in the statistics, named so that a report needs no configuration.
+public struct ServerStatistics: Sendable {
+    public var backend: String
+    public var server: String
+    public var address: SocketAddress
+    public var active: Int
+    public var total: Int
 }
 
 public struct EngineStatistics: Sendable {
+    /// The workers of the configuration serving now.
     public var workers: [WorkerStatistics]
-    /// Connections per server, engine-wide: [backend][server].
-    public var serverActive: [[Int]]
-    public var serverTotal: [[Int]]
-    public var total: WorkerStatistics { workers.reduce(WorkerStatistics(), +) }
+    /// Everything configurations replaced by reloads counted (those still finishing their
+    /// connections and those gone), so that counters never go back on a reload.
+    public var previous: WorkerStatistics
+    /// Per server of the configuration serving now.
+    public var servers: [ServerStatistics]
+    public var total: WorkerStatistics { workers.reduce(previous, +) }
 }

@@ -193,7 +193,7 @@ struct RingProxyCommand: ParsableCommand {
         while true {
             let signal = cu_wait_control_signal()
             if signal == SIGUSR1 {
-                log.info(StatisticsReport(engine.statistics(), config: config).text)
+                log.info(StatisticsReport(engine.statistics()).text)
                 continue
             }
             if signal == SIGHUP {
@@ -216,7 +216,7 @@ struct RingProxyCommand: ParsableCommand {
             engine.stop()
             engine.wait()
             let total = engine.statistics().total
-            log.info("stopped: \(total.accepted) connection(s) served, \(total.bytesFromClients + total.bytesFromServers) bytes forwarded")
+            log.info("stopped: \(total[.accepted]) connection(s) served, \(total[.bytesFromClients] + total[.bytesFromServers]) bytes forwarded")
             return
         }
     }

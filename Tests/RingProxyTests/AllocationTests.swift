@@ -28,18 +28,18 @@ final class AllocationTests: XCTestCase {
         }
         // Warm up: first use of every path (lazy runtime metadata, the first connections).
         for _ in 0..<20 { session(messages: 5, size: 64) }
-        XCTAssertTrue(eventually { engine.statistics().total.active == 0 })
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
         let before = engine.statistics().total
 
         let connections = 100
         let messages = 50
         for i in 0..<connections { session(messages: messages, size: i % 2 == 0 ? 64 : 20_000) }
-        XCTAssertTrue(eventually { engine.statistics().total.active == 0 })
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
         let after = engine.statistics().total
 
-        let relayed = after.recvCompletions - before.recvCompletions
+        let relayed = after[.recvCompletions] - before[.recvCompletions]
         XCTAssertGreaterThanOrEqual(relayed, UInt64(connections * messages * 2), "every message crossed the proxy twice")
-        XCTAssertEqual(after.accepted - before.accepted, UInt64(connections))
+        XCTAssertEqual(after[.accepted] - before[.accepted], UInt64(connections))
         XCTAssertEqual(after.threadAllocatedBytes - before.threadAllocatedBytes, 0,
                        "the worker allocated while relaying \(relayed) buffers over \(connections) connections")
     }

@@ -62,9 +62,9 @@ final class MQTTRoutingTests: XCTestCase {
         let perBroker = (0..<3).map { b in brokerOf.values.filter { $0.first == b }.count }
         XCTAssertTrue(perBroker.allSatisfy { $0 > 250 }, "uneven spread: \(perBroker)")
         let stats = engine.statistics()
-        XCTAssertEqual(stats.total.stickHits, UInt64(ids.count * (rounds - 1)))
-        XCTAssertEqual(stats.total.stickMisses, UInt64(ids.count))
-        XCTAssertTrue(stats.workers.allSatisfy { $0.accepted > 100 }, "both cores must have served reconnects: \(stats.workers.map(\.accepted))")
+        XCTAssertEqual(stats.total[.stickHits], UInt64(ids.count * (rounds - 1)))
+        XCTAssertEqual(stats.total[.stickMisses], UInt64(ids.count))
+        XCTAssertTrue(stats.workers.allSatisfy { $0[.accepted] > 100 }, "both cores must have served reconnects: \(stats.workers.map { $0[.accepted] })")
     }
 
     func testMosquittoClientsOfEveryProtocolVersionPassTheMQTTCheck() throws {
@@ -79,8 +79,8 @@ final class MQTTRoutingTests: XCTestCase {
             XCTAssertEqual(status, 0, "\(version): \(output)")
         }
         XCTAssertEqual(Set(broker.connectedClientIDs()), ["client-mqttv5", "client-mqttv311", "client-mqttv31"])
-        XCTAssertEqual(engine.statistics().total.mqttConnects, 3)
-        XCTAssertEqual(engine.statistics().total.mqttRejected, 0)
+        XCTAssertEqual(engine.statistics().total[.mqttConnects], 3)
+        XCTAssertEqual(engine.statistics().total[.mqttRejected], 0)
     }
 
     func testHTTPAndTLSOnThePlainPortAreRejectedBeforeAnyBrokerSeesThem() throws {
@@ -95,9 +95,9 @@ final class MQTTRoutingTests: XCTestCase {
         let tls = try ChildProcess(sh, ["-c", "openssl s_client -connect 127.0.0.1:\(port) < /dev/null"]).finish(within: 10)
         XCTAssertNotEqual(tls.0, 0, "a TLS handshake on the plain port must fail")
         let stats = engine.statistics().total
-        XCTAssertEqual(stats.mqttRejected, 2)
+        XCTAssertEqual(stats[.mqttRejected], 2)
         XCTAssertEqual(stats.mqttRejectedByReason[Int(InvalidReason.notConnect.rawValue)], 2)
-        XCTAssertEqual(stats.connectAttempts, 0, "no server connection may be opened for junk")
+        XCTAssertEqual(stats[.connectAttempts], 0, "no server connection may be opened for junk")
         usleep(200_000)
         XCTAssertEqual(broker.connectionCount(), connectionsBefore, "the broker saw a connection")
     }
@@ -116,7 +116,7 @@ final class MQTTRoutingTests: XCTestCase {
         let waited = Date().timeIntervalSince(started)
         XCTAssertGreaterThan(waited, 0.4)
         XCTAssertLessThan(waited, 2.5)
-        XCTAssertEqual(engine.statistics().total.inspectTimeouts, 1)
+        XCTAssertEqual(engine.statistics().total[.inspectTimeouts], 1)
         XCTAssertEqual(server.accepted, 0, "no server may be contacted for an incomplete CONNECT")
     }
 
@@ -159,7 +159,7 @@ final class MQTTRoutingTests: XCTestCase {
         XCTAssertTrue(eventually { received.current.count == packet.count + publish.count })
         XCTAssertEqual(received.current, packet + publish)
         XCTAssertEqual(seen.current, ["big-will"])
-        XCTAssertEqual(engine.statistics().total.mqttConnects, 1)
+        XCTAssertEqual(engine.statistics().total[.mqttConnects], 1)
     }
 
     func testALargeConnectArrivingInBufferUnfriendlyChunksIsStillAssembled() throws {
@@ -184,7 +184,7 @@ final class MQTTRoutingTests: XCTestCase {
         close(fd)
         XCTAssertTrue(eventually { received.current.count == packet.count })
         XCTAssertEqual(received.current, packet)
-        XCTAssertEqual(engine.statistics().total.inspectTimeouts, 0)
+        XCTAssertEqual(engine.statistics().total[.inspectTimeouts], 0)
     }
 
     func testOversizedConnectIsRejected() throws {
@@ -237,6 +237,6 @@ final class MQTTRoutingTests: XCTestCase {
         for _ in 0..<10 { XCTAssertTrue(MQTTWire.session(port: port, clientID: "")) }
         XCTAssertTrue(eventually { seen[0].current.count + seen[1].current.count == 10 })
         XCTAssertEqual(seen.map { $0.current.count }, [5, 5], "round robin for empty ids")
-        XCTAssertEqual(engine.statistics().total.stickHits + engine.statistics().total.stickMisses, 0)
+        XCTAssertEqual(engine.statistics().total[.stickHits] + engine.statistics().total[.stickMisses], 0)
     }
 }

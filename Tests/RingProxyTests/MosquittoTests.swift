@@ -27,7 +27,7 @@ final class MosquittoTests: XCTestCase {
         XCTAssertEqual(status, 0, output)
         XCTAssertEqual(output.split(separator: "\n"), ["message 1", "message 2", "message 3"])
         XCTAssertEqual(Set(broker.connectedClientIDs()), ["rp-sub", "rp-pub-1", "rp-pub-2", "rp-pub-3"])
-        XCTAssertTrue(eventually { engine.statistics().total.active == 0 })
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
     }
 
     func testTenClientsSpreadRoundRobinOverThreeBrokers() throws {

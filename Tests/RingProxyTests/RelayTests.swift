@@ -47,12 +47,12 @@ final class RelayTests: XCTestCase {
         }
         XCTAssertEqual(failed.current, [], "\(engine.statistics().total)")
         let stats = engine.statistics().total
-        XCTAssertEqual(stats.accepted, UInt64(sizes.count))
+        XCTAssertEqual(stats[.accepted], UInt64(sizes.count))
         let total = UInt64(sizes.reduce(0, +))
-        XCTAssertEqual(stats.bytesFromClients, total)
-        XCTAssertEqual(stats.bytesFromServers, total)
-        XCTAssertTrue(eventually { engine.statistics().total.active == 0 }, "connections did not all close")
-        XCTAssertTrue(eventually { engine.statistics().total.buffersInUse == 0 }, "buffers leaked")
+        XCTAssertEqual(stats[.bytesFromClients], total)
+        XCTAssertEqual(stats[.bytesFromServers], total)
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 }, "connections did not all close")
+        XCTAssertTrue(eventually { engine.statistics().total[.buffersInUse] == 0 }, "buffers leaked")
         XCTAssertEqual(engine.activeConnections, 0)
     }
 
@@ -99,10 +99,10 @@ final class RelayTests: XCTestCase {
             close(fd)
         }
         let stats = engine.statistics()
-        XCTAssertGreaterThan(stats.total.connectFailures, 0, "round robin must have tried the dead server")
-        XCTAssertEqual(stats.total.connectGiveUps, 0)
-        XCTAssertEqual(stats.serverTotal[0][0], 0)
-        XCTAssertEqual(stats.serverTotal[0][1] + stats.serverTotal[0][2], 30)
+        XCTAssertGreaterThan(stats.total[.connectFailures], 0, "round robin must have tried the dead server")
+        XCTAssertEqual(stats.total[.connectGiveUps], 0)
+        XCTAssertEqual(stats.servers[0].total, 0)
+        XCTAssertEqual(stats.servers[1].total + stats.servers[2].total, 30)
     }
 
     func testAllServersDownClosesTheClientCleanly() throws {
@@ -117,9 +117,9 @@ final class RelayTests: XCTestCase {
         XCTAssertTrue(TestSocket.readToEnd(fd) { got.add($0) }, "client must get EOF, not hang or reset")
         XCTAssertEqual(got.count, 0)
         let stats = engine.statistics().total
-        XCTAssertEqual(stats.connectGiveUps, 1)
-        XCTAssertEqual(stats.connectFailures, 4, "first attempt + 3 retries")
-        XCTAssertTrue(eventually { engine.statistics().total.active == 0 })
+        XCTAssertEqual(stats[.connectGiveUps], 1)
+        XCTAssertEqual(stats[.connectFailures], 4, "first attempt + 3 retries")
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
     }
 
     func testSlowReaderHoldsABoundedNumberOfBuffers() throws {
@@ -137,17 +137,17 @@ final class RelayTests: XCTestCase {
         // Do not read for a while: the proxy must stop reading from the server, not buffer 64 MiB.
         usleep(1_000_000)
         let stalled = engine.statistics().total
-        XCTAssertGreaterThan(stalled.recvPauses, 0, "the server->client pipe should have paused")
-        XCTAssertLessThanOrEqual(stalled.buffersInUse, EngineBounds.pipeBuffersHeld(pipeBuffersMax: 4))
-        XCTAssertLessThanOrEqual(stalled.pipeBuffersMax, EngineBounds.pipeBuffersHeld(pipeBuffersMax: 4))
-        XCTAssertLessThan(stalled.bytesFromServers, UInt64(total / 4), "reading should have stopped early")
+        XCTAssertGreaterThan(stalled[.recvPauses], 0, "the server->client pipe should have paused")
+        XCTAssertLessThanOrEqual(stalled[.buffersInUse], UInt64(EngineBounds.pipeBuffersHeld(pipeBuffersMax: 4)))
+        XCTAssertLessThanOrEqual(stalled[.pipeBuffersMax], UInt64(EngineBounds.pipeBuffersHeld(pipeBuffersMax: 4)))
+        XCTAssertLessThan(stalled[.bytesFromServers], UInt64(total / 4), "reading should have stopped early")
 
         var got = Checksum()
         XCTAssertTrue(TestSocket.readToEnd(fd) { got.add($0) })
         XCTAssertEqual(got.count, total)
         let after = engine.statistics().total
-        XCTAssertLessThanOrEqual(after.pipeBuffersMax, EngineBounds.pipeBuffersHeld(pipeBuffersMax: 4))
-        XCTAssertTrue(eventually { engine.statistics().total.buffersInUse == 0 })
+        XCTAssertLessThanOrEqual(after[.pipeBuffersMax], UInt64(EngineBounds.pipeBuffersHeld(pipeBuffersMax: 4)))
+        XCTAssertTrue(eventually { engine.statistics().total[.buffersInUse] == 0 })
     }
 
     func testGatheredSendsKeepByteOrderForASlowReader() throws {
@@ -177,9 +177,9 @@ final class RelayTests: XCTestCase {
         XCTAssertEqual(got.count, total)
         XCTAssertEqual(got, expected, "bytes arrived out of order or corrupted")
         let stats = engine.statistics().total
-        XCTAssertGreaterThan(stats.gatheredSends, 0, "the queue never held more than one buffer: nothing was gathered")
-        XCTAssertEqual(stats.bytesFromServers, UInt64(total))
-        XCTAssertTrue(eventually { engine.statistics().total.buffersInUse == 0 }, "buffers leaked")
+        XCTAssertGreaterThan(stats[.gatheredSends], 0, "the queue never held more than one buffer: nothing was gathered")
+        XCTAssertEqual(stats[.bytesFromServers], UInt64(total))
+        XCTAssertTrue(eventually { engine.statistics().total[.buffersInUse] == 0 }, "buffers leaked")
     }
 
     func testConnectionsSpreadOverAllCores() throws {
@@ -193,7 +193,7 @@ final class RelayTests: XCTestCase {
             assertEchoes(fd, 42)
             fds.append(fd)
         }
-        let perWorker = engine.statistics().workers.map(\.accepted)
+        let perWorker = engine.statistics().workers.map { $0[.accepted] }
         XCTAssertEqual(perWorker.count, 2)
         XCTAssertEqual(perWorker.reduce(0, +), 64)
         XCTAssertTrue(perWorker.allSatisfy { $0 > 0 }, "every core should accept some connections: \(perWorker)")
@@ -213,7 +213,7 @@ final class RelayTests: XCTestCase {
         let c = TestSocket.connect(port: port)
         var got = Checksum()
         XCTAssertTrue(TestSocket.readToEnd(c) { got.add($0) }, "the third connection is closed")
-        XCTAssertEqual(engine.statistics().total.refusedMaxconn, 1)
+        XCTAssertEqual(engine.statistics().total[.refusedMaxconn], 1)
         [a, b, c].forEach { close($0) }
         // Once the first two are gone, new connections are served again.
         XCTAssertTrue(eventually { engine.activeConnections == 0 })
@@ -237,9 +237,9 @@ final class RelayTests: XCTestCase {
             assertEchoes(fd, 5)
         }
         let stats = engine.statistics()
-        XCTAssertEqual(stats.total.active, 400)
-        XCTAssertEqual(stats.total.refusedMaxconn, 0)
-        let spread = stats.workers.map(\.accepted)
+        XCTAssertEqual(stats.total[.active], 400)
+        XCTAssertEqual(stats.total[.refusedMaxconn], 0)
+        let spread = stats.workers.map { $0[.accepted] }
         XCTAssertEqual(spread.reduce(0, +), 400, "per worker: \(spread)")
     }
 
@@ -262,16 +262,16 @@ final class RelayTests: XCTestCase {
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, socklen_t(MemoryLayout<linger>.size))
             close(fd)
         }
-        XCTAssertTrue(eventually { engine.statistics().total.active == 50 }, "\(engine.statistics().total.active) active")
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 50 }, "\(engine.statistics().total[.active]) active")
         let stats = engine.statistics().total
-        XCTAssertEqual(stats.cancelsByFile, 0, "a close walked the ring")
-        XCTAssertGreaterThanOrEqual(stats.cancelsByUserData, 50, "the reset connections' armed recvs were cancelled")
+        XCTAssertEqual(stats[.cancelsByFile], 0, "a close walked the ring")
+        XCTAssertGreaterThanOrEqual(stats[.cancelsByUserData], 50, "the reset connections' armed recvs were cancelled")
         for fd in fds[150...] {
             assertEchoes(fd, 4, "the connections left are unharmed")
             close(fd)
         }
-        XCTAssertTrue(eventually { engine.statistics().total.active == 0 })
-        XCTAssertTrue(eventually { engine.statistics().total.buffersInUse == 0 })
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
+        XCTAssertTrue(eventually { engine.statistics().total[.buffersInUse] == 0 })
     }
 
     func testIdleClientIsClosedAtTheClientTimeout() throws {
@@ -286,7 +286,7 @@ final class RelayTests: XCTestCase {
         let elapsed = Date().timeIntervalSince(started)
         XCTAssertGreaterThan(elapsed, 0.5)
         XCTAssertLessThan(elapsed, 3)
-        XCTAssertEqual(engine.statistics().total.clientTimeouts, 1)
+        XCTAssertEqual(engine.statistics().total[.clientTimeouts], 1)
     }
 
     func testClientResetIsPropagatedToTheServer() throws {
@@ -309,6 +309,6 @@ final class RelayTests: XCTestCase {
         close(fd)
         XCTAssertTrue(eventually { !outcome.current.isEmpty })
         XCTAssertEqual(outcome.current, "error \(ECONNRESET)")
-        XCTAssertTrue(eventually { engine.statistics().total.resets == 1 })
+        XCTAssertTrue(eventually { engine.statistics().total[.resets] == 1 })
     }
 }

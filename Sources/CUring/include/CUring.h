@@ -27,8 +27,6 @@ void cu_prep_setsockopt_fixed(struct io_uring_sqe *sqe, int fixed_index, int lev
 // Whether the kernel accepts a uring_cmd setsockopt (probed once at start-up).
 int cu_probe_uring_setsockopt(struct io_uring *ring);
 
-static inline int cu_errno(void) { return errno; }
-
 // The sq/cq entry counts a ring ended up with.
 static inline unsigned cu_sq_entries(const struct io_uring *ring) { return ring->sq.ring_entries; }
 static inline unsigned cu_cq_entries(const struct io_uring *ring) { return ring->cq.ring_entries; }

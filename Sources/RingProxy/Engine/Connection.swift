@@ -4,18 +4,46 @@
 // socket 2*slot+1. Queued buffers are linked through the BufferPool, so a pipe costs no
 // memory per queued buffer and an idle connection holds none.
 
-enum ConnectionState: UInt8 {
+/// Where a connection is in its life. Which side may be sent to follows from it: the client
+/// from `preamble` on (a stage may answer it before any server exists), the server only once
+/// `established`.
+enum Phase: UInt8 {
     case free
     /// An accept is armed into this slot.
     case accepting
-    /// Client accepted; holding its bytes until a complete MQTT CONNECT has arrived (no server
-    /// chosen yet, the server never sees a byte of an invalid one).
-    case inspecting
-    /// Client accepted; server connect in progress (client bytes may already be queued).
+    /// Client accepted; its listener's front stages run over the held bytes (no server chosen
+    /// yet; the server never sees a byte a stage rejects).
+    case preamble
+    /// Server chosen; connect in progress (client bytes may already be queued).
     case connecting
     case established
     /// Sockets are being cancelled and closed; the slot is freed when no op is pending.
     case closing
+
+    /// Whether the client socket is open and the connection still moving.
+    @inline(__always) var isLive: Bool { self == .preamble || self == .connecting || self == .established }
+}
+
+/// The front stages a listener runs before a server is chosen, in this order. Each is a pure
+/// parser over the held bytes (Stages/); a connection keeps the set still to run.
+struct FrontStages: OptionSet {
+    let rawValue: UInt8
+    /// PROXY protocol header in (`accept-proxy`).
+    static let proxyHeader = FrontStages(rawValue: 1 << 0)
+    /// TLS handshake (`bind ... ssl`).
+    static let tlsHandshake = FrontStages(rawValue: 1 << 1)
+    /// WebSocket upgrade (HTTP/1.1 request, 101 answer).
+    static let webSocketUpgrade = FrontStages(rawValue: 1 << 2)
+    /// The first MQTT packet: a valid CONNECT, its client id for routing.
+    static let mqttConnect = FrontStages(rawValue: 1 << 3)
+}
+
+/// What established traffic passes through between the pipes: nothing for plain TCP (one
+/// branch), TLS records decrypted/encrypted in userspace, or the kernel's TLS.
+enum Transform: UInt8 {
+    case none
+    case userspaceTLS
+    case kernelTLS
 }
 
 struct Pipe {
@@ -44,7 +72,10 @@ struct Pipe {
 
 struct Connection {
     var generation: UInt16 = 0
-    var state: ConnectionState = .free
+    var phase: Phase = .free
+    /// Front stages still to run (FrontStages raw value), and the established-traffic transform.
+    var stagesLeft = FrontStages()
+    var transform = Transform.none
     var clientOpen = false
     var serverOpen = false
     /// Counted in the engine-wide connection count (and its server's).

@@ -54,6 +54,8 @@ public final class Engine: @unchecked Sendable {
     private var retired: [Generation] = []
     private var lock = pthread_mutex_t()
     private var generationCount = 0
+    /// What the workers of forgotten generations counted.
+    private var finishedTotals = WorkerStatistics()
 
     public var boundAddresses: [[SocketAddress]] { locked { current.boundAddresses } }
     public var cpus: [Int32] { locked { current.workers.compactMap(\.cpu) } }
@@ -123,7 +125,11 @@ public final class Engine: @unchecked Sendable {
         locked {
             current = next
             config = newConfig
-            // Generations whose workers have all exited hold nothing any more: forget them.
+            // Generations whose workers have all exited hold nothing any more: keep their
+            // counts (counters never go back on a reload) and forget them.
+            for g in retired where g.workers.allSatisfy({ cu_atomic_load($0.startStateWord) == 2 }) {
+                for worker in g.workers { finishedTotals = finishedTotals + worker.statistics().finished }
+            }
             retired.removeAll { $0.workers.allSatisfy { cu_atomic_load($0.startStateWord) == 2 } }
             retired.append(previous)
         }
@@ -274,14 +280,18 @@ public final class Engine: @unchecked Sendable {
     }
 
     public func statistics() -> EngineStatistics {
-        let generation = locked { current! }
-        var active: [[Int]] = []
-        var total: [[Int]] = []
-        for (b, backend) in generation.config.backends.enumerated() {
-            let base = generation.shared.serverBase[b]
-            active.append(backend.servers.indices.map { generation.shared.serverActive(base + $0) })
-            total.append(backend.servers.indices.map { generation.shared.serverTotal(base + $0) })
+        let (generation, older, gone) = locked { (current!, retired, finishedTotals) }
+        var previous = gone
+        for g in older {
+            for worker in g.workers { previous = previous + worker.statistics() }
         }
-        return EngineStatistics(workers: generation.workers.map { $0.statistics() }, serverActive: active, serverTotal: total)
+        let servers = generation.config.backends.enumerated().flatMap { b, backend in
+            backend.servers.enumerated().map { s, server in
+                let global = generation.shared.serverBase[b] + s
+                return ServerStatistics(backend: backend.name, server: server.name, address: server.address,
+                                        active: generation.shared.serverActive(global), total: generation.shared.serverTotal(global))
+            }
+        }
+        return EngineStatistics(workers: generation.workers.map { $0.statistics() }, previous: previous, servers: servers)
     }
 }

@@ -31,8 +31,6 @@ public enum RingError: Error, CustomStringConvertible {
 struct Ring {
     let ring: UnsafeMutablePointer<io_uring>
     private(set) var setup = RingSetup()
-    /// io_uring_enter calls made to find a free SQE (the SQ was full mid-turn).
-    private(set) var forcedSubmits: UInt64 = 0
 
     /// Creates the ring; the calling thread must be the one that submits from now on
     /// (IORING_SETUP_SINGLE_ISSUER).
@@ -75,9 +73,8 @@ struct Ring {
     /// A fresh SQE. When the SQ is full, submits what is queued first (rare: the ring is sized
     /// for a loop turn's worth of work).
     @inline(__always)
-    mutating func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
+    func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
         if let sqe = io_uring_get_sqe(ring) { return sqe }
-        forcedSubmits &+= 1
         while true {
             _ = io_uring_submit(ring)
             if let sqe = io_uring_get_sqe(ring) { return sqe }
@@ -98,8 +95,6 @@ struct Ring {
     func submitAndWait(batch: UInt32, minWaitUs: UInt32, timeoutNs: Int) {
         _ = cu_submit_and_wait_batch(ring, batch, timeoutNs, minWaitUs)
     }
-
-    func submit() { _ = io_uring_submit(ring) }
 
     func registerSparseFiles(_ count: UInt32) throws(RingError) {
         let rc = io_uring_register_files_sparse(ring, count)

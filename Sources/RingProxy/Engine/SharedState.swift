@@ -9,7 +9,6 @@ final class SharedState: @unchecked Sendable {
     /// active at 2 + 2*s, total at 3 + 2*s (s counted across all backends).
     let words: UnsafeMutablePointer<Int>
     let serverBase: [Int]   // first global server index of each backend
-    let serverCount: Int
     /// Per backend: its stick table, shared by every worker (nil without `stick-table`).
     let stickTables: [StickTable?]
 
@@ -37,7 +36,6 @@ final class SharedState: @unchecked Sendable {
             n += b.servers.count
         }
         serverBase = base
-        serverCount = n
         words = .allocate(capacity: 2 + 2 * n)
         words.initialize(repeating: 0, count: 2 + 2 * n)
         pthread_mutex_init(&coldLock, nil)

@@ -1,6 +1,8 @@
 // UserData: what one io_uring completion is about, packed into the 64-bit user_data:
-// operation (8 bits) | buffer id (16) | slot generation (16) | slot (24). Decoding it is the
-// first step of every completion; a stale generation means the slot was reused meanwhile.
+// operation (8 bits) | buffer id (16) | generation (16) | slot (22) | owner (2). Decoding it is
+// the first step of every completion; the owner says whose table the slot indexes (a
+// connection's, a health check's, the worker's own), a stale generation that the slot was
+// reused meanwhile.
 
 /// Every operation the engine submits. One case per kind of SQE; one switch handles them.
 public enum Operation: UInt8 {
@@ -10,7 +12,7 @@ public enum Operation: UInt8 {
     /// Multishot recv on the client (pipe 0) or server (pipe 1) socket.
     case recvClient
     case recvServer
-    /// Send of one queued buffer to the server (pipe 0) or the client (pipe 1).
+    /// Send of queued buffers to the server (pipe 0) or the client (pipe 1).
     case sendServer
     case sendClient
     case close
@@ -22,24 +24,39 @@ public enum Operation: UInt8 {
     case ignore
 }
 
+/// Who an operation belongs to: the table its slot indexes.
+public enum Owner: UInt8 {
+    /// A client connection: `Worker.conns[slot]`.
+    case connection = 0
+    /// The worker itself (listener cancels, timers): the slot is the worker's own id.
+    case worker = 1
+    /// A health check (its slot in the worker's check table).
+    case check = 2
+}
+
 @frozen
 public struct UserData: Equatable {
     public var raw: UInt64
+
+    static let slotBits: UInt64 = 22
+    public static let slotMax: Int32 = 1 << 22
 
     @inline(__always)
     public init(raw: UInt64) { self.raw = raw }
 
     @inline(__always)
-    public init(_ operation: Operation, slot: Int32, generation: UInt16, bufferID: UInt16 = 0) {
-        assert(slot >= 0 && slot < (1 << 24))
+    public init(_ operation: Operation, owner: Owner = .connection, slot: Int32, generation: UInt16, bufferID: UInt16 = 0) {
+        assert(slot >= 0 && slot < Self.slotMax)
         raw = UInt64(operation.rawValue)
             | UInt64(bufferID) << 8
             | UInt64(generation) << 24
             | UInt64(UInt32(bitPattern: slot)) << 40
+            | UInt64(owner.rawValue) << 62
     }
 
     @inline(__always) public var operation: Operation? { Operation(rawValue: UInt8(truncatingIfNeeded: raw)) }
     @inline(__always) public var bufferID: UInt16 { UInt16(truncatingIfNeeded: raw >> 8) }
     @inline(__always) public var generation: UInt16 { UInt16(truncatingIfNeeded: raw >> 24) }
-    @inline(__always) public var slot: Int32 { Int32(truncatingIfNeeded: raw >> 40) }
+    @inline(__always) public var slot: Int32 { Int32(truncatingIfNeeded: (raw >> 40) & ((1 << Self.slotBits) - 1)) }
+    @inline(__always) public var owner: Owner? { Owner(rawValue: UInt8(truncatingIfNeeded: raw >> 62)) }
 }

@@ -51,7 +51,6 @@ final class Worker {
     var waitTail: Int32 = -1
 
     var nowMs = 0
-    var nextScanMs = 0
     var draining = false
     var retiring = false
     var drainDeadlineMs = 0
@@ -68,8 +67,9 @@ final class Worker {
     /// The kernel ends a multishot recv after a byte cap (exact backpressure).
     var recvLimit = false
 
-    /// Per frontend: hold connections until their CONNECT is known; reject non-MQTT; limits.
-    let frontendInspects: [Bool]
+    /// Per frontend: the front stages its connections run before a server is chosen; whether
+    /// non-MQTT is rejected (else it is balanced without a client id); limits.
+    let frontendStages: [FrontStages]
     let frontendRequiresMQTT: [Bool]
     let frontendInspectTimeoutMs: [Int]
     let frontendConnectMaxBytes: [Int]
@@ -80,6 +80,8 @@ final class Worker {
     let scratch: UnsafeMutableRawBufferPointer
     /// Rejections per MQTTPeek.InvalidReason raw value.
     let rejectCounts: UnsafeMutablePointer<UInt64>
+    /// The worker's deadlines (see fireTimer).
+    var timers: TimerQueue
     /// Rate limit for per-connection warnings: lines left in the current second.
     var warningsLeft = 20
     var warningsSecond = 0
@@ -92,11 +94,8 @@ final class Worker {
     let serverNames: NameTable
     var logFirstPendingMs = 0
 
-    let statsPointer: UnsafeMutablePointer<WorkerStatistics>
-    var stats: WorkerStatistics {
-        get { statsPointer.pointee }
-        _modify { yield &statsPointer.pointee }
-    }
+    /// One word per Counter, bumped in place (read by statistics() from another thread).
+    let counters: UnsafeMutablePointer<UInt64>
 
     /// Values the kernel reads through pointers: they must outlive each submission.
     /// Per backend: connect timeout (read by the kernel through the pointer), server timeout,
@@ -160,7 +159,9 @@ final class Worker {
         serverAddresses = .allocate(capacity: max(1, addresses.count))
         serverAddresses.initialize(from: addresses, count: addresses.count)
 
-        frontendInspects = config.frontends.map { $0.requireMQTT || config.backends[$0.backendIndex].needsClientID }
+        frontendStages = config.frontends.map {
+            $0.requireMQTT || config.backends[$0.backendIndex].needsClientID ? [.mqttConnect] : []
+        }
         frontendRequiresMQTT = config.frontends.map(\.requireMQTT)
         frontendInspectTimeoutMs = config.frontends.map {
             let client = $0.clientTimeoutMs ?? config.clientTimeoutMs
@@ -178,8 +179,9 @@ final class Worker {
         frontendNames = NameTable(config.frontends.map(\.name))
         backendNames = NameTable(config.backends.map(\.name))
         serverNames = NameTable(config.backends.flatMap { $0.servers.map(\.name) })
-        statsPointer = .allocate(capacity: 1)
-        statsPointer.initialize(to: WorkerStatistics())
+        counters = .allocate(capacity: Counter.allCases.count)
+        counters.initialize(repeating: 0, count: Counter.allCases.count)
+        timers = TimerQueue(capacity: Self.timersMax)
         connectTimeouts = .allocate(capacity: max(1, config.backends.count))
         for (b, backend) in config.backends.enumerated() {
             let ms = backend.connectTimeoutMs ?? config.connectTimeoutMs
@@ -211,7 +213,8 @@ final class Worker {
             let entries = UInt32(4096)
             ring = try Ring(entries: entries) { [log, index] in log.warning("worker \(index): \($0)") }
             try ring.registerSparseFiles(UInt32(slotCount * 2))
-            pool = try BufferPool(ring: ring, count: config.buffersPerWorker, sizeBytes: config.bufferSizeBytes)
+            pool = try BufferPool(ring: ring, count: config.buffersPerWorker, ownedCount: config.ownedBuffersPerWorker,
+                                  sizeBytes: config.bufferSizeBytes)
         } catch {
             startError = "worker \(index): \(error)"
             cu_atomic_store(startStateWord, -1)
@@ -234,7 +237,7 @@ final class Worker {
         }
         allocatedCounter = cu_jemalloc_thread_allocated()
         nowMs = cu_now_ms()
-        nextScanMs = nowMs + Self.scanIntervalMs
+        timers.schedule(id: WorkerTimer.scan.rawValue, atMs: nowMs + Self.scanIntervalMs)
         for l in listeners.indices { fillAccepts(l) }
         cu_atomic_store(startStateWord, 1)
         loop()
@@ -246,6 +249,10 @@ final class Worker {
     }
 
     static let scanIntervalMs = 250
+    /// The most deadlines a worker keeps (its own scan; health checks will add theirs).
+    static let timersMax = 64
+    /// The longest the loop waits for a completion when no deadline is nearer.
+    static let waitMaxMs = 100
 
     /// After the loop: the buffer pool and the slot tables go back to the system, so workers a
     /// reload retired cost nothing once their last connection ended. Only this thread touched
@@ -256,6 +263,7 @@ final class Worker {
         pipes.deallocate()
         gatherHeaders.deallocate()
         gatherVectors.deallocate()
+        timers.deallocate()
         allocatedCounter = nil
     }
 
@@ -266,22 +274,19 @@ final class Worker {
 
     private func loop() {
         while true {
-            stats.loopTurns &+= 1
+            count(.loopTurns)
+            let waitNs = min(Self.waitMaxMs, max(0, (timers.nextDueMs ?? Int.max) - nowMs)) * 1_000_000
             if waitBatch > 1 {
-                ring.submitAndWait(batch: waitBatch, minWaitUs: waitMinUs, timeoutNs: 100_000_000)
+                ring.submitAndWait(batch: waitBatch, minWaitUs: waitMinUs, timeoutNs: max(waitNs, 1))
             } else {
-                ring.submitAndWait(timeoutNs: 100_000_000)
+                ring.submitAndWait(timeoutNs: max(waitNs, 1))
             }
             nowMs = cu_now_ms()
             reap()
             pool.commit()
             if connectionLog != nil { flushLog() }
             if waitHead >= 0 { serveBufferWaiters() }
-            if nowMs >= nextScanMs {
-                nextScanMs = nowMs + Self.scanIntervalMs
-                scanTimeouts()
-                if listenersPaused { resumeListeners() }
-            }
+            while let due = timers.popDue(nowMs: nowMs) { fireTimer(due.id) }
             if !draining, shared.stopping { beginDrain() }
             if draining && drainDeadlineMs == Int.max && !shared.retiring {
                 // A retired generation told to stop (SIGTERM) gets the grace period after all.
@@ -303,7 +308,7 @@ final class Worker {
                 i += 1
             }
             io_uring_cq_advance(ring.ring, UInt32(n))
-            stats.completions &+= UInt64(n)
+            count(.completions, UInt64(n))
             if n < Self.cqeBatch { return }
         }
     }
@@ -312,6 +317,12 @@ final class Worker {
     @inline(__always)
     private func dispatch(_ ud: UserData, result: Int32, flags: UInt32) {
         let slot = ud.slot
+        guard ud.owner == .connection else {
+            // The worker's own operations (listener cancels) need nothing on completion; health
+            // checks will be dispatched here by their owner.
+            dropStale(ud, result: result, flags: flags)
+            return
+        }
         guard let op = ud.operation, Int(slot) < slotCount, conns[Int(slot)].generation == ud.generation else {
             dropStale(ud, result: result, flags: flags)
             return
@@ -333,7 +344,7 @@ final class Worker {
     /// pending, so only fire-and-forget ops (`.ignore`) can land here; a buffer it carries still
     /// goes back to the pool.
     private func dropStale(_ ud: UserData, result: Int32, flags: UInt32) {
-        stats.staleCompletions &+= 1
+        count(.staleCompletions)
         assert(ud.operation == .ignore, "stale completion for \(String(describing: ud.operation)) slot \(ud.slot)")
         if flags & CU_CQE_F_BUFFER != 0 {
             let bid = UInt16(truncatingIfNeeded: flags >> CU_CQE_BUFFER_SHIFT)
@@ -353,6 +364,7 @@ final class Worker {
         let generation = conns[Int(slot)].generation
         conns[Int(slot)] = Connection()
         conns[Int(slot)].generation = generation
+        assert(conns[Int(slot)].phase == .free)
         pipes[Int(slot) * 2] = Pipe()
         pipes[Int(slot) * 2 + 1] = Pipe()
         return slot
@@ -363,7 +375,7 @@ final class Worker {
         let s = Int(slot)
         assert(conns[s].pendingOps == 0)
         conns[s].generation &+= 1
-        conns[s].state = .free
+        conns[s].phase = .free
         conns[s].nextFree = freeHead
         freeHead = slot
         slotsInUse -= 1
@@ -380,13 +392,13 @@ final class Worker {
             if acceptsArmed[l] > 0 {
                 let sqe = ring.sqe()
                 io_uring_prep_cancel_fd(sqe, listener.fd, CU_CANCEL_ALL_FD)
-                io_uring_sqe_set_data64(sqe, UserData(.ignore, slot: 0, generation: 0).raw)
+                io_uring_sqe_set_data64(sqe, UserData(.ignore, owner: .worker, slot: 0, generation: 0).raw)
             }
         }
         if retiring {
-            log.info("worker \(index) (previous configuration): \(stats.active) connection(s) left to finish")
+            log.info("worker \(index) (previous configuration): \(counters[Counter.active.rawValue]) connection(s) left to finish")
         } else {
-            log.info("worker \(index): stopping; \(stats.active) connection(s) draining for up to \(config.drainGraceMs) ms")
+            log.info("worker \(index): stopping; \(counters[Counter.active.rawValue]) connection(s) draining for up to \(config.drainGraceMs) ms")
         }
     }
 
@@ -405,9 +417,7 @@ final class Worker {
             exitDeadlineMs = nowMs + 2_000
             var s = 0
             while s < slotCount {
-                if conns[s].state == .connecting || conns[s].state == .established || conns[s].state == .inspecting {
-                    closeConnection(Int32(s), reset: true, why: .stopping)
-                }
+                if conns[s].phase.isLive { closeConnection(Int32(s), reset: true, why: .stopping) }
                 s += 1
             }
         }
@@ -418,11 +428,27 @@ final class Worker {
         return false
     }
 
+    // MARK: Counters
+
+    @inline(__always)
+    func count(_ counter: Counter, _ n: UInt64 = 1) { counters[counter.rawValue] &+= n }
+
+    /// A gauge going down.
+    @inline(__always)
+    func uncount(_ counter: Counter) { counters[counter.rawValue] &-= 1 }
+
+    @inline(__always)
+    func raise(_ counter: Counter, to value: Int) {
+        if UInt64(value) > counters[counter.rawValue] { counters[counter.rawValue] = UInt64(value) }
+    }
+
     func statistics() -> WorkerStatistics {
-        var s = statsPointer.pointee
+        var s = WorkerStatistics()
+        s.counters = CounterValues(copying: counters)
         if let pool {
-            s.buffersInUse = pool.inUse
-            s.buffersInUseMax = pool.inUseMax
+            s.counters[.buffersInUse] = UInt64(pool.inUse)
+            s.counters[.buffersInUseMax] = UInt64(pool.inUseMax)
+            s.counters[.ownedBuffersInUse] = UInt64(pool.ownedInUse)
         }
         s.mqttRejectedByReason = (0..<32).map { rejectCounts[$0] }
         s.threadAllocatedBytes = allocatedCounter.map { Int64(bitPattern: $0.pointee) } ?? -1

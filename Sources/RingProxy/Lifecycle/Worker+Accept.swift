@@ -1,0 +1,87 @@
+// Worker+Accept: the first step of a connection's life. Keeps accepts armed into free slots
+// (straight into the ring's fixed-file table), applies maxconn, and hands an accepted client to
+// its listener's front stages, or straight to a server when the listener has none.
+import CUring
+import Glibc
+
+extension Worker {
+    func fillAccepts(_ l: Int) {
+        while acceptsArmed[l] < config.acceptDepth {
+            if !armAccept(l) { return }
+        }
+    }
+
+    /// Arms one accept into a fresh slot; false when the table is full (the listener pauses and
+    /// connections wait in the kernel backlog).
+    @discardableResult
+    func armAccept(_ l: Int) -> Bool {
+        let fd = listeners[l].fd
+        guard fd >= 0, !draining else { return false }
+        guard let slot = allocateSlot() else {
+            if !listenersPaused { count(.acceptPaused) }
+            listenersPaused = true
+            return false
+        }
+        let s = Int(slot)
+        conns[s].phase = .accepting
+        conns[s].listener = UInt16(l)
+        conns[s].backend = UInt16(listeners[l].backend)
+        conns[s].peerLength = UInt32(MemoryLayout<sockaddrStorage>.size)
+        let sqe = ring.sqe()
+        withUnsafeMutablePointer(to: &conns[s].peer) { peer in
+            withUnsafeMutablePointer(to: &conns[s].peerLength) { len in
+                peer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    io_uring_prep_accept_direct(sqe, fd, $0, len, 0, UInt32(s * 2))
+                }
+            }
+        }
+        io_uring_sqe_set_data64(sqe, UserData(.accept, slot: slot, generation: conns[s].generation).raw)
+        conns[s].pendingOps += 1
+        acceptsArmed[l] += 1
+        return true
+    }
+
+    func resumeListeners() {
+        listenersPaused = false
+        for l in listeners.indices { fillAccepts(l) }
+    }
+
+    func onAccept(_ slot: Int32, result: Int32) {
+        let s = Int(slot)
+        let l = Int(conns[s].listener)
+        acceptsArmed[l] -= 1
+        conns[s].pendingOps -= 1
+        if result < 0 {
+            if result != -ECANCELED { count(.acceptErrors) }
+            releaseSlot(slot)
+            if !draining { fillAccepts(l) }
+            return
+        }
+        conns[s].phase = .preamble
+        conns[s].clientOpen = true
+        conns[s].acceptedAtMs = nowMs
+        conns[s].lastClientMs = nowMs
+        conns[s].lastServerMs = nowMs
+        let f = listeners[l].frontend
+        conns[s].frontend = UInt16(f)
+        if shared.addActive(1) > maxConnections || shared.addFrontendActive(f, 1) > frontendMaxConnections[f] {
+            _ = shared.addActive(-1)
+            _ = shared.addFrontendActive(f, -1)
+            count(.refusedMaxconn)
+            closeConnection(slot, reset: false, why: .maxconn)
+            fillAccepts(l)
+            return
+        }
+        conns[s].counted = true
+        count(.accepted)
+        count(.active)
+        conns[s].stagesLeft = frontendStages[f]
+        armRecv(s * 2)
+        if conns[s].stagesLeft.isEmpty {
+            // Plain TCP: the one branch it pays for the stages.
+            chooseServer(slot, clientID: nil)
+            startConnect(slot)
+        }
+        fillAccepts(l)
+    }
+}

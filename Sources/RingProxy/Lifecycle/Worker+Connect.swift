@@ -1,0 +1,140 @@
+// Worker+Connect: choosing a server (stick table, then the backend's algorithm) and connecting
+// to it as one linked chain on the ring, with redispatch to the next server when an attempt
+// fails or times out. Runs once per connection attempt, never per packet.
+import CUring
+import Glibc
+
+extension Worker {
+    static let peerOffset = MemoryLayout<Connection>.offset(of: \Connection.peer)!
+
+    /// The first server for this connection: its stick-table entry when there is one, else the
+    /// backend's algorithm (hashing the client id or address where the algorithm hashes).
+    func chooseServer(_ slot: Int32, clientID: UnsafeRawBufferPointer?) {
+        let s = Int(slot)
+        let b = Int(conns[s].backend)
+        let serverCount = backendServerCount[b]
+        guard serverCount > 0 else { return }
+        if let id = clientID, id.count > 0, let table = shared.stickTables[b] {
+            let h = table.keyHash(id)
+            conns[s].sticky = true
+            conns[s].stickHash = h
+            if let server = table.lookup(h, nowMs: nowMs), server < serverCount {
+                count(.stickHits)
+                conns[s].server = Int32(server)
+                return
+            }
+            count(.stickMisses)
+            let server = balancers[b].pick(shared: shared, key: balancerKey(slot, clientID: id))
+            conns[s].server = Int32(server)
+            table.store(h, server: server, nowMs: nowMs)
+            return
+        }
+        conns[s].server = Int32(balancers[b].pick(shared: shared, key: balancerKey(slot, clientID: clientID)))
+    }
+
+    /// What a hashing algorithm hashes: the client id (clientid-hash, when there is one) or
+    /// the client's address bytes (source; and the fallback for an empty client id).
+    private func balancerKey(_ slot: Int32, clientID: UnsafeRawBufferPointer?) -> UnsafeRawBufferPointer {
+        let s = Int(slot)
+        if balancers[Int(conns[s].backend)].algorithm == .clientIDHash, let id = clientID, id.count > 0 { return id }
+        // sockaddr_in: the address at 4..<8; sockaddr_in6: at 8..<24. The table is
+        // preallocated, so the bytes stay where they are.
+        let base = UnsafeRawPointer(conns + s) + Worker.peerOffset
+        let family = Int32(base.load(as: UInt16.self))
+        return family == AF_INET6 ? UnsafeRawBufferPointer(start: base + 8, count: 16)
+                                  : UnsafeRawBufferPointer(start: base + 4, count: 4)
+    }
+
+    /// Opens the server socket straight into the fixed table and connects it, as one linked
+    /// chain: [close old] -> socket -> setsockopt(TCP_NODELAY) -> connect -> link timeout.
+    func startConnect(_ slot: Int32) {
+        let s = Int(slot)
+        let b = Int(conns[s].backend)
+        if backendServerCount[b] == 0 {
+            count(.connectGiveUps)
+            closeConnection(slot, reset: false, why: .connectFailed)
+            return
+        }
+        conns[s].phase = .connecting
+        if conns[s].server < 0 { chooseServer(slot, clientID: nil) }
+        let server = conns[s].attempts == 0 ? Int(conns[s].server) : balancers[b].next(after: Int(conns[s].server))
+        conns[s].server = Int32(server)
+        let address = serverAddresses + (backendServerBase[b] + server)
+        let fixed = Int32(s * 2 + 1)
+        let generation = conns[s].generation
+        if conns[s].attempts == 0 { conns[s].connectStartMs = nowMs }
+        let ignore = UserData(.ignore, slot: slot, generation: generation).raw
+        count(.connectAttempts)
+
+        if conns[s].serverOpen {
+            let sqe = ring.sqe()
+            io_uring_prep_close_direct(sqe, UInt32(fixed))
+            cu_sqe_add_flags(sqe, CU_IOSQE_IO_HARDLINK | CU_IOSQE_CQE_SKIP_SUCCESS)
+            io_uring_sqe_set_data64(sqe, ignore)
+        }
+        var sqe = ring.sqe()
+        io_uring_prep_socket_direct(sqe, address.pointee.family, Int32(SOCK_STREAM.rawValue), 0, UInt32(fixed), 0)
+        cu_sqe_add_flags(sqe, CU_IOSQE_IO_LINK | CU_IOSQE_CQE_SKIP_SUCCESS)
+        io_uring_sqe_set_data64(sqe, ignore)
+        if uringSetsockopt {
+            sqe = ring.sqe()
+            cu_prep_setsockopt_fixed(sqe, fixed, Int32(IPPROTO_TCP), TCP_NODELAY, optionOne, Int32(MemoryLayout<Int32>.size))
+            // A failed setsockopt must not stop the connect.
+            cu_sqe_add_flags(sqe, CU_IOSQE_IO_HARDLINK | CU_IOSQE_CQE_SKIP_SUCCESS)
+            io_uring_sqe_set_data64(sqe, ignore)
+        }
+        sqe = ring.sqe()
+        withUnsafePointer(to: &address.pointee.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                io_uring_prep_connect(sqe, fixed, $0, address.pointee.length)
+            }
+        }
+        cu_sqe_add_flags(sqe, CU_IOSQE_FIXED_FILE | CU_IOSQE_IO_LINK)
+        io_uring_sqe_set_data64(sqe, UserData(.connect, slot: slot, generation: generation).raw)
+        sqe = ring.sqe()
+        io_uring_prep_link_timeout(sqe, connectTimeouts + b, 0)
+        io_uring_sqe_set_data64(sqe, UserData(.linkTimeout, slot: slot, generation: generation).raw)
+        conns[s].pendingOps += 2
+        conns[s].serverOpen = true
+    }
+
+    func onLinkTimeout(_ slot: Int32) {
+        conns[Int(slot)].pendingOps -= 1
+        finishIfIdle(slot)
+    }
+
+    func onConnect(_ slot: Int32, result: Int32) {
+        let s = Int(slot)
+        conns[s].pendingOps -= 1
+        guard conns[s].phase == .connecting else {
+            finishIfIdle(slot)
+            return
+        }
+        if result == 0 {
+            conns[s].phase = .established
+            conns[s].lastServerMs = nowMs
+            conns[s].connectedAtMs = nowMs
+            shared.serverConnected(backendServerBase[Int(conns[s].backend)] + Int(conns[s].server))
+            conns[s].serverCounted = true
+            if conns[s].sticky && conns[s].attempts > 0, let table = shared.stickTables[Int(conns[s].backend)] {
+                // Redispatched: the client now belongs to the server that answered.
+                table.store(conns[s].stickHash, server: Int(conns[s].server), nowMs: nowMs)
+            }
+            armRecv(s * 2 + 1)
+            issueSend(s * 2)
+            maybeShutdown(s * 2)
+            return
+        }
+        count(.connectFailures)
+        if result == -ECANCELED { count(.connectTimeouts) }
+        logServerFailure(slot, result: result)
+        conns[s].attempts &+= 1
+        if Int(conns[s].attempts) <= backendRetries[Int(conns[s].backend)] {
+            startConnect(slot)
+        } else {
+            count(.connectGiveUps)
+            closeConnection(slot, reset: false, why: result == -ECANCELED ? .connectTimeout : .connectFailed)
+        }
+    }
+
+}

@@ -1,0 +1,130 @@
+// Worker+Preamble: runs a new connection's front stages, in order, over the bytes the client
+// has sent so far (held on pipe 0, nothing forwarded yet). Each stage answers need more,
+// reject, or complete (consuming the prefix that was its own); when none is left, a server is
+// chosen and connected. Runs once per received segment while the preamble lasts, never on
+// established traffic.
+import CUring
+import Glibc
+import MQTTPeek
+
+extension Worker {
+    /// Runs the stages still to run for `slot` over its held bytes.
+    func runPreamble(_ slot: Int32) {
+        let s = Int(slot)
+        let f = Int(conns[s].frontend)
+        while conns[s].stagesLeft.contains(.mqttConnect) {
+            let bytes = heldBytes(s * 2)
+            switch MQTTConnectStage.evaluate(bytes, connectMaxBytes: frontendConnectMaxBytes[f]) {
+            case .needMore:
+                return
+            case .reject(let rejection):
+                conns[s].stagesLeft.remove(.mqttConnect)
+                if frontendRequiresMQTT[f] {
+                    rejectPreamble(slot, rejection)
+                    return
+                }
+                // Not MQTT, and MQTT is not required: balanced without a client id.
+            case .complete(let consumed, let packet):
+                consumeHeld(s * 2, bytes: consumed)
+                conns[s].stagesLeft.remove(.mqttConnect)
+                count(.mqttConnects)
+                let id = UnsafeRawBufferPointer(rebasing: bytes[packet.clientIdentifier])
+                if connectionLog != nil { keepClientID(slot, id) }
+                chooseServer(slot, clientID: id)
+            }
+        }
+        assert(conns[s].stagesLeft.isEmpty)
+        if conns[s].server < 0 { chooseServer(slot, clientID: nil) }
+        startConnect(slot)
+    }
+
+    /// The bytes held on pipe p from its head's sent offset on: the head buffer itself when it
+    /// holds them all, else a copy gathered into the worker's scratch (bounded by its size,
+    /// which fits the largest preamble; parsing is synchronous, so one scratch suffices).
+    func heldBytes(_ p: Int) -> UnsafeRawBufferPointer {
+        let head = pipes[p].head
+        let offset = Int(pipes[p].sentOffset)
+        if pipes[p].count == 1 {
+            return UnsafeRawBufferPointer(start: pool.address(head) + offset, count: Int(pool.length[Int(head)]) - offset)
+        }
+        var copied = 0
+        var bid = head
+        var skip = offset
+        while bid != BufferPool.none && copied < scratch.count {
+            let n = min(Int(pool.length[Int(bid)]) - skip, scratch.count - copied)
+            (scratch.baseAddress! + copied).copyMemory(from: pool.address(bid) + skip, byteCount: n)
+            copied += n
+            skip = 0
+            bid = pool.next[Int(bid)]
+        }
+        return UnsafeRawBufferPointer(start: scratch.baseAddress, count: copied)
+    }
+
+    /// Drops the first `bytes` held bytes of pipe p (a stage's own prefix): whole buffers go
+    /// back to the pool, a partly consumed head keeps its offset, as after a short send.
+    func consumeHeld(_ p: Int, bytes: Int) {
+        var remaining = bytes
+        while remaining > 0 && pipes[p].head != BufferPool.none {
+            let head = pipes[p].head
+            let left = Int(pool.length[Int(head)]) - Int(pipes[p].sentOffset)
+            if remaining < left {
+                pipes[p].sentOffset += UInt32(remaining)
+                return
+            }
+            remaining -= left
+            pipes[p].sentOffset = 0
+            pipes[p].head = pool.next[Int(head)]
+            pipes[p].count -= 1
+            pool.give(head)
+        }
+        if pipes[p].head == BufferPool.none { pipes[p].tail = BufferPool.none }
+    }
+
+    /// A stage refused the connection: counted by stage and reason, logged (rate-limited),
+    /// closed; no server ever saw a byte.
+    func rejectPreamble(_ slot: Int32, _ rejection: StageRejection) {
+        if rejection.stage == .mqttConnect {
+            count(.mqttRejected)
+            rejectCounts[Int(rejection.code) & 31] &+= 1
+            let reason = InvalidReason(rawValue: rejection.code)
+            warnRateLimited(slot, "rejected: \(reason.map { "\($0)" } ?? "code \(rejection.code)")")
+        }
+        closeConnection(slot, reset: false, why: .rejected)
+    }
+
+    /// Keeps a preamble that trickles in a few bytes per segment from taking a buffer per
+    /// segment: the newest buffer is appended to the one before it when it fits, and given back.
+    func packTail(_ p: Int) {
+        guard pipes[p].count >= 2 else { return }
+        let tail = pipes[p].tail
+        var previous = pipes[p].head
+        while pool.next[Int(previous)] != tail { previous = pool.next[Int(previous)] }
+        let previousLength = Int(pool.length[Int(previous)])
+        let tailLength = Int(pool.length[Int(tail)])
+        guard previousLength + tailLength <= pool.sizeBytes else { return }
+        (pool.address(previous) + previousLength).copyMemory(from: pool.address(tail), byteCount: tailLength)
+        pool.length[Int(previous)] = UInt32(previousLength + tailLength)
+        pool.next[Int(previous)] = BufferPool.none
+        pipes[p].tail = previous
+        pipes[p].count -= 1
+        pool.give(tail)
+    }
+
+    /// Per-connection warnings (rejections) at most 20 a second per worker, so a flood of junk
+    /// cannot turn into a flood of log lines.
+    func warnRateLimited(_ slot: Int32, _ what: @autoclosure () -> String) {
+        let second = nowMs / 1000
+        if second != warningsSecond {
+            if warningsSuppressed > 0 { log.warning("worker \(index): \(warningsSuppressed) similar message(s) suppressed") }
+            warningsSecond = second
+            warningsLeft = 20
+            warningsSuppressed = 0
+        }
+        guard warningsLeft > 0 else { warningsSuppressed += 1; return }
+        warningsLeft -= 1
+        let s = Int(slot)
+        let peer = SocketAddress(raw: UnsafeRawPointer(conns + s) + Worker.peerOffset, length: conns[s].peerLength)
+        let frontend = config.frontends[Int(conns[s].frontend)].name
+        log.warning("frontend \(frontend): client \(peer.map(\.description) ?? "?"): \(what())")
+    }
+}

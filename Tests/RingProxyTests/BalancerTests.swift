@@ -144,3 +144,61 @@ final class BalancerTests: XCTestCase {
         XCTAssertNotEqual(ha, c.withUnsafeBytes { table.keyHash($0) })
     }
 }
+
+/// Servers that are down, or at weight 0, get no new connection from any algorithm, and a
+/// redispatch skips them.
+final class BalancerServerStateTests: XCTestCase {
+    private func setup(_ weights: [Int], _ balance: BalanceAlgorithm) -> (Balancer, SharedState) {
+        let config = BackendConfig(name: "b", balance: balance, servers: weights.enumerated().map {
+            ServerConfig(name: "emqx\($0.offset + 1)", address: SocketAddress(ipv4: 127, 0, 0, 1, port: UInt16(18831 + $0.offset)), weight: $0.element)
+        })
+        return (Balancer(backend: config, globalBase: 0, workerIndex: 0), SharedState(backends: [config]))
+    }
+
+    private func picks(_ b: inout Balancer, _ shared: SharedState, _ n: Int) -> [Int] {
+        (0..<n).map { k in
+            var key = UInt32(0x0A00_0000 + k).bigEndian
+            return withUnsafeBytes(of: &key) { b.pick(shared: shared, key: $0) }
+        }
+    }
+
+    func testEveryAlgorithmSkipsADownServerAndComesBackToIt() {
+        for algorithm in BalanceAlgorithm.allCases {
+            var (b, shared) = setup([1, 1, 1], algorithm)
+            shared.setServer(1, up: false)
+            let down = picks(&b, shared, 300)
+            XCTAssertFalse(down.contains(1), "\(algorithm) chose a down server")
+            XCTAssertEqual(Set(down), [0, 2], "\(algorithm) must still use both others")
+            shared.setServer(1, up: true)
+            XCTAssertTrue(picks(&b, shared, 300).contains(1), "\(algorithm) never came back to the server")
+        }
+    }
+
+    func testHashedClientsOfAHealthyServerDoNotMoveWhenAnotherGoesDown() {
+        var (b, shared) = setup([1, 1, 1], .source)
+        let before = picks(&b, shared, 3_000)
+        shared.setServer(2, up: false)
+        let after = picks(&b, shared, 3_000)
+        for k in before.indices where before[k] != 2 { XCTAssertEqual(after[k], before[k], "client \(k) moved") }
+    }
+
+    func testNoUsableServerMeansNoChoice() {
+        for algorithm in BalanceAlgorithm.allCases {
+            var (b, shared) = setup([1, 0], algorithm)
+            shared.setServer(0, up: false)
+            XCTAssertEqual(picks(&b, shared, 5), [-1, -1, -1, -1, -1], "\(algorithm)")
+            XCTAssertEqual(b.next(after: 0, shared: shared), -1)
+        }
+    }
+
+    func testRedispatchSkipsWeightZeroAndDownServers() {
+        let (b, shared) = setup([1, 0, 1, 1], .roundrobin)
+        XCTAssertEqual(b.next(after: 0, shared: shared), 2, "weight 0 is never a retry target")
+        shared.setServer(2, up: false)
+        XCTAssertEqual(b.next(after: 0, shared: shared), 3)
+        XCTAssertEqual(b.next(after: 3, shared: shared), 0)
+        shared.setServer(0, up: false)
+        shared.setServer(3, up: false)
+        XCTAssertEqual(b.next(after: 3, shared: shared), -1)
+    }
+}

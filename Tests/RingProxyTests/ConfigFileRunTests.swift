@@ -177,4 +177,47 @@ final class SighupReloadTests: XCTestCase {
         XCTAssertTrue(output.contains("unknown keyword 'balanse'"), output)
         XCTAssertTrue(output.contains("reload failed, keeping the running configuration"), output)
     }
+
+    func testSigusr1AfterAReloadThatRemovedAServerReportsTheServingServersAndKeepsCounts() throws {
+        let binary = Tools.ringproxy
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkipError("run `swift build` first") }
+        let a = TestServer.echo(), b = TestServer.echo()
+        defer { a.stop(); b.stop() }
+        let port = TestSocket.unusedPort()
+        let dir = try TemporaryDirectory()
+        let path = dir.file("haproxy.cfg")
+        func write(_ servers: String) throws {
+            try "\(tcpDefaults)\nbackend b\n\(servers)\nfrontend f\n  bind 127.0.0.1:\(port)\n  default_backend b\n"
+                .write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        func roundTrip() -> Bool {
+            let fd = TestSocket.connect(port: port)
+            defer { close(fd) }
+            return TestSocket.writeAll(fd, [3]) && TestSocket.readExactly(fd, 1) == [3]
+        }
+        try write("  server first 127.0.0.1:\(a.port)\n  server second 127.0.0.1:\(b.port)\n  server third 127.0.0.1:\(b.port)")
+        let child = try ChildProcess(binary, ["-f", path, "--cores", "1"])
+        XCTAssertTrue(eventually { Mosquitto.listening(port) })
+        for _ in 0..<6 { XCTAssertTrue(roundTrip()) }
+        try write("  server second 127.0.0.1:\(b.port)")
+        child.signal(SIGHUP)
+        XCTAssertTrue(eventually {
+            let before = b.accepted
+            return roundTrip() && b.accepted == before + 1
+        }, "after SIGHUP new connections go to the one server left")
+        let aAfterReload = a.accepted
+        for _ in 0..<3 { XCTAssertTrue(roundTrip()) }
+        XCTAssertEqual(a.accepted, aAfterReload, "the removed server got a connection")
+        child.signal(SIGUSR1)
+        usleep(200_000)
+        XCTAssertTrue(roundTrip(), "SIGUSR1 after a reload must not take the proxy down")
+        child.signal(SIGTERM)
+        let (status, output) = child.finish(within: 10)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("b/second 127.0.0.1:\(b.port): active=0 total="), output)
+        XCTAssertFalse(output.contains("b/third"), "the report lists the servers serving now: \(output)")
+        // 6 before the reload, at least 2 after: the count did not start again at the reload.
+        let accepted = output.split(separator: " ").first { $0.hasPrefix("accepted=") }.flatMap { Int($0.dropFirst(9)) } ?? 0
+        XCTAssertGreaterThanOrEqual(accepted, 8, output)
+    }
 }

@@ -239,4 +239,50 @@ final class MQTTRoutingTests: XCTestCase {
         XCTAssertEqual(seen.map { $0.current.count }, [5, 5], "round robin for empty ids")
         XCTAssertEqual(engine.statistics().total[.stickHits] + engine.statistics().total[.stickMisses], 0)
     }
+
+    func testStickyClientsOfADownServerMoveAndStayOnTheirNewServer() throws {
+        let seen = (0..<3).map { _ in Locked<[String]>([]) }
+        let servers = seen.map { TestServer.recordingBroker($0) }
+        defer { servers.forEach { $0.stop() } }
+        let (engine, port) = try startEngine(servers: servers.map(\.port), cores: 2) {
+            $0.frontends[0].requireMQTT = true
+            $0.backends[0].stickTable = StickTableConfig()
+        }
+        defer { engine.stop(); engine.wait() }
+        let ids = (0..<60).map { "device-\($0)" }
+        for id in ids { XCTAssertTrue(MQTTWire.session(port: port, clientID: id)) }
+        XCTAssertTrue(eventually { seen.map { $0.current.count }.reduce(0, +) == ids.count })
+        let onS1 = Set(seen[1].current)
+        XCTAssertFalse(onS1.isEmpty)
+
+        XCTAssertTrue(engine.setServer(backend: "servers", server: "s1", up: false))
+        XCTAssertFalse(engine.setServer(backend: "servers", server: "nope", up: false))
+        seen.forEach { $0.withLock { $0.removeAll() } }
+        for _ in 0..<2 { for id in ids { XCTAssertTrue(MQTTWire.session(port: port, clientID: id)) } }
+        XCTAssertTrue(eventually { seen.map { $0.current.count }.reduce(0, +) == ids.count * 2 })
+        XCTAssertEqual(seen[1].current, [], "a down server got new clients")
+        // Every client, moved or not, went to the same server both times: the entry followed.
+        for id in ids {
+            let where_ = seen.indices.filter { seen[$0].current.contains(id) }
+            XCTAssertEqual(where_.count, 1, "\(id) went to servers \(where_)")
+            XCTAssertEqual(seen[where_[0]].current.filter { $0 == id }.count, 2)
+        }
+
+        XCTAssertTrue(engine.setServer(backend: "servers", server: "s1", up: true))
+        seen.forEach { $0.withLock { $0.removeAll() } }
+        for id in onS1 { XCTAssertTrue(MQTTWire.session(port: port, clientID: id)) }
+        XCTAssertTrue(eventually { seen.map { $0.current.count }.reduce(0, +) == onS1.count })
+        XCTAssertEqual(seen[1].current, [], "moved clients stay where their entry now points")
+    }
+
+    func testEveryServerDownClosesClientsWithoutAnAttempt() throws {
+        let (engine, port, server, _, _) = try mqttProxy()
+        defer { engine.stop(); engine.wait(); server.stop() }
+        XCTAssertTrue(engine.setServer(backend: "servers", server: "s0", up: false))
+        XCTAssertFalse(MQTTWire.session(port: port, clientID: "nobody-home"))
+        XCTAssertTrue(eventually { engine.statistics().total[.connectGiveUps] == 1 })
+        XCTAssertEqual(engine.statistics().total[.connectAttempts], 0)
+        XCTAssertEqual(server.accepted, 0)
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
+    }
 }

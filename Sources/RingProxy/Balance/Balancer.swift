@@ -2,6 +2,8 @@
 // packet). Round robin is per worker (shared-nothing) and smooth: weights 5/2/3 interleave as
 // a,c,a,b,a,c,a,b,c,a rather than in bursts. leastconn reads engine-wide counts. `source` and
 // `clientid-hash` are rendezvous hashes: consistent, weighted, and the same on every instance.
+// A server that is down (SharedState) or has weight 0 is never chosen; when no server is
+// usable the answer is -1 and the connection is refused.
 
 struct Balancer {
     let algorithm: BalanceAlgorithm
@@ -31,46 +33,64 @@ struct Balancer {
         totalWeight = total
         // Workers start at different points of the sequence, so N cores do not all send their
         // first connections to the same server.
-        for _ in 0..<(serverCount == 0 ? 0 : workerIndex % max(1, total)) { _ = nextRoundRobin() }
+        for _ in 0..<(serverCount == 0 ? 0 : workerIndex % max(1, total)) { advanceRoundRobin() }
     }
 
-    /// The server for a first attempt. `key` is what the hash algorithms hash: the client id
-    /// for clientid-hash, the client address for source.
+    /// The server for a first attempt, or -1 when none is usable. `key` is what the hash
+    /// algorithms hash: the client id for clientid-hash, the client address for source.
     mutating func pick(shared: SharedState, key: UnsafeRawBufferPointer) -> Int {
         precondition(serverCount > 0)
         switch algorithm {
         case .roundrobin:
-            return nextRoundRobin()
+            return nextRoundRobin(shared: shared)
         case .leastconn:
             return leastLoaded(shared: shared)
         case .source, .clientIDHash:
-            let s = Hashing.rendezvous(Hashing.hash(key), seeds: seeds, weights: weights, count: serverCount)
-            return s >= 0 ? s : nextRoundRobin()
+            let base = globalBase
+            return Hashing.rendezvous(Hashing.hash(key), seeds: seeds, weights: weights, count: serverCount) {
+                shared.isServerUp(base + $0)
+            }
         }
     }
 
-    /// nginx's smooth weighted round robin: add each weight to its current value, take the
-    /// largest, subtract the total from it.
-    @inline(__always)
-    func nextRoundRobin() -> Int {
+    /// One step of the round robin over every server of weight above 0 (start-up only).
+    private func advanceRoundRobin() {
         var best = -1
+        for i in 0..<serverCount where weights[i] > 0 {
+            current[i] += Int(weights[i])
+            if best < 0 || current[i] > current[best] { best = i }
+        }
+        if best >= 0 { current[best] -= totalWeight }
+    }
+
+    /// Whether server i may take new connections: weight above 0 and not down.
+    @inline(__always)
+    func isUsable(_ i: Int, shared: SharedState) -> Bool { weights[i] > 0 && shared.isServerUp(globalBase + i) }
+
+    /// nginx's smooth weighted round robin over the usable servers: add each weight to its
+    /// current value, take the largest, subtract the usable total from it.
+    @inline(__always)
+    func nextRoundRobin(shared: SharedState) -> Int {
+        var best = -1
+        var total = 0
         var i = 0
         while i < serverCount {
-            if weights[i] > 0 {
+            if isUsable(i, shared: shared) {
                 current[i] += Int(weights[i])
+                total += Int(weights[i])
                 if best < 0 || current[i] > current[best] { best = i }
             }
             i += 1
         }
-        if best < 0 { return 0 }   // every weight 0: nothing better to do than the first
-        current[best] -= totalWeight
+        if best >= 0 { current[best] -= total }
         return best
     }
 
     /// The server with the fewest connections per unit of weight, engine-wide; ties go round
     /// robin so that equal loads still spread.
     private func leastLoaded(shared: SharedState) -> Int {
-        let start = nextRoundRobin()
+        let start = nextRoundRobin(shared: shared)
+        guard start >= 0 else { return -1 }
         var best = start
         var bestLoad = shared.serverActive(globalBase + best)
         var i = 1
@@ -78,7 +98,7 @@ struct Balancer {
             let s = (start + i) % serverCount
             let load = shared.serverActive(globalBase + s)
             // load_s / w_s < best / w_best, without division.
-            if weights[s] > 0 && load * Int(weights[best]) < bestLoad * Int(weights[s]) {
+            if isUsable(s, shared: shared) && load * Int(weights[best]) < bestLoad * Int(weights[s]) {
                 best = s
                 bestLoad = load
             }
@@ -87,6 +107,15 @@ struct Balancer {
         return best
     }
 
-    /// The server for a retry after `failed` could not be reached (redispatch).
-    func next(after failed: Int) -> Int { failed + 1 == serverCount ? 0 : failed + 1 }
+    /// The server for a retry after `failed` could not be reached (redispatch): the next usable
+    /// one in order, `failed` itself when it is the only one left, -1 when none is usable.
+    func next(after failed: Int, shared: SharedState) -> Int {
+        var i = 1
+        while i <= serverCount {
+            let s = (failed + i) % serverCount
+            if isUsable(s, shared: shared) { return s }
+            i += 1
+        }
+        return -1
+    }
 }

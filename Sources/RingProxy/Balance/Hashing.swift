@@ -29,14 +29,16 @@ enum Hashing {
 
     /// Weighted rendezvous: the server with the highest -weight / ln(u), u uniform in (0,1)
     /// from hash(key, server). `seeds` are per-server hashes of their names; weight 0 never wins.
+    /// Servers `isUp` refuses are skipped: their keys go where they would go without them.
     @inline(__always)
-    static func rendezvous(_ key: UInt64, seeds: UnsafePointer<UInt64>, weights: UnsafePointer<Int32>, count: Int) -> Int {
+    static func rendezvous(_ key: UInt64, seeds: UnsafePointer<UInt64>, weights: UnsafePointer<Int32>, count: Int,
+                           isUp: (Int) -> Bool = { _ in true }) -> Int {
         var best = -1
         var bestScore = -Double.infinity
         var i = 0
         while i < count {
             let w = weights[i]
-            if w > 0 {
+            if w > 0 && isUp(i) {
                 let h = mix(key ^ seeds[i])
                 // 53 random bits -> u in (0, 1).
                 let u = (Double(h >> 11) + 0.5) * (1.0 / 9007199254740992.0)

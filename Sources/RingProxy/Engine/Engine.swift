@@ -279,6 +279,18 @@ public final class Engine: @unchecked Sendable {
         locked { retired.reduce(0) { $0 + $1.shared.activeConnections } }
     }
 
+    /// Takes a server out of rotation (`up: false`) or puts it back, for every worker's next
+    /// choice; open connections stay. Survives reloads. False when there is no such server.
+    @discardableResult
+    public func setServer(backend: String, server: String, up: Bool) -> Bool {
+        let generation = locked { current! }
+        guard let b = generation.config.backends.firstIndex(where: { $0.name == backend }),
+              let s = generation.config.backends[b].servers.firstIndex(where: { $0.name == server }) else { return false }
+        generation.shared.setServer(generation.shared.serverBase[b] + s, up: up)
+        log.info("server \(backend)/\(server) is \(up ? "UP" : "DOWN") (set by the operator)")
+        return true
+    }
+
     public func statistics() -> EngineStatistics {
         let (generation, older, gone) = locked { (current!, retired, finishedTotals) }
         var previous = gone

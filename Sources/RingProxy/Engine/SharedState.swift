@@ -1,6 +1,7 @@
 // SharedState: the little the workers share: the engine-wide connection count (for maxconn),
-// per-server connection counts (for leastconn and stats) and the stop flag. Plain words
-// updated with relaxed atomics, once per connection; nothing here is touched per packet.
+// per-server connection counts (for leastconn and stats), per-server state (up or down: the
+// balancers skip down servers) and the stop flag. Plain words updated with relaxed atomics,
+// once per connection; nothing here is touched per packet.
 import CUring
 import Glibc
 
@@ -8,6 +9,9 @@ final class SharedState: @unchecked Sendable {
     /// Word layout: [0] active connections, [1] stopping flag, then per server:
     /// active at 2 + 2*s, total at 3 + 2*s (s counted across all backends).
     let words: UnsafeMutablePointer<Int>
+    /// Per server (global index): 0 up, 1 down. Written by whoever decides (health checks, the
+    /// operator), read by every worker's balancer without a lock.
+    let serverDownWords: UnsafeMutablePointer<Int>
     let serverBase: [Int]   // first global server index of each backend
     /// Per backend: its stick table, shared by every worker (nil without `stick-table`).
     let stickTables: [StickTable?]
@@ -38,12 +42,25 @@ final class SharedState: @unchecked Sendable {
         serverBase = base
         words = .allocate(capacity: 2 + 2 * n)
         words.initialize(repeating: 0, count: 2 + 2 * n)
+        serverDownWords = .allocate(capacity: max(1, n))
+        serverDownWords.initialize(repeating: 0, count: max(1, n))
+        // A server marked down stays down across a reload (same backend and server name).
+        if let previous {
+            for (b, backend) in backends.enumerated() {
+                guard let old = previousBackends.firstIndex(where: { $0.name == backend.name }) else { continue }
+                for (i, server) in backend.servers.enumerated() {
+                    guard let oldIndex = previousBackends[old].servers.firstIndex(where: { $0.name == server.name }) else { continue }
+                    if !previous.isServerUp(previous.serverBase[old] + oldIndex) { setServer(base[b] + i, up: false) }
+                }
+            }
+        }
         pthread_mutex_init(&coldLock, nil)
     }
 
     deinit {
         words.deallocate()
         frontendWords.deallocate()
+        serverDownWords.deallocate()
     }
 
     @inline(__always) func addFrontendActive(_ f: Int, _ v: Int) -> Int { cu_atomic_add(frontendWords + f, v) }
@@ -79,4 +96,8 @@ final class SharedState: @unchecked Sendable {
     }
     @inline(__always) func serverDisconnected(_ global: Int) { _ = cu_atomic_add(words + 2 + 2 * global, -1) }
     func serverTotal(_ global: Int) -> Int { cu_atomic_load(words + 3 + 2 * global) }
+
+    @inline(__always) func isServerUp(_ global: Int) -> Bool { cu_atomic_load(serverDownWords + global) == 0 }
+    /// Marks a server up or down for every worker's next choice; connections already open stay.
+    func setServer(_ global: Int, up: Bool) { cu_atomic_store(serverDownWords + global, up ? 0 : 1) }
 }

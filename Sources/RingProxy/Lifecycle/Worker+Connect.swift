@@ -7,8 +7,9 @@ import Glibc
 extension Worker {
     static let peerOffset = MemoryLayout<Connection>.offset(of: \Connection.peer)!
 
-    /// The first server for this connection: its stick-table entry when there is one, else the
-    /// backend's algorithm (hashing the client id or address where the algorithm hashes).
+    /// The first server for this connection: its stick-table entry when there is one and that
+    /// server is usable, else the backend's algorithm (hashing the client id or address where
+    /// the algorithm hashes), and the entry follows the new choice. -1: no server is usable.
     func chooseServer(_ slot: Int32, clientID: UnsafeRawBufferPointer?) {
         let s = Int(slot)
         let b = Int(conns[s].backend)
@@ -18,7 +19,7 @@ extension Worker {
             let h = table.keyHash(id)
             conns[s].sticky = true
             conns[s].stickHash = h
-            if let server = table.lookup(h, nowMs: nowMs), server < serverCount {
+            if let server = table.lookup(h, nowMs: nowMs), server < serverCount, balancers[b].isUsable(server, shared: shared) {
                 count(.stickHits)
                 conns[s].server = Int32(server)
                 return
@@ -26,7 +27,7 @@ extension Worker {
             count(.stickMisses)
             let server = balancers[b].pick(shared: shared, key: balancerKey(slot, clientID: id))
             conns[s].server = Int32(server)
-            table.store(h, server: server, nowMs: nowMs)
+            if server >= 0 { table.store(h, server: server, nowMs: nowMs) }
             return
         }
         conns[s].server = Int32(balancers[b].pick(shared: shared, key: balancerKey(slot, clientID: clientID)))
@@ -50,14 +51,16 @@ extension Worker {
     func startConnect(_ slot: Int32) {
         let s = Int(slot)
         let b = Int(conns[s].backend)
-        if backendServerCount[b] == 0 {
+        conns[s].phase = .connecting
+        if backendServerCount[b] > 0 && conns[s].server < 0 && conns[s].attempts == 0 { chooseServer(slot, clientID: nil) }
+        let server = conns[s].attempts == 0 || conns[s].server < 0
+            ? Int(conns[s].server) : balancers[b].next(after: Int(conns[s].server), shared: shared)
+        guard server >= 0 else {
+            // No server at all, or every one down or at weight 0.
             count(.connectGiveUps)
             closeConnection(slot, reset: false, why: .connectFailed)
             return
         }
-        conns[s].phase = .connecting
-        if conns[s].server < 0 { chooseServer(slot, clientID: nil) }
-        let server = conns[s].attempts == 0 ? Int(conns[s].server) : balancers[b].next(after: Int(conns[s].server))
         conns[s].server = Int32(server)
         let address = serverAddresses + (backendServerBase[b] + server)
         let fixed = Int32(s * 2 + 1)

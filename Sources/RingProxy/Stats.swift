@@ -19,7 +19,7 @@ public enum Counter: Int, CaseIterable, Sendable {
     case clientTimeouts, serverTimeouts, resets
     case bytesFromClients, bytesFromServers
     case recvCompletions, sendCompletions, shortSends, gatheredSends, recvResumesAfterCancel
-    case cancelsByUserData, cancelsByFile, recvPauses, noBuffers
+    case cancelsByUserData, cancelsByFile, recvPauses, noBuffers, abortsWhileWaiting, evictions
     case buffersInUse, buffersInUseMax, ownedBuffersInUse, pipeBuffersMax
     case loopTurns, completions, staleCompletions, timersFired
     case mqttConnects, mqttRejected, inspectTimeouts, inspectAborts
@@ -52,6 +52,8 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .cancelsByFile: return ("close_cancels_by_file", .counter, "pending ops cancelled by file at close")
         case .recvPauses: return ("recv_pauses", .counter, "recvs paused by backpressure")
         case .noBuffers: return ("no_buffers", .counter, "recvs that found the buffer pool empty")
+        case .abortsWhileWaiting: return ("aborts_while_waiting", .counter, "resets noticed on sockets not being read (paused or waiting for buffers)")
+        case .evictions: return ("evictions", .counter, "connections closed to give buffers back when the pool ran low")
         case .buffersInUse: return ("buffers_in_use", .gauge, "provided buffers held by the proxy")
         case .buffersInUseMax: return ("buffers_in_use_max", .maximum, "most provided buffers held at once by one worker")
         case .ownedBuffersInUse: return ("owned_buffers_in_use", .gauge, "owned buffers (bytes the proxy writes) held")

@@ -201,10 +201,12 @@ final class SighupReloadTests: XCTestCase {
         for _ in 0..<6 { XCTAssertTrue(roundTrip()) }
         try write("  server second 127.0.0.1:\(b.port)")
         child.signal(SIGHUP)
+        // The previous configuration's workers stop accepting within a loop turn: wait until
+        // five connections in a row reach the one server left.
         XCTAssertTrue(eventually {
             let before = b.accepted
-            return roundTrip() && b.accepted == before + 1
-        }, "after SIGHUP new connections go to the one server left")
+            return (0..<5).allSatisfy { _ in roundTrip() } && b.accepted == before + 5
+        }, "after SIGHUP new connections go to the one server left: a \(a.accepted) b \(b.accepted)")
         let aAfterReload = a.accepted
         for _ in 0..<3 { XCTAssertTrue(roundTrip()) }
         XCTAssertEqual(a.accepted, aAfterReload, "the removed server got a connection")
@@ -214,7 +216,7 @@ final class SighupReloadTests: XCTestCase {
         child.signal(SIGTERM)
         let (status, output) = child.finish(within: 10)
         XCTAssertEqual(status, 0, output)
-        XCTAssertTrue(output.contains("b/second 127.0.0.1:\(b.port): active=0 total="), output)
+        XCTAssertTrue(output.contains("b/second 127.0.0.1:\(b.port): active="), output)
         XCTAssertFalse(output.contains("b/third"), "the report lists the servers serving now: \(output)")
         // 6 before the reload, at least 2 after: the count did not start again at the reload.
         let accepted = output.split(separator: " ").first { $0.hasPrefix("accepted=") }.flatMap { Int($0.dropFirst(9)) } ?? 0

@@ -36,6 +36,12 @@ struct Balancer {
         for _ in 0..<(serverCount == 0 ? 0 : workerIndex % max(1, total)) { advanceRoundRobin() }
     }
 
+    func deallocate() {
+        weights.deallocate()
+        seeds.deallocate()
+        current.deallocate()
+    }
+
     /// The server for a first attempt, or -1 when none is usable. `key` is what the hash
     /// algorithms hash: the client id for clientid-hash, the client address for source.
     mutating func pick(shared: SharedState, key: UnsafeRawBufferPointer) -> Int {

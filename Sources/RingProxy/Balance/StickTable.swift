@@ -71,6 +71,21 @@ final class StickTable: @unchecked Sendable {
         }
     }
 
+    deinit {
+        for s in 0..<Self.shardCount {
+            let shard = shards[s]
+            shard.buckets.deallocate()
+            shard.next.deallocate()
+            shard.lruPrev.deallocate()
+            shard.lruNext.deallocate()
+            shard.hashes.deallocate()
+            shard.servers.deallocate()
+            shard.expires.deallocate()
+            pthread_mutex_destroy(&shards[s].lock)
+        }
+        shards.deallocate()
+    }
+
     /// The key's hash as the table uses it: HAProxy truncates string keys to `len` bytes.
     func keyHash(_ key: UnsafeRawBufferPointer) -> UInt64 {
         Hashing.hash(key.count <= config.keyLengthMax ? key : UnsafeRawBufferPointer(rebasing: key[0..<config.keyLengthMax]))

@@ -60,10 +60,10 @@ struct Pipe {
     var eof = false
     /// shutdown(SHUT_WR) was issued on the destination.
     var shutdownSent = false
-    /// On the worker's list of pipes waiting for free buffers (ENOBUFS).
-    var waitingBuffers = false
-    var waitPrev: Int32 = -1
-    var waitNext: Int32 = -1
+    /// A poll watches the source socket for an abort (armed while it is not read).
+    var abortWatched = false
+    /// The source hung up in order (both directions closed): not watched again.
+    var hangupSeen = false
     /// Bytes received from the source.
     var bytes: UInt64 = 0
     /// Deepest the queue has been (buffer accounting, checked by tests).

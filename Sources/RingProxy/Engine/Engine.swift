@@ -122,6 +122,11 @@ public final class Engine: @unchecked Sendable {
             usleep(2_000)
             waitedMs += 2
         }
+        // A listening socket wakes one waiting accept per connection (io_uring waits on it
+        // exclusively). A previous worker's accept that was woken and then cancelled took that
+        // wake-up with it, leaving the connection in the backlog with no one told: the new
+        // workers arm a round of extra accepts, which take whatever is waiting there at once.
+        next.shared.kickAccepts()
         locked {
             current = next
             config = newConfig

@@ -18,10 +18,14 @@ final class SharedState: @unchecked Sendable {
 
     /// Connections per frontend (for frontend maxconn).
     let frontendWords: UnsafeMutablePointer<Int>
+    /// Bumped when the workers must arm extra accepts (after a reload, see Engine.reload).
+    let acceptKickWord: UnsafeMutablePointer<Int>
 
     init(backends: [BackendConfig], frontendCount: Int = 64, inheriting previous: SharedState? = nil, previousBackends: [BackendConfig] = []) {
         frontendWords = .allocate(capacity: max(1, frontendCount))
         frontendWords.initialize(repeating: 0, count: max(1, frontendCount))
+        acceptKickWord = .allocate(capacity: 1)
+        acceptKickWord.initialize(to: 0)
         // A reload keeps a backend's stick table when the backend, its servers (by name, in
         // order) and the table's settings are unchanged, so clients stay where they were.
         stickTables = backends.map { backend in
@@ -61,7 +65,12 @@ final class SharedState: @unchecked Sendable {
         words.deallocate()
         frontendWords.deallocate()
         serverDownWords.deallocate()
+        acceptKickWord.deallocate()
     }
+
+    @inline(__always) var acceptKicks: Int { cu_atomic_load(acceptKickWord) }
+    /// Asks every worker to arm a round of extra accepts on its listeners.
+    func kickAccepts() { _ = cu_atomic_add(acceptKickWord, 1) }
 
     @inline(__always) func addFrontendActive(_ f: Int, _ v: Int) -> Int { cu_atomic_add(frontendWords + f, v) }
 

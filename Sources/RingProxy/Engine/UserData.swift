@@ -19,6 +19,10 @@ public enum Operation: UInt8 {
     /// shutdown(SHUT_WR) after a FIN. Counted as pending: the kernel runs it from a worker
     /// thread, and the slot's fixed files must not be reused before it has run.
     case shutdown
+    /// Poll for an error or hang-up on the client (pipe 0's source) or server socket while it
+    /// is not being read.
+    case watchClient
+    case watchServer
     /// Submitted with CQE_SKIP_SUCCESS or whose outcome does not matter (socket, setsockopt,
     /// shutdown, cancel); a completion, if any, is only counted.
     case ignore

@@ -46,9 +46,18 @@ final class Worker {
     let backendServerBase: [Int]
     let backendServerCount: [Int]
 
-    /// Pipes waiting for free buffers (doubly linked through Pipe.waitPrev/waitNext).
-    var waitHead: Int32 = -1
-    var waitTail: Int32 = -1
+    /// Pipes waiting for free buffers (ENOBUFS), in order.
+    var bufferWaiters: LinkedQueue
+    /// Pipes paused by backpressure on an established connection, longest first.
+    var stalledPipes: LinkedQueue
+    /// Connections in their preamble that hold buffers, oldest first.
+    var preambleHolders: LinkedQueue
+    /// Free provided buffers below which connections give way (Worker+Backpressure).
+    let pressureLowWater: Int
+    /// Free buffers kept back when re-arming receives that waited for buffers.
+    let bufferReserve: Int
+    /// How long a direction must have been stalled before it may be closed under pressure.
+    static let stallGraceMs = 250
 
     var nowMs = 0
     var draining = false
@@ -117,6 +126,10 @@ final class Worker {
     /// 1 once a draining worker has no accept armed any more (polled by Engine.reload).
     let acceptsStoppedWord: UnsafeMutablePointer<Int>
     var startError: String?
+    /// SharedState.acceptKicks already acted on.
+    var acceptKicksSeen = 0
+    /// The loop's tables were given back (releaseMemory); deinit frees the rest.
+    var memoryReleased = false
 
     init(index: Int, cpu: Int32?, config: EngineConfig, shared: SharedState, listeners: [ListenerSocket], slotCount: Int, log: Log) {
         self.index = index
@@ -131,6 +144,11 @@ final class Worker {
         conns.initialize(repeating: Connection(), count: slotCount)
         pipes = .allocate(capacity: slotCount * 2)
         pipes.initialize(repeating: Pipe(), count: slotCount * 2)
+        bufferWaiters = LinkedQueue(capacity: slotCount * 2)
+        stalledPipes = LinkedQueue(capacity: slotCount * 2)
+        preambleHolders = LinkedQueue(capacity: slotCount)
+        pressureLowWater = config.buffersPerWorker / 4
+        bufferReserve = max(1, min(8, config.buffersPerWorker / 16))
         gatherHeaders = .allocate(capacity: slotCount * 2)
         gatherVectors = .allocate(capacity: slotCount * 2 * Self.gatherMax)
         // Free list in slot order, so low slots (and their fixed files) are reused first.
@@ -165,7 +183,7 @@ final class Worker {
         frontendRequiresMQTT = config.frontends.map(\.requireMQTT)
         frontendInspectTimeoutMs = config.frontends.map {
             let client = $0.clientTimeoutMs ?? config.clientTimeoutMs
-            return $0.inspectTimeoutMs ?? (client > 0 ? client : 5_000)
+            return $0.inspectTimeoutMs ?? (client > 0 ? min(client, Self.inspectTimeoutDefaultMs) : Self.inspectTimeoutDefaultMs)
         }
         frontendConnectMaxBytes = config.frontends.map(\.connectMaxBytes)
         let connectMax = config.frontends.map(\.connectMaxBytes).max() ?? 65_536
@@ -249,6 +267,9 @@ final class Worker {
     }
 
     static let scanIntervalMs = 250
+    /// How long a preamble may take when no `tcp-request inspect-delay` says otherwise: a
+    /// CONNECT normally arrives within one round trip.
+    public static let inspectTimeoutDefaultMs = 5_000
     /// The most deadlines a worker keeps (its own scan; health checks will add theirs).
     static let timersMax = 64
     /// The longest the loop waits for a completion when no deadline is nearer.
@@ -264,7 +285,42 @@ final class Worker {
         gatherHeaders.deallocate()
         gatherVectors.deallocate()
         timers.deallocate()
+        bufferWaiters.deallocate()
+        stalledPipes.deallocate()
+        preambleHolders.deallocate()
+        memoryReleased = true
         allocatedCounter = nil
+    }
+
+    /// Everything else the worker allocated, once nothing can read it any more (its generation
+    /// is forgotten): a reload must cost no memory once the previous workers are gone.
+    deinit {
+        if !memoryReleased {
+            conns.deallocate()
+            pipes.deallocate()
+            gatherHeaders.deallocate()
+            gatherVectors.deallocate()
+            timers.deallocate()
+            bufferWaiters.deallocate()
+            stalledPipes.deallocate()
+            preambleHolders.deallocate()
+        }
+        acceptsArmed.deallocate()
+        serverAddresses.deallocate()
+        for balancer in balancers { balancer.deallocate() }
+        scratch.deallocate()
+        rejectCounts.deallocate()
+        counters.deallocate()
+        connectTimeouts.deallocate()
+        optionOne.deallocate()
+        lingerZero.deallocate()
+        cqes.deallocate()
+        startStateWord.deallocate()
+        acceptsStoppedWord.deallocate()
+        frontendNames.deallocate()
+        backendNames.deallocate()
+        serverNames.deallocate()
+        connectionLog?.release()
     }
 
     private static func probeSetsockopt(_ ring: Ring) -> Bool {
@@ -285,8 +341,10 @@ final class Worker {
             reap()
             pool.commit()
             if connectionLog != nil { flushLog() }
-            if waitHead >= 0 { serveBufferWaiters() }
+            if bufferWaiters.count > 0 { serveBufferWaiters() }
+            if poolUnderPressure { relievePoolPressure() }
             while let due = timers.popDue(nowMs: nowMs) { fireTimer(due.id) }
+            if shared.acceptKicks != acceptKicksSeen { armExtraAccepts() }
             if !draining, shared.stopping { beginDrain() }
             if draining && drainDeadlineMs == Int.max && !shared.retiring {
                 // A retired generation told to stop (SIGTERM) gets the grace period after all.
@@ -335,6 +393,8 @@ final class Worker {
         case .recvServer: onRecv(slot, pipe: Int(slot) * 2 + 1, result: result, flags: flags)
         case .sendServer: onSend(slot, pipe: Int(slot) * 2, bufferID: ud.bufferID, result: result)
         case .sendClient: onSend(slot, pipe: Int(slot) * 2 + 1, bufferID: ud.bufferID, result: result)
+        case .watchClient: onAbortWatch(slot, pipe: Int(slot) * 2, result: result)
+        case .watchServer: onAbortWatch(slot, pipe: Int(slot) * 2 + 1, result: result)
         case .close, .shutdown: onClose(slot)
         case .ignore: break
         }

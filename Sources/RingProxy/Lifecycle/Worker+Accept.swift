@@ -41,6 +41,17 @@ extension Worker {
         return true
     }
 
+    /// One accept per slot of the usual depth on top of those armed (see Engine.reload): each
+    /// is tried at once, so connections left in the backlog without a wake-up are taken now.
+    func armExtraAccepts() {
+        acceptKicksSeen = shared.acceptKicks
+        for l in listeners.indices {
+            for _ in 0..<config.acceptDepth {
+                if !armAccept(l) { break }
+            }
+        }
+    }
+
     func resumeListeners() {
         listenersPaused = false
         for l in listeners.indices { fillAccepts(l) }

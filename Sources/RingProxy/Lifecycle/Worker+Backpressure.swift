@@ -1,7 +1,12 @@
-// Worker+Backpressure: a direction whose destination is slower than its source stops reading
-// at a fixed bound (the multishot recv's byte cap, or a cancel), and resumes once its queue has
-// drained; a recv that found the pool empty waits on the worker's list until buffers return.
-// The data meanwhile waits in the kernel's socket buffer, not in ours.
+// Worker+Backpressure: what a connection may hold, and who gives way when the pool runs low.
+// A direction whose destination is slower than its source stops reading at a fixed bound (the
+// multishot recv's byte cap, or a cancel) and resumes once its queue has drained; a recv that
+// found the pool empty waits in line until buffers return. The data meanwhile waits in the
+// kernel's socket buffer, not in ours. A socket that is not being read is watched for an abort
+// (RST), so a client that gives up frees what it held at once. When free buffers fall below
+// the low-water mark, connections still in their preamble give way first (oldest holder
+// first: a well-behaved client finishes its preamble within a round trip), then directions
+// stalled longest behind a destination that does not drain.
 import CUring
 import Glibc
 
@@ -17,6 +22,8 @@ extension Worker {
     /// already ended (`more` false) needs nothing; a multishot one is cancelled.
     @inline(__always)
     func pauseRecv(_ p: Int, more: Bool) {
+        if conns[p >> 1].phase == .established { stalledPipes.append(p, nowMs: nowMs) }
+        watchAbort(p)
         guard more else {
             count(.recvPauses)   // the byte cap ended the recv right at the bound
             return
@@ -34,37 +41,67 @@ extension Worker {
     /// source ended or the recv waits for free buffers.
     @inline(__always) @discardableResult
     func resumeRecvIfDrained(_ p: Int) -> Bool {
-        guard !pipes[p].recvArmed, !pipes[p].eof, !pipes[p].waitingBuffers,
+        guard !pipes[p].recvArmed, !pipes[p].eof, !bufferWaiters.contains(p),
               Int(pipes[p].count) * 2 <= config.pipeBuffersMax else { return false }
         armRecv(p)
         return true
     }
 
+    // MARK: Aborts while not reading
+
+    /// Watches pipe p's source socket for an abort while nothing reads it (paused, or waiting
+    /// for buffers): a poll for errors and hang-ups, armed once per connection side.
+    func watchAbort(_ p: Int) {
+        guard !pipes[p].abortWatched, !pipes[p].hangupSeen else { return }
+        let sqe = ring.sqe()
+        io_uring_prep_poll_add(sqe, Int32(p), UInt32(POLLERR | POLLHUP))
+        cu_sqe_add_flags(sqe, CU_IOSQE_FIXED_FILE)
+        io_uring_sqe_set_data64(sqe, abortWatchUserData(p))
+        pipes[p].abortWatched = true
+        conns[p >> 1].pendingOps += 1
+    }
+
+    @inline(__always)
+    func abortWatchUserData(_ p: Int) -> UInt64 {
+        UserData(p & 1 == 0 ? .watchClient : .watchServer, slot: Int32(p >> 1), generation: conns[p >> 1].generation).raw
+    }
+
+    /// The watched socket reported an error or a hang-up. An error is an abort (RST): the
+    /// connection is aborted on both sides now, whatever it held goes back. A hang-up without
+    /// an error is an orderly close of both directions: data before it is still owed to the
+    /// peer and is read when the pipe resumes, so nothing is done (and the poll, level-
+    /// triggered, is not armed again).
+    func onAbortWatch(_ slot: Int32, pipe p: Int, result: Int32) {
+        let s = Int(slot)
+        conns[s].pendingOps -= 1
+        pipes[p].abortWatched = false
+        guard conns[s].phase.isLive, result > 0 else {
+            finishIfIdle(slot)
+            return
+        }
+        if result & Int32(POLLERR) != 0 {
+            count(.abortsWhileWaiting)
+            count(.resets)
+            closeConnection(slot, reset: true, why: p & 1 == 0 ? .clientAbort : .serverAbort)
+        } else {
+            pipes[p].hangupSeen = true
+        }
+    }
+
+    // MARK: Buffer waiters
+
     func addBufferWaiter(_ p: Int) {
-        guard !pipes[p].waitingBuffers else { return }
-        pipes[p].waitingBuffers = true
-        pipes[p].waitNext = -1
-        pipes[p].waitPrev = waitTail
-        if waitTail >= 0 { pipes[Int(waitTail)].waitNext = Int32(p) } else { waitHead = Int32(p) }
-        waitTail = Int32(p)
+        bufferWaiters.append(p, nowMs: nowMs)
+        // Holding data it cannot pass on yet: a candidate to give way, like a paused direction.
+        if pipes[p].count > 0 && conns[p >> 1].phase == .established { stalledPipes.append(p, nowMs: nowMs) }
+        watchAbort(p)
     }
 
-    func removeBufferWaiter(_ p: Int) {
-        let prev = pipes[p].waitPrev
-        let next = pipes[p].waitNext
-        if prev >= 0 { pipes[Int(prev)].waitNext = next } else { waitHead = next }
-        if next >= 0 { pipes[Int(next)].waitPrev = prev } else { waitTail = prev }
-        pipes[p].waitingBuffers = false
-        pipes[p].waitPrev = -1
-        pipes[p].waitNext = -1
-    }
-
-    /// Re-arms receives that stopped on an empty pool, while buffers are there to fill.
+    /// Re-arms receives that stopped on an empty pool, while buffers are there to fill (a few
+    /// are kept back, so a waiter is not armed only to find the pool empty again).
     func serveBufferWaiters() {
-        let reserve = 8
-        while waitHead >= 0 && pool.available > reserve {
-            let p = Int(waitHead)
-            removeBufferWaiter(p)
+        while let p = bufferWaiters.first, pool.available > bufferReserve {
+            bufferWaiters.remove(p)
             let s = p >> 1
             if conns[s].phase.isLive && !pipes[p].recvArmed && !pipes[p].eof && Int(pipes[p].count) < pipeLimit(s) {
                 armRecv(p)
@@ -72,4 +109,33 @@ extension Worker {
         }
     }
 
+    // MARK: Pool pressure
+
+    /// Whether the pool is short: below the low-water mark, or someone waits for a buffer.
+    @inline(__always)
+    var poolUnderPressure: Bool {
+        pool.available < pressureLowWater || (bufferWaiters.count > 0 && pool.available <= bufferReserve)
+    }
+
+    /// Below the low-water mark of free buffers, connections give way until enough is on its
+    /// way back: preamble holders first (oldest first), then directions stalled for at least
+    /// `stallGraceMs` behind a destination that does not drain (longest first). Each is closed
+    /// with a reset and counted; its buffers return when its last completion has arrived.
+    func relievePoolPressure() {
+        var freeing = 0
+        while pool.available + freeing < pressureLowWater, let s = preambleHolders.first {
+            freeing += Int(pipes[s * 2].count)
+            count(.evictions)
+            warnRateLimited(Int32(s), "buffer pool under pressure: closing a connection still in its preamble after \(nowMs - conns[s].acceptedAtMs) ms")
+            closeConnection(Int32(s), reset: true, why: .evictedPreamble)
+        }
+        while pool.available + freeing < pressureLowWater, let p = stalledPipes.first,
+              nowMs - stalledPipes.since(p) >= Self.stallGraceMs {
+            let s = p >> 1
+            freeing += Int(pipes[p].count) + Int(pipes[p ^ 1].count)
+            count(.evictions)
+            warnRateLimited(Int32(s), "buffer pool under pressure: closing a connection whose \(p & 1 == 0 ? "server" : "client") has not read for \(nowMs - stalledPipes.since(p)) ms")
+            closeConnection(Int32(s), reset: true, why: .evictedStalled)
+        }
+    }
 }

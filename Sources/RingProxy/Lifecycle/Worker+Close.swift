@@ -44,6 +44,7 @@ extension Worker {
                 let reader = s * 2 + side
                 let writer = reader ^ 1
                 if pipes[reader].recvArmed { cancelLinked(recvUserData(reader), ignore) }
+                if pipes[reader].abortWatched { cancelLinked(abortWatchUserData(reader), ignore) }
                 if pipes[writer].sendInFlight { cancelLinked(sendUserData(writer), ignore) }
             }
             let sqe = ring.sqe()
@@ -53,7 +54,11 @@ extension Worker {
         }
         conns[s].clientOpen = false
         conns[s].serverOpen = false
-        for p in (s * 2)...(s * 2 + 1) where pipes[p].waitingBuffers { removeBufferWaiter(p) }
+        for p in (s * 2)...(s * 2 + 1) {
+            bufferWaiters.remove(p)
+            stalledPipes.remove(p)
+        }
+        preambleHolders.remove(s)
         finishIfIdle(slot)
     }
 

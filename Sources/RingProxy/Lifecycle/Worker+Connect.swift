@@ -52,6 +52,7 @@ extension Worker {
         let s = Int(slot)
         let b = Int(conns[s].backend)
         conns[s].phase = .connecting
+        preambleHolders.remove(s)
         if backendServerCount[b] > 0 && conns[s].server < 0 && conns[s].attempts == 0 { chooseServer(slot, clientID: nil) }
         let server = conns[s].attempts == 0 || conns[s].server < 0
             ? Int(conns[s].server) : balancers[b].next(after: Int(conns[s].server), shared: shared)

@@ -9,6 +9,7 @@ import Glibc
 extension Worker {
     @inline(__always)
     func armRecv(_ p: Int) {
+        stalledPipes.remove(p)
         let sqe = ring.sqe()
         io_uring_prep_recv_multishot(sqe, Int32(p), nil, 0, 0)
         cu_sqe_add_flags(sqe, CU_IOSQE_FIXED_FILE | CU_IOSQE_BUFFER_SELECT)
@@ -58,6 +59,7 @@ extension Worker {
                 conns[s].lastServerMs = nowMs
             }
             if phase == .preamble && p & 1 == 0 {
+                preambleHolders.append(s, nowMs: nowMs)
                 packTail(p)
                 runPreamble(slot)
                 guard conns[s].phase != .closing else { return }
@@ -206,7 +208,10 @@ extension Worker {
             pipes[p].count -= 1
             pool.give(head)
         }
-        if pipes[p].head == BufferPool.none { pipes[p].tail = BufferPool.none }
+        if pipes[p].head == BufferPool.none {
+            pipes[p].tail = BufferPool.none
+            stalledPipes.remove(p)   // it holds nothing any more
+        }
         if pipes[p].head != BufferPool.none {
             issueSend(p)
         } else if pipes[p].eof {

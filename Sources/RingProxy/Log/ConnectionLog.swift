@@ -42,6 +42,8 @@ enum Termination: UInt8 {
     case inspectAbort        // CR
     case maxconn             // PC  (global or frontend maxconn)
     case stopping            // KD  (killed: drain period over)
+    case evictedPreamble     // RR  (buffer pool low: preamble holder gave way)
+    case evictedStalled      // RD  (buffer pool low: stalled direction gave way)
 
     var code: (UInt8, UInt8) {
         switch self {
@@ -57,6 +59,8 @@ enum Termination: UInt8 {
         case .inspectAbort: return (0x43, 0x52)
         case .maxconn: return (0x50, 0x43)
         case .stopping: return (0x4B, 0x44)
+        case .evictedPreamble: return (0x52, 0x52)
+        case .evictedStalled: return (0x52, 0x44)
         }
     }
 }
@@ -138,6 +142,11 @@ struct NameTable {
     func append(_ i: Int, to line: inout LineBuffer) {
         line.bytes(bytes + offsets[i], offsets[i + 1] - offsets[i])
     }
+
+    func deallocate() {
+        bytes.deallocate()
+        offsets.deallocate()
+    }
 }
 
 /// Per-worker writer of connection log lines.
@@ -181,6 +190,15 @@ struct ConnectionLog {
     }
 
     var isSyslog: Bool { destinationLength > 0 }
+
+    /// Gives back the buffers and the syslog socket (a worker retired by a reload).
+    func release() {
+        buffer.base.deallocate()
+        header.base.deallocate()
+        lineStarts.deallocate()
+        destinationPointer.deallocate()
+        if fd > 2 { close(fd) }
+    }
 
     /// Starts a line; returns false when the buffer cannot take another one (flush first).
     mutating func beginLine(wallSeconds: Int) -> Bool {

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Runs every attack of attack.py against a release ringproxy on loopback: three mosquitto
+# brokers behind an MQTT frontend (the seed's sticky configuration), and a plain TCP frontend
+# whose backend accepts and never reads (the stalled-server attack). Well-behaved MQTT clients
+# probe the MQTT frontend before and during each attack. After each attack the proxy must be
+# back to zero connections and zero buffers in use.
+#   run-attacks.sh            full size (2,000+ attacking connections, 20 s each)
+#   run-attacks.sh --short    CI size (a few hundred connections, 5 s each)
+# Prints one JSON line per attack and exits 1 if a well-behaved client failed, a p99 went past
+# twice the quiet one (plus 5 ms of loopback noise), or something was left held.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+short=0
+[ "${1:-}" = "--short" ] && short=1
+run=$(mktemp -d /tmp/ringproxy-attacks.XXXXXX)
+chmod 777 "$run"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$run"; }
+trap cleanup EXIT
+
+swift build -c release --product ringproxy 2>&1 | tail -n 1
+bin=$(swift build -c release --show-bin-path)/ringproxy
+for i in 1 2 3; do
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n' $((28830 + i)) > "$run/b$i.conf"
+  mosquitto -c "$run/b$i.conf" > "$run/b$i.log" 2>&1 &
+  pids+=($!)
+done
+# A backend that accepts and never reads.
+python3 -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 28839)); s.listen(4096)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+' &
+pids+=($!)
+cat > "$run/ringproxy.cfg" <<CFG
+global
+  maxconn 20000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 240s
+  timeout server 240s
+backend brokers
+  stick-table type string len 32 size 100k expire 30m
+  stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)
+  server b1 127.0.0.1:28831
+  server b2 127.0.0.1:28832
+  server b3 127.0.0.1:28833
+frontend mqtt
+  bind 127.0.0.1:28883
+  tcp-request inspect-delay 5s
+  tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }
+  default_backend brokers
+backend sink
+  server sink 127.0.0.1:28839
+frontend tcp
+  bind 127.0.0.1:28884
+  default_backend sink
+CFG
+"$bin" -f "$run/ringproxy.cfg" --cores 2 > "$run/ringproxy.log" 2>&1 &
+proxy=$!
+pids+=($proxy)
+for port in 28831 28832 28833 28839 28883 28884; do
+  for _ in $(seq 1 100); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.1; done
+done
+
+# The proxy's counters (SIGUSR1 report): the value of one name.
+counter() {
+  kill -USR1 "$proxy"
+  sleep 0.3
+  grep 'stats: ' "$run/ringproxy.log" | tail -n 1 | tr ' ' '\n' | grep "^$1=" | cut -d= -f2
+}
+
+if [ $short = 1 ]; then n=400; secs=5; else n=2500; secs=20; fi
+failed=0
+for attack in partial-reset slow-connect stalled-server; do
+  target=127.0.0.1:28883
+  [ "$attack" = stalled-server ] && target=127.0.0.1:28884
+  result=$(python3 Benchmarks/attacks/attack.py "$attack" --target "$target" --probe 127.0.0.1:28883 \
+             --connections "$n" --seconds "$secs" --quiet-seconds 2)
+  # Everything the attack held must be given back once it has gone.
+  active=-1; buffers=-1
+  for _ in $(seq 1 40); do
+    active=$(counter active); buffers=$(counter buffers_in_use)
+    [ "$active" = 0 ] && [ "$buffers" = 0 ] && break
+    sleep 0.5
+  done
+  echo "$result" | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+r["after"] = {"active": int(sys.argv[1]), "buffers_in_use": int(sys.argv[2])}
+q, d = r["quiet"], r["during"]
+problems = []
+if d["success"] != 1.0: problems.append("well-behaved clients failed: success %s" % d["success"])
+if d["p99_ms"] is not None and q["p99_ms"] is not None and d["p99_ms"] > 2 * q["p99_ms"] + 5:
+    problems.append("p99 %.1f ms during vs %.1f ms quiet" % (d["p99_ms"], q["p99_ms"]))
+if r["after"]["active"] != 0 or r["after"]["buffers_in_use"] != 0: problems.append("left held: %s" % r["after"])
+r["problems"] = problems
+print(json.dumps(r))
+sys.exit(1 if problems else 0)
+' "$active" "$buffers" || failed=1
+done
+grep -E 'warning|error' "$run/ringproxy.log" | grep -v 'similar message' | tail -n 5 || true
+exit $failed

@@ -29,7 +29,7 @@ final class ConfigFileRunTests: XCTestCase {
             "mqtt-wss.cfg": [":25: 'ssl': TLS termination is not implemented yet"],
             "mqtt-tls.cfg": [":22: 'send-proxy-v2': the PROXY protocol is not implemented yet", ":27: 'ssl': TLS termination"],
             "mqtt-tls-mutual.cfg": [":28: 'ssl': TLS termination is not implemented yet"],
-            "stats.cfg": [":17: 'stats enable': the stats page is not implemented yet"],
+            "stats.cfg": [":20: 'stats enable': the stats page is not implemented yet", ":21: 'stats uri'", ":22: 'stats refresh'"],
             "seed-full.cfg": ["'send-proxy-v2': the PROXY protocol", "'ssl': TLS termination", "'stats enable': the stats page"],
         ]
         let files = try FileManager.default.contentsOfDirectory(atPath: seedDirectory.path).filter { $0.hasSuffix(".cfg") }

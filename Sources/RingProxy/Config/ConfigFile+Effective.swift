@@ -48,6 +48,8 @@ public struct EffectiveBackend: Sendable, Equatable {
     public var stickRules: [StickRule]
     public var tcpRequestRules: [TCPRequestRule]
     public var inspectDelayMs: Int?
+    /// The statistics page, when enabled (HAProxy serves it from a backend too).
+    public var stats: StatsSettings?
     public var acls: [ACLDefinition]
 }
 
@@ -222,6 +224,7 @@ extension ConfigFile {
             stickRules: backend.stickRules,
             tcpRequestRules: backend.tcpRequestRules,
             inspectDelayMs: settings.inspectDelayMs,
+            stats: settings.stats.flatMap { $0.isEnabled ? $0 : nil },
             acls: backend.acls)
     }
 }

@@ -150,6 +150,11 @@ enum ConfigKeywords {
         "use_backend": KeywordPlacement(.frontend),
     ]
 
+    /// Why the keywords that only choose how servers are checked are ignored: they act only
+    /// on servers with `check`, and those are refused until health checks are built, so a
+    /// configuration that loads has no server they could apply to (as in HAProxy).
+    static let healthChecksIgnored = "ignored: health checks are not implemented yet (a server with 'check' is refused)"
+
     /// HAProxy proxy keywords ringproxy accepts and ignores, with the reason.
     static let proxyIgnored: [String: String] = {
         var table: [String: String] = [:]
@@ -160,12 +165,13 @@ enum ConfigKeywords {
             "clitcpka-cnt", "clitcpka-idle", "clitcpka-intvl", "srvtcpka-cnt", "srvtcpka-idle",
             "srvtcpka-intvl", "fullconn", "hash-type", "load-server-state-from-file",
             "server-state-file-name", "max-keep-alive-queue", "http-reuse", "http-send-name-header",
-            "compression", "capture", "declare", "enabled", "external-check",
+            "compression", "capture", "declare", "enabled",
         ] {
             table[keyword] = "ignored: not implemented by ringproxy"
         }
-        table["http-check"] = "ignored: ringproxy checks servers with a TCP connect"
-        table["tcp-check"] = "ignored: ringproxy checks servers with a TCP connect"
+        for keyword in ["http-check", "tcp-check", "external-check"] {
+            table[keyword] = healthChecksIgnored
+        }
         return table
     }()
 
@@ -216,12 +222,11 @@ enum ConfigKeywords {
     /// `option` names ringproxy accepts and ignores, with the reason.
     static let optionsIgnored: [String: String] = {
         var table: [String: String] = [:]
-        let checks = "ignored: ringproxy checks servers with a TCP connect"
         for name in [
             "httpchk", "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ssl-hello-chk",
             "ldap-check", "tcp-check", "spop-check", "external-check",
         ] {
-            table[name] = checks
+            table[name] = healthChecksIgnored
         }
         for name in [
             "tcpka", "clitcpka", "srvtcpka", "log-health-checks", "log-separate-errors", "logasap",
@@ -246,9 +251,13 @@ enum ConfigKeywords {
         "transparent": "transparent proxying is not supported by ringproxy",
     ]
 
+    /// `stats` keywords ringproxy reads into StatsSettings.
     static let statsKeywords: Set<String> = ["enable", "uri", "refresh", "realm", "auth", "hide-version"]
-    static let statsIgnored: Set<String> = [
-        "admin", "scope", "show-legends", "show-node", "show-desc", "show-modules", "http-request",
+    /// `stats` keywords kept only as a line: the stats page is not built, so every `stats` line
+    /// in a proxy is refused when the configuration is loaded.
+    static let statsUnread: Set<String> = [
+        "admin", "scope", "show-legends", "show-node", "show-desc", "show-modules", "show-version",
+        "http-request",
     ]
 
     static let tcpRequestKeywords: Set<String> = ["inspect-delay", "content", "connection"]
@@ -280,7 +289,7 @@ enum ConfigKeywords {
         names += timeoutPlacement.filter { $0.value.allows(section) }.map { $0.key.keyword }
         names += options.filter { $0.value.allows(section) }.map { "option \($0.key)" }
         names += optionsIgnored.keys.map { "option \($0)" }
-        names += statsKeywords.map { "stats \($0)" }
+        names += statsKeywords.union(statsUnread).map { "stats \($0)" }
         if section.columns.contains(.backend) {
             names += stickKeywords.map { "stick \($0)" }
         }

@@ -103,7 +103,7 @@ extension ConfigParser.State {
     /// `no option <name>` and `no log`.
     mutating func readNo(_ words: [String]) {
         guard words.count >= 2 else {
-            error("no", "missing keyword after 'no'", hint: "e.g. 'no option redispatch' or 'no log'")
+            error("no", "missing keyword after 'no'", hint: "e.g. 'no option tcplog' or 'no log'")
             return
         }
         switch words[1] {
@@ -142,13 +142,13 @@ extension ConfigParser.State {
             case "dontlognull":
                 draft!.settings.options.dontlognull = enabled
             case "redispatch":
-                draft!.settings.options.redispatch = enabled
+                readRedispatch(keyword, arguments, enabled: enabled)
+                return
             default:
                 break
             }
             let allowedArguments = name == "httplog" ? ["clf"] : []
-            if let extra = arguments.first(where: { !allowedArguments.contains($0) }),
-               !(name == "redispatch" && ConfigUnits.integer(extra) != nil) {
+            if let extra = arguments.first(where: { !allowedArguments.contains($0) }) {
                 error(keyword, "unexpected '\(extra)'", hint: "'\(keyword)' takes no argument")
             }
             if enabled, let reason = ConfigKeywords.optionsIgnored[name] {
@@ -164,6 +164,41 @@ extension ConfigParser.State {
         let guess = ConfigKeywords.suggestion(for: "option \(name)", among: candidates)
         error("", "unknown keyword '\(keyword)' in \(kind.rawValue) section",
               hint: guess.map { "did you mean '\(enabled ? $0 : "no " + $0)'?" })
+    }
+
+    /// `option redispatch [<interval>]` and `no option redispatch`. The engine retries every
+    /// failed connection attempt on the next server (Worker+Connect.swift) and cannot retry the
+    /// same one, so only what asks for that is accepted: `option redispatch 1` (every retry) and
+    /// plain `option redispatch` (HAProxy's interval -1: every retry for a connection that is
+    /// not persistent on roundrobin or leastconn, the last retry only for a hashed or sticky
+    /// one, which ringproxy moves sooner). Turning it off, or an interval that keeps some
+    /// retries on the same server, is refused.
+    mutating func readRedispatch(_ keyword: String, _ arguments: ArraySlice<String>, enabled: Bool) {
+        let alwaysOn = "ringproxy always redispatches: each retry of a failed connection goes to the next server"
+        let sameServer = "\(alwaysOn); retrying the same server is not supported"
+        let removeHint = "remove it; 'retries 0' gives up after the first failed attempt instead"
+        guard enabled else {
+            error(keyword, sameServer, hint: removeHint)
+            return
+        }
+        guard let text = arguments.first else {
+            draft!.settings.options.redispatch = true
+            return
+        }
+        guard let interval = Int(text), arguments.count == 1 else {
+            let extra = Int(text) == nil ? text : arguments[arguments.startIndex + 1]
+            error(keyword, "unexpected '\(extra)'", hint: "'\(keyword)' takes at most one number, the retries between redispatches")
+            return
+        }
+        switch interval {
+        case 1:
+            draft!.settings.options.redispatch = true
+        case 0:
+            error(keyword, "an interval of 0 turns it off; \(sameServer)", hint: removeHint)
+        default:
+            error(keyword, "redispatching on some retries only (interval \(interval)) is not supported; \(alwaysOn)",
+                  hint: "use 'option redispatch 1' or plain 'option redispatch'")
+        }
     }
 
     // MARK: timeout
@@ -312,8 +347,11 @@ extension ConfigParser.State {
             error(keyword, "only allowed in the global section", hint: "ringproxy ignores it there too: it has no runtime API socket")
             return
         }
-        if ConfigKeywords.statsIgnored.contains(words[1]) {
-            warning(keyword, "ignored: not implemented by ringproxy")
+        var stats = draft!.settings.stats ?? StatsSettings(location: location)
+        if ConfigKeywords.statsUnread.contains(words[1]) {
+            // Not modelled, but a stats line all the same: refused with the page at load.
+            stats.lines.append(StatsLine(keyword: keyword, location: location))
+            draft!.settings.stats = stats
             return
         }
         guard ConfigKeywords.statsKeywords.contains(words[1]) else {
@@ -322,7 +360,6 @@ extension ConfigParser.State {
             error("", "unknown keyword '\(keyword)' in \(kind.rawValue) section", hint: guess.map { "did you mean '\($0)'?" })
             return
         }
-        var stats = draft!.settings.stats ?? StatsSettings(location: location)
         switch words[1] {
         case "enable":
             guard expect(words, arguments: 0, keyword: keyword, usage: keyword) else { return }
@@ -355,6 +392,7 @@ extension ConfigParser.State {
         default:
             return
         }
+        stats.lines.append(StatsLine(keyword: keyword, location: location))
         draft!.settings.stats = stats
     }
 

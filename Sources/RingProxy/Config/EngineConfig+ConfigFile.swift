@@ -26,13 +26,40 @@ extension EngineConfig {
         var errors: [ConfigDiagnostic] = []
         var notes = file.warnings.map { "warning: \($0)" }
         func refuse(_ location: SourceLocation?, _ keyword: String, _ message: String, hint: String? = nil) {
-            errors.append(ConfigDiagnostic(file: location?.file ?? "", line: location?.line ?? 0, keyword: keyword, message: message, hint: hint))
+            // A defaults or listen line reaches several proxies: one error for it.
+            let diagnostic = ConfigDiagnostic(file: location?.file ?? "", line: location?.line ?? 0, keyword: keyword, message: message, hint: hint)
+            if !errors.contains(diagnostic) { errors.append(diagnostic) }
+        }
+        /// Every `stats` line sets up the page (HAProxy enables it on any of them), which is not
+        /// built: each is refused at its line.
+        func refuseStats(_ stats: StatsSettings?) {
+            guard let stats else { return }
+            let message = "the stats page is not implemented yet"
+            if stats.lines.isEmpty { refuse(stats.location, "stats", message) }
+            for line in stats.lines { refuse(line.location, line.keyword, message) }
+        }
+        // `bind ... maxconn` limits one listener and the engine limits a frontend as a whole:
+        // the same thing when the frontend has a single listener (HAProxy then applies the
+        // smaller of the two), else refused.
+        func maxConnections(_ frontend: EffectiveFrontend) -> Int? {
+            let limited = frontend.binds.filter { $0.maxconn != nil }
+            guard let first = limited.first?.maxconn else { return frontend.maxconn }
+            let listeners = frontend.binds.reduce(0) { $0 + $1.addresses.reduce(0) { $0 + $1.ports.count } }
+            guard listeners == 1 else {
+                for bind in limited {
+                    refuse(bind.location, "maxconn", "a limit per listener is not implemented yet; frontend '\(frontend.name)' has \(listeners) listening addresses",
+                           hint: "use the frontend's 'maxconn' to limit them together")
+                }
+                return frontend.maxconn
+            }
+            return min(first, frontend.maxconn ?? first)
         }
 
         // Backends first: frontends refer to them by index.
         var backends: [BackendConfig] = []
         var backendIndex: [String: Int] = [:]
         for backend in file.effectiveBackends {
+            refuseStats(backend.stats)
             if backend.mode == .http {
                 refuse(backend.location, "mode", "backend '\(backend.name)' is in http mode; ringproxy proxies TCP (MQTT) only")
             }
@@ -103,10 +130,7 @@ extension EngineConfig {
 
         var frontends: [FrontendConfig] = []
         for frontend in file.effectiveFrontends {
-            if let stats = frontend.stats, stats.enabled == true {
-                refuse(frontend.location, "stats enable", "the stats page is not implemented yet")
-                continue
-            }
+            refuseStats(frontend.stats)
             if frontend.mode == .http {
                 refuse(frontend.location, "mode", "frontend '\(frontend.name)' is in http mode; ringproxy proxies TCP (MQTT) only")
                 continue
@@ -158,7 +182,7 @@ extension EngineConfig {
             // the inspect-delay if there is one, else by `timeout client`.
             config.inspectTimeoutMs = frontend.inspectDelayMs ?? frontend.timeouts.clientMs
             config.clientTimeoutMs = frontend.timeouts.clientMs
-            config.maxConnections = frontend.maxconn
+            config.maxConnections = maxConnections(frontend)
             if (requireMQTT || backends[b].needsClientID) && frontend.inspectDelayMs == nil {
                 notes.append("frontend '\(frontend.name)': MQTT rules wait for the CONNECT for up to "
                              + "\(config.inspectTimeoutMs.map { "\($0) ms (timeout client)" } ?? "the default") (no tcp-request inspect-delay given)")

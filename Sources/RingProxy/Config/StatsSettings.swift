@@ -12,6 +12,18 @@ public struct StatsCredential: Sendable, Equatable {
     }
 }
 
+/// One `stats <keyword>` line of a proxy section, kept so that each can be answered at its line.
+public struct StatsLine: Sendable, Equatable {
+    /// The two words: `stats uri`, `stats admin`.
+    public var keyword: String
+    public var location: SourceLocation
+
+    public init(keyword: String, location: SourceLocation) {
+        self.keyword = keyword
+        self.location = location
+    }
+}
+
 /// The statistics page settings of a proxy (fields nil when the section did not set them).
 public struct StatsSettings: Sendable, Equatable {
     /// `stats enable` was written; nil when unset.
@@ -27,13 +39,17 @@ public struct StatsSettings: Sendable, Equatable {
     public var hideVersion: Bool?
     /// Where the first `stats` line of the section is.
     public var location: SourceLocation?
+    /// Every `stats` line, in order, inherited ones first; also the keywords whose arguments
+    /// ringproxy does not read (`stats admin`, `stats scope`, `stats show-node` ...).
+    public var lines: [StatsLine]
 
     /// HAProxy's compiled-in default URI.
     public static let defaultURI = "/haproxy?stats"
 
     public init(
         enabled: Bool? = nil, uri: String? = nil, refreshMs: Int? = nil, realm: String? = nil,
-        credentials: [StatsCredential] = [], hideVersion: Bool? = nil, location: SourceLocation? = nil
+        credentials: [StatsCredential] = [], hideVersion: Bool? = nil, location: SourceLocation? = nil,
+        lines: [StatsLine] = []
     ) {
         self.enabled = enabled
         self.uri = uri
@@ -42,12 +58,14 @@ public struct StatsSettings: Sendable, Equatable {
         self.credentials = credentials
         self.hideVersion = hideVersion
         self.location = location
+        self.lines = lines
     }
 
-    /// Whether the page is on: `stats enable`, or any of `stats uri|realm|auth|refresh`, which
-    /// HAProxy documents as enough to enable it.
+    /// Whether the page is on: `stats enable`, or any other `stats` line (`uri`, `realm`,
+    /// `auth`, `refresh`, `hide-version`, `admin`, `scope`, `show-*`), each of which HAProxy
+    /// documents as enough to enable it.
     public var isEnabled: Bool {
-        enabled ?? (uri != nil || realm != nil || !credentials.isEmpty || refreshMs != nil)
+        enabled ?? (!lines.isEmpty || uri != nil || realm != nil || !credentials.isEmpty || refreshMs != nil || hideVersion != nil)
     }
 
     /// The URI the page answers on.
@@ -62,7 +80,8 @@ public struct StatsSettings: Sendable, Equatable {
             realm: realm ?? base.realm,
             credentials: base.credentials + credentials,
             hideVersion: hideVersion ?? base.hideVersion,
-            location: location ?? base.location
+            location: location ?? base.location,
+            lines: base.lines + lines
         )
     }
 }

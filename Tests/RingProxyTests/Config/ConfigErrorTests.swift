@@ -361,9 +361,40 @@ final class ConfigErrorTests: XCTestCase {
                 "haproxy.cfg:5: 'acl': pattern files ('-f') are not supported by ringproxy (list the patterns on the line)",
                 "haproxy.cfg:6: 'acl': invalid character '!' in ACL name 'bad!name' (names may contain letters, digits, '-', '_', '.' and ':')",
                 "haproxy.cfg:7: 'option': missing option name (e.g. 'option tcplog')",
-                "haproxy.cfg:8: 'no': missing keyword after 'no' (e.g. 'no option redispatch' or 'no log')",
+                "haproxy.cfg:8: 'no': missing keyword after 'no' (e.g. 'no option tcplog' or 'no log')",
                 "haproxy.cfg:9: 'no': 'no balance' is not supported (ringproxy knows 'no option <name>' and 'no log')",
                 "haproxy.cfg:10: 'mode': 'mode health' is not supported by ringproxy (HAProxy 2.x removed it too; use 'mode tcp')",
+            ])
+    }
+
+    func testNoOptionRedispatchIsRefusedBecauseRetriesAlwaysGoToTheNextServer() {
+        assertErrors("""
+            defaults
+              option redispatch
+            backend b
+              no option redispatch
+              server s1 127.0.0.1:18831
+              server s2 127.0.0.1:18832
+            """, [
+                "haproxy.cfg:4: 'no option redispatch': ringproxy always redispatches: each retry of a failed connection goes to the next server; retrying the same server is not supported (remove it; 'retries 0' gives up after the first failed attempt instead)",
+            ])
+    }
+
+    func testRedispatchIntervalsThatKeepRetriesOnTheSameServerAreRefused() {
+        assertErrors("""
+            backend b
+              option redispatch 0
+              option redispatch 2
+              option redispatch -1
+              option redispatch often
+              option redispatch 1 2
+              server s1 127.0.0.1:18831
+            """, [
+                "haproxy.cfg:2: 'option redispatch': an interval of 0 turns it off; ringproxy always redispatches: each retry of a failed connection goes to the next server; retrying the same server is not supported (remove it; 'retries 0' gives up after the first failed attempt instead)",
+                "haproxy.cfg:3: 'option redispatch': redispatching on some retries only (interval 2) is not supported; ringproxy always redispatches: each retry of a failed connection goes to the next server (use 'option redispatch 1' or plain 'option redispatch')",
+                "haproxy.cfg:4: 'option redispatch': redispatching on some retries only (interval -1) is not supported; ringproxy always redispatches: each retry of a failed connection goes to the next server (use 'option redispatch 1' or plain 'option redispatch')",
+                "haproxy.cfg:5: 'option redispatch': unexpected 'often' ('option redispatch' takes at most one number, the retries between redispatches)",
+                "haproxy.cfg:6: 'option redispatch': unexpected '2' ('option redispatch' takes at most one number, the retries between redispatches)",
             ])
     }
 

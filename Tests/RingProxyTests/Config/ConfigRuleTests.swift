@@ -281,6 +281,9 @@ final class ConfigRuleTests: XCTestCase {
         XCTAssertEqual(frontend.stats, StatsSettings(
             enabled: true, uri: "/admin?stats", refreshMs: 5_000, realm: "HAProxy Statistics",
             credentials: [StatsCredential(user: "admin1", password: "AdMiN123"), StatsCredential(user: "admin2", password: "AdMiN321")],
-            hideVersion: true, location: SourceLocation(file: "haproxy.cfg", line: 17)))
+            hideVersion: true, location: SourceLocation(file: "haproxy.cfg", line: 17),
+            lines: ["enable", "uri", "refresh", "realm", "auth", "auth", "hide-version"].enumerated().map {
+                StatsLine(keyword: "stats \($1)", location: SourceLocation(file: "haproxy.cfg", line: 17 + $0))
+            }))
     }
 }

@@ -42,8 +42,28 @@ final class ConfigWarningTests: XCTestCase {
         XCTAssertEqual(config.warnings.map(\.description), [
             "haproxy.cfg:2: 'option dontlognull': ignored: has no effect in ringproxy",
             "haproxy.cfg:4: 'option tcpka': ignored: not implemented by ringproxy",
-            "haproxy.cfg:5: 'option httpchk': ignored: ringproxy checks servers with a TCP connect",
+            "haproxy.cfg:5: 'option httpchk': ignored: health checks are not implemented yet (a server with 'check' is refused)",
         ])
+    }
+
+    func testHealthCheckSettingsSayChecksAreNotBuiltRatherThanDoneByTCPConnect() {
+        XCTAssertEqual(ConfigTestSupport.warnings("""
+            defaults
+              option httpchk GET /health
+              option redis-check
+            backend b
+              http-check expect status 200
+              tcp-check connect
+              external-check command /bin/true
+              server s1 127.0.0.1:18831
+            """), [
+                "haproxy.cfg:2: 'option httpchk': ignored: health checks are not implemented yet (a server with 'check' is refused)",
+                "haproxy.cfg:3: 'option redis-check': ignored: health checks are not implemented yet (a server with 'check' is refused)",
+                "haproxy.cfg:4: 'backend': missing timeouts for backend 'b': 'timeout connect', 'timeout server' are not set (HAProxy warns too: idle connections would never expire; set them here or in its defaults section)",
+                "haproxy.cfg:5: 'http-check': ignored: health checks are not implemented yet (a server with 'check' is refused)",
+                "haproxy.cfg:6: 'tcp-check': ignored: health checks are not implemented yet (a server with 'check' is refused)",
+                "haproxy.cfg:7: 'external-check': ignored: health checks are not implemented yet (a server with 'check' is refused)",
+            ])
     }
 
     func testProcessLevelGlobalKeywordsAreIgnoredWithTheirReason() {

@@ -55,6 +55,8 @@ frontend mqtt
   tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }
   default_backend brokers
 backend sink
+  # A server that does not read is cut after timeout server, as HAProxy would.
+  timeout server 10s
   server sink 127.0.0.1:28839
 frontend tcp
   bind 127.0.0.1:28884
@@ -74,16 +76,19 @@ counter() {
   grep 'stats: ' "$run/ringproxy.log" | tail -n 1 | tr ' ' '\n' | grep "^$1=" | cut -d= -f2
 }
 
-if [ $short = 1 ]; then n=400; secs=5; else n=2500; secs=20; fi
+# Connections per attack (partial-reset: a storm of that many; the others hold them open).
+if [ $short = 1 ]; then n=400; storm=20000; secs=5; else n=2500; storm=300000; secs=20; fi
 failed=0
 for attack in partial-reset slow-connect stalled-server; do
   target=127.0.0.1:28883
+  count=$n
   [ "$attack" = stalled-server ] && target=127.0.0.1:28884
+  [ "$attack" = partial-reset ] && count=$storm
   result=$(python3 Benchmarks/attacks/attack.py "$attack" --target "$target" --probe 127.0.0.1:28883 \
-             --connections "$n" --seconds "$secs" --quiet-seconds 2)
+             --connections "$count" --seconds "$secs" --quiet-seconds 2)
   # Everything the attack held must be given back once it has gone.
   active=-1; buffers=-1
-  for _ in $(seq 1 40); do
+  for _ in $(seq 1 60); do
     active=$(counter active); buffers=$(counter buffers_in_use)
     [ "$active" = 0 ] && [ "$buffers" = 0 ] && break
     sleep 0.5

@@ -54,10 +54,12 @@ final class Worker {
     var preambleHolders: LinkedQueue
     /// Free provided buffers below which connections give way (Worker+Backpressure).
     let pressureLowWater: Int
+    /// More than half the pool is out (set once per loop turn): directions may hold one buffer.
+    var poolTight = false
     /// Free buffers kept back when re-arming receives that waited for buffers.
     let bufferReserve: Int
     /// How long a direction must have been stalled before it may be closed under pressure.
-    static let stallGraceMs = 250
+    static let stallGraceMs = 50
 
     var nowMs = 0
     var draining = false
@@ -342,6 +344,7 @@ final class Worker {
             pool.commit()
             if connectionLog != nil { flushLog() }
             if bufferWaiters.count > 0 { serveBufferWaiters() }
+            poolTight = pool.available < 2 * pressureLowWater
             if poolUnderPressure { relievePoolPressure() }
             while let due = timers.popDue(nowMs: nowMs) { fireTimer(due.id) }
             if shared.acceptKicks != acceptKicksSeen { armExtraAccepts() }

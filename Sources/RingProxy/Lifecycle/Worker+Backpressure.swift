@@ -12,10 +12,11 @@ import Glibc
 
 extension Worker {
     /// Buffers a direction may queue before its recv pauses: more during the preamble, so that
-    /// the largest CONNECT (or other front-stage message) fits.
+    /// the largest CONNECT (or other front-stage message) fits; one while more than half the
+    /// pool is out, so that directions whose destination is slow take their share, not the pool.
     @inline(__always)
     func pipeLimit(_ s: Int) -> Int {
-        conns[s].phase == .preamble ? inspectBuffersMax : config.pipeBuffersMax
+        conns[s].phase == .preamble ? inspectBuffersMax : (poolTight ? 1 : config.pipeBuffersMax)
     }
 
     /// Pipe p reached its bound: stop reading it until its queue drains. A recv the byte cap

@@ -63,8 +63,11 @@ public struct FrontendConfig: Sendable, Equatable {
     /// How long a connection may take to send its CONNECT (`tcp-request inspect-delay`); nil:
     /// the client timeout.
     public var inspectTimeoutMs: Int?
-    /// Largest CONNECT accepted while inspecting (fixed header included).
-    public var connectMaxBytes: Int = 65_536
+    /// Largest CONNECT accepted while inspecting (fixed header included; `tune.bufsize`). The
+    /// default holds any CONNECT without a will: client id, user name and password of 65,535
+    /// bytes each, their headers and 60 KB of MQTT 5 properties.
+    public var connectMaxBytes: Int = FrontendConfig.connectMaxBytesDefault
+    public static let connectMaxBytesDefault = 256 * 1024
     /// Per-frontend `timeout client`; nil: the engine-wide value.
     public var clientTimeoutMs: Int?
     /// Per-frontend `maxconn`; nil: only the global limit applies.

@@ -58,7 +58,7 @@ struct RingProxyCommand: ParsableCommand {
     var inspectDelay: Int?
 
     @Option(name: .customLong("connect-max"), help: "Largest CONNECT accepted while inspecting, bytes.")
-    var connectMax: Int = 65_536
+    var connectMax: Int = FrontendConfig.connectMaxBytesDefault
 
     @Option(name: .long, help: "Global limit of proxied connections; excess ones are accepted and closed, and counted (default: what the rings can hold).")
     var maxconn: Int?

@@ -285,4 +285,21 @@ final class MQTTRoutingTests: XCTestCase {
         XCTAssertEqual(server.accepted, 0)
         XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
     }
+
+    func testTheLargestCONNECTWithoutAWillIsAdmittedByDefault() throws {
+        // Client id, user name and password of 65,535 bytes each: 196,625 bytes, refused with
+        // no CONNACK by the former 64 KiB default.
+        let (engine, port, server, seen, _) = try mqttProxy()
+        defer { engine.stop(); engine.wait(); server.stop() }
+        let id = String(repeating: "c", count: 65_535)
+        let connect = MQTTWire.connect(clientID: id, username: String(repeating: "u", count: 65_535),
+                                       password: [UInt8](repeating: 0x70, count: 65_535))
+        XCTAssertEqual(connect.count, 196_625)
+        let fd = TestSocket.connect(port: port)
+        defer { close(fd) }
+        XCTAssertTrue(TestSocket.writeAll(fd, connect))
+        XCTAssertEqual(TestSocket.readExactly(fd, 4), [0x20, 0x02, 0x00, 0x00], "no CONNACK for the largest CONNECT without a will")
+        XCTAssertTrue(eventually { seen.current == [id] })
+        XCTAssertEqual(engine.statistics().total[.mqttRejected], 0)
+    }
 }

@@ -40,12 +40,17 @@ public struct ConfigDiagnostic: Sendable, Hashable, CustomStringConvertible {
 
     /// `haproxy.cfg:12: 'server': missing address (expected ...)`, or without the quoted keyword
     /// when there is none: `haproxy.cfg:12: unknown keyword 'balanse' in backend section (...)`.
+    /// Each part is cut to a readable length: a diagnostic about a huge token quotes its start.
     public var description: String {
         var text = location.description + ": "
-        if !keyword.isEmpty { text += "'\(keyword)': " }
-        text += message
-        if let hint, !hint.isEmpty { text += " (\(hint))" }
+        if !keyword.isEmpty { text += "'\(Self.shortened(keyword, 64))': " }
+        text += Self.shortened(message, 400)
+        if let hint, !hint.isEmpty { text += " (\(Self.shortened(hint, 400)))" }
         return text
+    }
+
+    static func shortened(_ text: String, _ length: Int) -> String {
+        text.unicodeScalars.count <= length ? text : String(text.unicodeScalars.prefix(length)) + "…"
     }
 }
 

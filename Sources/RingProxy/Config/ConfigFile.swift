@@ -45,6 +45,8 @@ public struct GlobalSection: Sendable, Equatable {
     public var logTargets: [LogTarget] = []
     public var maxconn: Int?
     public var nbthread: Int?
+    /// `tune.bufsize`: the largest first packet (MQTT CONNECT) held while inspecting.
+    public var bufsize: Int?
     /// `daemon` was written. ringproxy ignores it (it runs in the foreground), with a warning.
     public var daemon: Bool = false
     /// `crt-base`: the directory relative certificate paths (`crt`) are taken from.

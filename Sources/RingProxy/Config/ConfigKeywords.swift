@@ -306,7 +306,10 @@ enum ConfigKeywords {
         default: limit = 3
         }
         var best: (name: String, distance: Int)?
-        for candidate in candidates.sorted() where candidate != word {
+        let length = word.unicodeScalars.count
+        // The distance is at least the difference in length: a word far longer or shorter than
+        // every keyword (a 1 MB token) costs nothing here.
+        for candidate in candidates.sorted() where candidate != word && abs(candidate.unicodeScalars.count - length) <= limit {
             let distance = editDistance(word.lowercased(), candidate.lowercased())
             guard distance <= limit else { continue }
             if best == nil || distance < best!.distance {

@@ -5,6 +5,20 @@ import Foundation
 extension ConfigParser.State {
     mutating func readGlobal(_ words: [String]) {
         let keyword = words[0]
+        if keyword == "tune.bufsize" {
+            // HAProxy's buffer size bounds what `req.payload` can see, so the largest CONNECT
+            // its rules can inspect: ringproxy holds a CONNECT up to this size.
+            guard expect(words, arguments: 1, keyword: keyword, usage: "tune.bufsize <bytes>") else { return }
+            switch ConfigUnits.size(words[1]) {
+            case .success(let value) where (1_024...(16 << 20)).contains(value):
+                config.global.bufsize = value
+            case .success(let value):
+                error(keyword, "\(value) is out of range", hint: "allowed: 1024 to 16777216 bytes, the largest MQTT CONNECT held while inspecting")
+            case .failure(let problem):
+                error(keyword, problem)
+            }
+            return
+        }
         if keyword.hasPrefix("tune.") {
             warning(keyword, "ignored: HAProxy tuning has no ringproxy equivalent")
             return

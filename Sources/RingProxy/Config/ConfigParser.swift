@@ -35,6 +35,9 @@ public enum ConfigParser {
         guard !isDirectory.boolValue else {
             throw failure("cannot read the configuration: it is a directory")
         }
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > ConfigLimits.fileBytesMax {
+            throw failure("the configuration is \(size) bytes, more than the \(ConfigLimits.fileBytesMax) a configuration file may have")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = String(cString: strerror(errno))
             throw failure("cannot read the configuration: \(reason)")
@@ -122,6 +125,12 @@ extension ConfigParser {
         mutating func parse(_ text: String) {
             for (index, rawLine) in Self.lines(of: text).enumerated() {
                 line = index + 1
+                let bytes = rawLine.utf8.count
+                guard bytes <= ConfigLimits.lineBytesMax else {
+                    error("", "line longer than the \(ConfigLimits.lineBytesMax) bytes a line may have",
+                          hint: "it starts with \(ConfigLimits.quotedPrefix(rawLine))")
+                    continue
+                }
                 let lexed = ConfigLexer.words(
                     in: rawLine, environment: environment,
                     context: ConfigLexer.Context(file: file, line: line, section: sectionName))
@@ -129,22 +138,37 @@ extension ConfigParser {
                 for problem in lexed.warnings { warning("", problem.message, hint: problem.hint) }
                 // A line with a quoting mistake cannot be split reliably: report it once, skip it.
                 guard lexed.errors.isEmpty, !lexed.words.isEmpty else { continue }
+                guard lexed.words.count <= ConfigLimits.wordsMax else {
+                    error(lexed.words[0].count <= 64 ? lexed.words[0] : "", "\(lexed.words.count) words on one line, more than the \(ConfigLimits.wordsMax) HAProxy reads",
+                          hint: "split it (several 'bind' or 'acl' lines add up)")
+                    continue
+                }
+                if let long = lexed.words.first(where: { $0.utf8.count > ConfigLimits.wordBytesMax }) {
+                    error("", "a word of \(long.utf8.count) bytes, more than the \(ConfigLimits.wordBytesMax) a word may have",
+                          hint: "it starts with \(ConfigLimits.quotedPrefix(long))")
+                    continue
+                }
                 read(lexed.words)
             }
             closeSection()
         }
 
-        /// Lines without their terminators; "\r\n" and "\n" both end a line.
+        /// Lines without their terminators; "\r\n" and "\n" both end a line. A line longer than
+        /// ConfigLimits.lineBytesMax keeps only its first scalars past the limit (it is refused
+        /// as too long; there is no need to hold a huge one).
         static func lines(of text: String) -> [String] {
             var lines: [String] = []
             var current = String.UnicodeScalarView()
+            var length = 0
             for scalar in text.unicodeScalars {
                 if scalar == "\n" {
                     if current.last == "\r" { current.removeLast() }
                     lines.append(String(current))
                     current = String.UnicodeScalarView()
-                } else {
+                    length = 0
+                } else if length <= ConfigLimits.lineBytesMax {
                     current.append(scalar)
+                    length += 1
                 }
             }
             if current.last == "\r" { current.removeLast() }

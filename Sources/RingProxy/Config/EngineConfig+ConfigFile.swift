@@ -211,6 +211,9 @@ extension EngineConfig {
             break
         }
         if !errors.isEmpty { throw ConfigError(diagnostics: errors, warnings: file.warnings) }
+        if let bufsize = file.global.bufsize {
+            for f in frontends.indices { frontends[f].connectMaxBytes = bufsize }
+        }
         var engine = EngineConfig(frontends: frontends, backends: backends)
         engine.log = log
         engine.cores = file.global.nbthread

@@ -823,3 +823,39 @@ final class ConfigErrorTests: XCTestCase {
         }
     }
 }
+
+/// Huge or hostile files are refused in time linear in their size, quoting only a prefix.
+final class ConfigLimitTests: XCTestCase {
+    private func errors(_ text: String) -> [ConfigDiagnostic] {
+        switch ConfigParser.parse(text: text, file: "big.cfg", environment: [:]) {
+        case .success: return []
+        case .failure(let e): return e.diagnostics
+        }
+    }
+
+    func testAMegabyteLineIsRefusedQuicklyQuotingOnlyItsStart() {
+        let started = Date()
+        let found = errors("global\n  " + String(repeating: "a", count: 1_000_000) + "\n  maxconn 10\n")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2, "a 1 MB line must not take seconds (it took 19-32 s)")
+        XCTAssertEqual(found.count, 1)
+        XCTAssertEqual(found.first?.line, 2)
+        let text = found.first?.description ?? ""
+        XCTAssertTrue(text.contains("line longer than the 65536 bytes"), text)
+        XCTAssertTrue(text.contains("'  aaaaaaaa"), text)
+        XCTAssertLessThan(text.count, 300, "the message quotes a prefix, not the line")
+    }
+
+    func testALongUnknownKeywordIsNamedShortlyAndCostsNoEditDistance() {
+        let started = Date()
+        let found = errors("global\n  " + String(repeating: "b", count: 8_000) + " x\n")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1)
+        XCTAssertEqual(found.count, 1)
+        XCTAssertLessThan(found.first?.description.count ?? 0, 600)
+    }
+
+    func testAWordLongerThanTheLimitAndTooManyWordsAreRefusedAtTheirLine() {
+        let found = errors("global\n  maxconn " + String(repeating: "9", count: 9_000) + "\nfrontend f\n  bind " + Array(repeating: "127.0.0.1:1", count: 80).joined(separator: " ") + "\n")
+        XCTAssertTrue(found.contains { $0.line == 2 && $0.message.contains("a word of 9000 bytes") }, "\(found)")
+        XCTAssertTrue(found.contains { $0.line == 4 && $0.message.contains("81 words on one line, more than the 64") }, "\(found)")
+    }
+}

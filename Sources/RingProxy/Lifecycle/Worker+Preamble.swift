@@ -25,7 +25,7 @@ extension Worker {
                 }
                 // Not MQTT, and MQTT is not required: balanced without a client id.
             case .complete(let consumed, let packet):
-                consumeHeld(s * 2, bytes: consumed)
+                retireHeld(s * 2, bytes: consumed)
                 conns[s].stagesLeft.remove(.mqttConnect)
                 count(.mqttConnects)
                 let id = UnsafeRawBufferPointer(rebasing: bytes[packet.clientIdentifier])
@@ -58,26 +58,6 @@ extension Worker {
             bid = pool.next[Int(bid)]
         }
         return UnsafeRawBufferPointer(start: scratch.baseAddress, count: copied)
-    }
-
-    /// Drops the first `bytes` held bytes of pipe p (a stage's own prefix): whole buffers go
-    /// back to the pool, a partly consumed head keeps its offset, as after a short send.
-    func consumeHeld(_ p: Int, bytes: Int) {
-        var remaining = bytes
-        while remaining > 0 && pipes[p].head != BufferPool.none {
-            let head = pipes[p].head
-            let left = Int(pool.length[Int(head)]) - Int(pipes[p].sentOffset)
-            if remaining < left {
-                pipes[p].sentOffset += UInt32(remaining)
-                return
-            }
-            remaining -= left
-            pipes[p].sentOffset = 0
-            pipes[p].head = pool.next[Int(head)]
-            pipes[p].count -= 1
-            pool.give(head)
-        }
-        if pipes[p].head == BufferPool.none { pipes[p].tail = BufferPool.none }
     }
 
     /// A stage refused the connection: counted by stage and reason, logged (rate-limited),

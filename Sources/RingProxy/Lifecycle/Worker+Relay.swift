@@ -106,6 +106,31 @@ extension Worker {
         closeConnection(slot, reset: true, why: p & 1 == 0 ? .clientAbort : .serverAbort)
     }
 
+    /// Drops the first `bytes` bytes queued on pipe p (sent, or consumed by a front stage):
+    /// whole buffers go back to the pool, a partly covered head keeps its offset. True when
+    /// the bytes ended inside a buffer.
+    @inline(__always) @discardableResult
+    func retireHeld(_ p: Int, bytes: Int) -> Bool {
+        var remaining = bytes
+        var partial = false
+        while remaining > 0 && pipes[p].head != BufferPool.none {
+            let head = pipes[p].head
+            let left = Int(pool.length[Int(head)]) - Int(pipes[p].sentOffset)
+            if remaining < left {
+                pipes[p].sentOffset += UInt32(remaining)
+                partial = true
+                break
+            }
+            remaining -= left
+            pipes[p].sentOffset = 0
+            pipes[p].head = pool.next[Int(head)]
+            pipes[p].count -= 1
+            pool.give(head)
+        }
+        if pipes[p].head == BufferPool.none { pipes[p].tail = BufferPool.none }
+        return partial
+    }
+
     /// Whether pipe p may send now: to the client once accepted (a front stage may answer
     /// before any server exists), to the server once connected.
     @inline(__always)
@@ -193,25 +218,8 @@ extension Worker {
         if p & 1 == 0 { conns[s].lastServerMs = nowMs } else { conns[s].lastClientMs = nowMs }
         // Retire every buffer the send covered (one, or several for a gathered send); a short
         // send leaves the rest of the head buffer for the next one.
-        var remaining = Int(result)
-        while remaining > 0 && pipes[p].head != BufferPool.none {
-            let head = pipes[p].head
-            let left = Int(pool.length[Int(head)]) - Int(pipes[p].sentOffset)
-            if remaining < left {
-                pipes[p].sentOffset += UInt32(remaining)
-                count(.shortSends)
-                break
-            }
-            remaining -= left
-            pipes[p].sentOffset = 0
-            pipes[p].head = pool.next[Int(head)]
-            pipes[p].count -= 1
-            pool.give(head)
-        }
-        if pipes[p].head == BufferPool.none {
-            pipes[p].tail = BufferPool.none
-            stalledPipes.remove(p)   // it holds nothing any more
-        }
+        if retireHeld(p, bytes: Int(result)) { count(.shortSends) }
+        if pipes[p].head == BufferPool.none { stalledPipes.remove(p) }   // it holds nothing any more
         if pipes[p].head != BufferPool.none {
             issueSend(p)
         } else if pipes[p].eof {

@@ -178,6 +178,13 @@ let tcpDefaults = """
       timeout server 60s
     """
 
+/// One connection through the proxy at `port` to an echo server: a byte there and back.
+func echoRoundTrip(port: UInt16, byte: UInt8 = 3) -> Bool {
+    let fd = TestSocket.connect(port: port)
+    defer { close(fd) }
+    return TestSocket.writeAll(fd, [byte]) && TestSocket.readExactly(fd, 1) == [byte]
+}
+
 /// Sends one byte through `fd` and asserts the same byte comes back (an echo server behind the
 /// proxy): the connection is alive end to end.
 func assertEchoes(_ fd: Int32, _ byte: UInt8, _ message: @autoclosure () -> String = "",

@@ -54,7 +54,8 @@ final class Worker {
     var preambleHolders: LinkedQueue
     /// Free provided buffers below which connections give way (Worker+Backpressure).
     let pressureLowWater: Int
-    /// More than half the pool is out (set once per loop turn): directions may hold one buffer.
+    /// Free buffers are below the low-water mark (set once per loop turn): directions may hold
+    /// one buffer.
     var poolTight = false
     /// Free buffers kept back when re-arming receives that waited for buffers.
     let bufferReserve: Int
@@ -341,7 +342,7 @@ final class Worker {
             pool.commit()
             if connectionLog != nil { flushLog() }
             if bufferWaiters.count > 0 { serveBufferWaiters() }
-            poolTight = pool.available < 2 * pressureLowWater
+            poolTight = pool.available < pressureLowWater
             if poolUnderPressure { relievePoolPressure() }
             while let due = timers.popDue(nowMs: nowMs) { fireTimer(due.id) }
             if shared.acceptKicks != acceptKicksSeen { armExtraAccepts() }

@@ -12,8 +12,10 @@ import Glibc
 
 extension Worker {
     /// Buffers a direction may queue before its recv pauses: more during the preamble, so that
-    /// the largest CONNECT (or other front-stage message) fits; one while more than half the
-    /// pool is out, so that directions whose destination is slow take their share, not the pool.
+    /// the largest CONNECT (or other front-stage message) fits; one while free buffers are below
+    /// the low-water mark, so that directions whose destination is slow take their share, not
+    /// the pool. (Measured: at half the pool, 100 bulk streams lost a fifth of their CPU
+    /// efficiency to the smaller queues; at the low-water mark they do not.)
     @inline(__always)
     func pipeLimit(_ s: Int) -> Int {
         conns[s].phase == .preamble ? inspectBuffersMax : (poolTight ? 1 : config.pipeBuffersMax)

@@ -6,6 +6,7 @@
 # back to zero connections and zero buffers in use.
 #   run-attacks.sh            full size (2,000+ attacking connections, 20 s each)
 #   run-attacks.sh --short    CI size (a few hundred connections, 5 s each)
+#   ATTACKS="partial-reset" STORM=1000000 SECONDS_EACH=120 run-attacks.sh   one attack, resized
 # Prints one JSON line per attack and exits 1 if a well-behaved client failed or something was
 # left held; a p99 past twice the quiet one (plus 5 ms of loopback noise) fails the full run
 # and is only reported by the short one (CI machines are shared and noisy).
@@ -79,8 +80,10 @@ counter() {
 
 # Connections per attack (partial-reset: a storm of that many; the others hold them open).
 if [ $short = 1 ]; then n=400; storm=50000; secs=5; else n=2500; storm=300000; secs=20; fi
+storm=${STORM:-$storm}
+secs=${SECONDS_EACH:-$secs}
 failed=0
-for attack in partial-reset slow-connect stalled-server; do
+for attack in ${ATTACKS:-partial-reset slow-connect stalled-server}; do
   target=127.0.0.1:28883
   count=$n
   [ "$attack" = stalled-server ] && target=127.0.0.1:28884

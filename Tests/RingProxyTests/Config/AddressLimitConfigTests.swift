@@ -263,4 +263,118 @@ final class AddressLimitConfigTests: XCTestCase {
                 "haproxy.cfg:18: 'tcp-request connection': 'sc_conn_cnt' reads conn_cnt, which the stick-table of 'per_ip' does not store (add 'conn_cnt' to its 'store' at line 2; HAProxy accepts this and the rule never matches)",
             ])
     }
+
+    // MARK: what the engine receives
+
+    func testTrackAndRejectRulesBecomeTheFrontendsAddressLimit() throws {
+        let loaded = try load(withTable(store: "conn_cur,conn_cnt,conn_rate(10s)", """
+              acl busy sc0_conn_cur ge 5
+              acl busy sc0_conn_rate 7
+              tcp-request connection reject if { sc0_conn_cur gt 10 } || { sc_conn_rate(0,per_ip) gt 20 }
+              tcp-request connection reject unless { sc0_conn_cnt(per_ip) -m int lt 1000 }
+              tcp-request connection reject if busy !{ sc0_conn_cnt le 3 }
+              tcp-request connection reject if !busy
+            """))
+        let limit = try XCTUnwrap(loaded.engine.frontends[0].addressLimit)
+        XCTAssertEqual(limit.table, AddressTableConfig(name: "per_ip", family: .ipv4, entriesMax: 102_400, expireMs: 30_000,
+                                                       ratePeriodMs: 10_000, purges: true))
+        XCTAssertEqual(limit.rejectRules.map(\.alternatives), [
+            [[AddressComparison(.connCur, .gt, 10)], [AddressComparison(.connRate, .gt, 20)]],
+            [[AddressComparison(.connCnt, .lt, 1000)]],
+            // busy is two lines, so two alternatives, each with the negated term.
+            [[AddressComparison(.connCur, .ge, 5), AddressComparison(.connCnt, .le, 3, negated: true)],
+             [AddressComparison(.connRate, .eq, 7), AddressComparison(.connCnt, .le, 3, negated: true)]],
+            // !(a or b) is !a and !b.
+            [[AddressComparison(.connCur, .ge, 5, negated: true), AddressComparison(.connRate, .eq, 7, negated: true)]],
+        ])
+        XCTAssertEqual(limit.rejectRules.map(\.unless), [false, true, false, false])
+        XCTAssertEqual(limit.rejectRules[0].text,
+                       "t.cfg:16 'tcp-request connection reject if { sc0_conn_cur gt 10 } || { sc_conn_rate(0,per_ip) gt 20 }'")
+    }
+
+    func testOwnTablesOfAFrontendAndAListenMapWithTheirTypeAndNopurge() throws {
+        let loaded = try load("""
+            backend b
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              stick-table type ipv6 size 10 store conn_cur nopurge
+              tcp-request connection track-sc0 src
+              tcp-request connection reject if { sc0_conn_cur gt 2 }
+              default_backend b
+            listen l
+              bind 127.0.0.1:1884
+              stick-table type ip size 1k expire 1m store conn_cur
+              tcp-request connection track-sc0 src
+              server s 127.0.0.1:1
+            """)
+        XCTAssertEqual(loaded.engine.frontends.map(\.addressLimit?.table), [
+            AddressTableConfig(name: "f", family: .ipv6, entriesMax: 10, expireMs: nil, ratePeriodMs: nil, purges: false),
+            AddressTableConfig(name: "l", family: .ipv4, entriesMax: 1024, expireMs: 60_000, ratePeriodMs: nil, purges: true),
+        ])
+        XCTAssertEqual(loaded.engine.frontends[1].addressLimit?.rejectRules, [], "tracking alone counts, and rejects nothing")
+    }
+
+    func testAnIPv6ListenerCountingInATypeIPTableIsPointedOut() throws {
+        let loaded = try load("""
+            backend b
+              server s 127.0.0.1:1
+            frontend f
+              bind [::1]:1883
+              stick-table type ip size 1k store conn_cur
+              tcp-request connection track-sc0 src
+              default_backend b
+            """)
+        XCTAssertTrue(loaded.notes.contains("frontend 'f' listens on IPv6 but counts addresses in the 'type ip' table of 'f': IPv6 clients are not tracked, as in HAProxy (use 'type ipv6' to track both)"),
+                      "\(loaded.notes)")
+    }
+
+    func testRulesTheEngineDoesNotEvaluateAreRefusedAtTheirLine() {
+        let cases: [(String, String)] = [
+            (withTable("  tcp-request connection reject"),
+             "t.cfg:14: 'tcp-request connection': 'reject' without a condition refuses every connection (reject if|unless a condition on sc0_conn_cur, sc0_conn_rate, sc0_conn_cnt, or sc_conn_cur(0), sc_conn_rate(0), sc_conn_cnt(0))"),
+            (withTable("  tcp-request connection reject if { src 10.0.0.1 }"),
+             "t.cfg:14: 'tcp-request connection': 'src' is not supported in a 'tcp-request connection' rule (ringproxy reads sc0_conn_cur, sc0_conn_rate, sc0_conn_cnt, or sc_conn_cur(0), sc_conn_rate(0), sc_conn_cnt(0) here)"),
+            (withTable("  tcp-request connection reject if TRUE"),
+             "t.cfg:14: 'tcp-request connection': 'TRUE' is not a condition on the tracked address's counters (ringproxy reads sc0_conn_cur, sc0_conn_rate, sc0_conn_cnt, or sc_conn_cur(0), sc_conn_rate(0), sc_conn_cnt(0) here)"),
+            (withTable("  tcp-request connection reject if { sc0_conn_cur 1:5 }"),
+             "t.cfg:14: 'tcp-request connection': 'sc0_conn_cur' must be compared with one number, e.g. 'gt 10'; lists and ranges of values are not supported (operators: eq, ge, gt, le, lt; a plain number means eq)"),
+            (withTable("  tcp-request connection reject if { sc0_conn_cur 1 2 }"),
+             "t.cfg:14: 'tcp-request connection': 'sc0_conn_cur' must be compared with one number"),
+            (withTable("  tcp-request connection reject if { sc0_conn_cur }"),
+             "t.cfg:14: 'tcp-request connection': 'sc0_conn_cur' needs a value to compare with (e.g. '{ sc0_conn_cur gt 10 }'; HAProxy never matches it without one)"),
+            (withTable("  tcp-request connection reject if { sc0_conn_cur -m str 5 }"),
+             "t.cfg:14: 'tcp-request connection': 'sc0_conn_cur' takes no flags but '-m int' here (write e.g. '{ sc0_conn_cur gt 10 }')"),
+            (withTable("  tcp-request connection accept if { sc0_conn_cur lt 2 }"),
+             "t.cfg:14: 'tcp-request connection': 'accept' rules are not implemented yet (ringproxy runs 'track-sc0 src' and 'reject if|unless <condition on sc0 counters>' here)"),
+            (withTable("  tcp-request content track-sc0 src"),
+             "t.cfg:14: 'tcp-request content': only 'tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }' is supported (track addresses with 'tcp-request connection track-sc0 src')"),
+            ("""
+             backend per_ip
+               stick-table type ip size 1k store conn_cur
+             backend other
+               stick-table type ip size 1k store conn_cur
+             backend b
+               server s 127.0.0.1:1
+             frontend f
+               bind 127.0.0.1:1883
+               tcp-request connection track-sc0 src table per_ip
+               tcp-request connection reject if { sc0_conn_cur(other) gt 1 }
+               default_backend b
+             """,
+             "t.cfg:15: 'tcp-request connection': 'sc0_conn_cur(other)' reads the table of 'other', but sc0 tracks the address in the table of 'per_ip' (read the table sc0 tracks in: 'sc0_conn_cur')"),
+            (ownTable(track: "track-sc0 src if { sc0_conn_cur gt 1 }"),
+             "'sc0_conn_cur' reads sc0, which no 'tcp-request connection track-sc0' above this line tracks"),
+            (ownTable(track: "track-sc0 src if { src 10.0.0.1 }"),
+             "t.cfg:11: 'tcp-request connection': a condition on 'track-sc0' is not supported: ringproxy tracks every connection (remove the condition; put conditions on the 'reject' rules)"),
+            (ownTable(type: "string", track: "track-sc0 src"),
+             "t.cfg:11: 'tcp-request connection': 'track-sc0 src' needs a 'stick-table type ip' or 'type ipv6'; the one of 'f' (line 10) is type string"),
+            (ownTable(track: "track-sc0 req.len"),
+             "t.cfg:11: 'tcp-request connection': ringproxy tracks the client's address only: 'track-sc0 src', not 'req.len'"),
+        ]
+        for (body, expected) in cases {
+            let found = refusals(body)
+            XCTAssertTrue(found.contains { $0.contains(expected) }, "expected '\(expected)', got: \(found)")
+        }
+    }
 }

@@ -72,6 +72,9 @@ public struct FrontendConfig: Sendable, Equatable {
     public var clientTimeoutMs: Int?
     /// Per-frontend `maxconn`; nil: only the global limit applies.
     public var maxConnections: Int?
+    /// Per-address limits (`tcp-request connection track-sc0 src` + `reject` rules on the
+    /// address's counters); nil: every address may use all of maxconn.
+    public var addressLimit: AddressLimitConfig?
 
     public init(name: String, binds: [SocketAddress], backendIndex: Int, requireMQTT: Bool = false) {
         self.name = name

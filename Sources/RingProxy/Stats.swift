@@ -14,7 +14,7 @@ public enum CounterKind: Sendable {
 }
 
 public enum Counter: Int, CaseIterable, Sendable {
-    case accepted, acceptErrors, refusedMaxconn, acceptPaused, closed, active
+    case accepted, acceptErrors, refusedMaxconn, deniedConnections, untrackedAddresses, acceptPaused, closed, active
     case connectAttempts, connectFailures, connectTimeouts, connectGiveUps
     case clientTimeouts, serverTimeouts, resets
     case bytesFromClients, bytesFromServers
@@ -31,6 +31,8 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .accepted: return ("accepted", .counter, "connections accepted and counted")
         case .acceptErrors: return ("accept_errors", .counter, "accepts that failed")
         case .refusedMaxconn: return ("refused_maxconn", .counter, "connections closed at once because maxconn was reached")
+        case .deniedConnections: return ("denied_conn", .counter, "connections closed at once by a 'tcp-request connection reject' rule (HAProxy's dcon)")
+        case .untrackedAddresses: return ("untracked", .counter, "connections 'track-sc0' could not track: the address table was full of busy addresses, or an IPv6 client met a 'type ip' table")
         case .acceptPaused: return ("accept_paused", .counter, "times a listener paused because the worker's table was full")
         case .closed: return ("closed", .counter, "connections closed")
         case .active: return ("active", .gauge, "connections open")

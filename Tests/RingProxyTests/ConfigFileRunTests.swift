@@ -122,6 +122,57 @@ final class ConfigFileRunTests: XCTestCase {
     }
 }
 
+final class AddressLimitRunTests: XCTestCase {
+    func testPerAddressLimitsInHAProxySyntaxRunThroughTheBinary() throws {
+        let binary = Tools.ringproxy
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkipError("run `swift build` first") }
+        let echo = TestServer.echo()
+        defer { echo.stop() }
+        let port = TestSocket.unusedPort()
+        let dir = try TemporaryDirectory()
+        let path = dir.file("haproxy.cfg")
+        try """
+            \(tcpDefaults)
+            backend per_ip
+              stick-table type ip size 100k expire 30s store conn_cur,conn_rate(10s)
+            backend b
+              server s1 127.0.0.1:\(echo.port)
+            frontend f
+              bind 127.0.0.1:\(port)
+              log stderr local0
+              tcp-request connection track-sc0 src table per_ip
+              tcp-request connection reject if { sc0_conn_cur gt 3 } || { sc0_conn_rate gt 100 }
+              default_backend b
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let (checked, checkOutput) = try ChildProcess(binary, ["-c", "-f", path]).finish(within: 10)
+        XCTAssertEqual(checked, 0, checkOutput)
+        let child = try ChildProcess(binary, ["-f", path, "--cores", "2"])
+        XCTAssertTrue(eventually { Mosquitto.listening(port) })
+        // The readiness probe came from 127.0.0.1: the hostile address is another one.
+        let hostile = SocketAddress(ipv4: 127, 0, 0, 3, port: 0)
+        var open: [Int32] = []
+        for i in 0..<3 {
+            let fd = TestSocket.connect(port: port, from: hostile)
+            assertEchoes(fd, UInt8(i))
+            open.append(fd)
+        }
+        assertRefused(port: port, from: hostile, "the fourth connection from 127.0.0.3 was served")
+        assertServed(port: port, from: SocketAddress(ipv4: 127, 0, 0, 2, port: 0), 9, "127.0.0.2 has its own count")
+        open.forEach { close($0) }
+        child.signal(SIGUSR1)
+        usleep(200_000)
+        child.signal(SIGTERM)
+        let (status, output) = child.finish(within: 10)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains(" denied_conn=1 "), output)
+        XCTAssertTrue(output.contains("client 127.0.0.3:"), output)
+        XCTAssertTrue(output.contains("denied by \(path):14 'tcp-request connection reject if { sc0_conn_cur gt 3 } || { sc0_conn_rate gt 100 }': conn_cur 4, conn_cnt 4, conn_rate 4"), output)
+        let logLine = output.split(separator: "\n").first { $0.hasPrefix("127.0.0.3:") && $0.contains(" PR ") }
+        XCTAssertNotNil(logLine, "no PR line for the denied connection in: \(output)")
+        XCTAssertTrue(logLine?.contains(" f b/<NOSRV> -1/-1/") ?? false, "\(logLine ?? "")")
+    }
+}
+
 final class SighupReloadTests: XCTestCase {
     func testSighupAppliesAnEditedFileAndKeepsTheOldOneWhenTheNewOneIsBroken() throws {
         let binary = Tools.ringproxy

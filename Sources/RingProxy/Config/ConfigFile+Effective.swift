@@ -28,6 +28,8 @@ public struct EffectiveFrontend: Sendable, Equatable {
     /// The statistics page, when enabled.
     public var stats: StatsSettings?
     public var acls: [ACLDefinition]
+    /// The section's own `stick-table`.
+    public var stickTable: StickTableSettings?
 }
 
 /// A backend with everything inherited applied.
@@ -203,7 +205,8 @@ extension ConfigFile {
             tcpRequestRules: frontend.tcpRequestRules,
             inspectDelayMs: settings.inspectDelayMs,
             stats: settings.stats.flatMap { $0.isEnabled ? $0 : nil },
-            acls: frontend.acls)
+            acls: frontend.acls,
+            stickTable: frontend.stickTable)
     }
 
     public func effective(_ backend: Backend) -> EffectiveBackend {

@@ -90,12 +90,15 @@ public struct Frontend: Sendable, Equatable {
     public var useBackendRules: [UseBackendRule]
     public var tcpRequestRules: [TCPRequestRule]
     public var acls: [ACLDefinition]
+    /// The section's own `stick-table` (a listen's is its backend half's too), which its
+    /// `track-sc0` rules use when they name no other.
+    public var stickTable: StickTableSettings?
 
     public init(
         name: String, location: SourceLocation, isListen: Bool = false, defaultsIndex: Int? = nil,
         settings: ProxySettings = ProxySettings(), binds: [FrontendBind] = [],
         useBackendRules: [UseBackendRule] = [], tcpRequestRules: [TCPRequestRule] = [],
-        acls: [ACLDefinition] = []
+        acls: [ACLDefinition] = [], stickTable: StickTableSettings? = nil
     ) {
         self.name = name
         self.location = location
@@ -106,6 +109,7 @@ public struct Frontend: Sendable, Equatable {
         self.useBackendRules = useBackendRules
         self.tcpRequestRules = tcpRequestRules
         self.acls = acls
+        self.stickTable = stickTable
     }
 
     /// `default_backend` as written in this section (a `listen` names itself). The inherited

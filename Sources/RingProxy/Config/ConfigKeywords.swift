@@ -262,16 +262,46 @@ enum ConfigKeywords {
 
     static let tcpRequestKeywords: Set<String> = ["inspect-delay", "content", "connection"]
     static let tcpRequestUnsupported: Set<String> = ["session"]
-    static let tcpRequestActions: Set<String> = ["accept", "reject"]
     /// Actions HAProxy has that ringproxy does not perform.
     static let tcpRequestUnsupportedActions: Set<String> = [
         "capture", "do-resolve", "expect-netscaler-cip", "expect-proxy", "lua", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-dst", "set-dst-port", "set-log-level", "set-mark", "set-nice", "set-priority-class",
         "set-priority-offset", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt",
-        "silent-drop", "switch-mode", "track-sc0", "track-sc1", "track-sc2", "unset-var",
+        "silent-drop", "switch-mode", "unset-var",
         "use-service", "attach-srv", "set-fc-mark", "set-fc-tos",
     ]
+
+    /// Stick counters HAProxy tracks besides sc0, which ringproxy does not.
+    static let tcpRequestUntrackedCounters: Set<String> = ["track-sc1", "track-sc2"]
+
+    /// What a `stick-table ... store <type>` takes between parentheses.
+    enum StoreArgument {
+        case none
+        /// `(<period>)`, a time.
+        case period
+        /// `(<nb>)`, a count of array elements.
+        case count
+        /// `(<nb>,<period>)`.
+        case countAndPeriod
+    }
+
+    /// HAProxy's stick-table data types (configuration.txt, "stick-table", <data_type>).
+    /// ringproxy maintains conn_cur, conn_cnt and conn_rate for `track-sc0` rules, and the
+    /// server of a `stick on` rule (server_id); the others are accepted with a warning, since
+    /// no fetch ringproxy evaluates can read them.
+    static let stickTableDataTypes: [String: StoreArgument] = [
+        "server_id": .none, "server_key": .none,
+        "gpc": .count, "gpc_rate": .countAndPeriod, "gpt": .count,
+        "gpc0": .none, "gpc0_rate": .period, "gpc1": .none, "gpc1_rate": .period, "gpt0": .none,
+        "conn_cnt": .none, "conn_cur": .none, "conn_rate": .period,
+        "sess_cnt": .none, "sess_rate": .period,
+        "http_req_cnt": .none, "http_req_rate": .period, "http_err_cnt": .none, "http_err_rate": .period,
+        "http_fail_cnt": .none, "http_fail_rate": .period,
+        "bytes_in_cnt": .none, "bytes_in_rate": .period, "bytes_out_cnt": .none, "bytes_out_rate": .period,
+    ]
+    /// The data types ringproxy maintains.
+    static let stickTableMaintainedData: Set<String> = ["server_id", "conn_cnt", "conn_cur", "conn_rate"]
 
     static let stickKeywords: Set<String> = ["on", "match", "store-request"]
     static let stickUnsupported: Set<String> = ["store-response"]

@@ -1,12 +1,14 @@
 // Checks that need the whole file: names that refer to other sections (default_backend,
-// use_backend, stick ... table), frontend/backend modes that cannot work together, server TLS
-// without a way to verify, and the warnings HAProxy gives for settings that are missing
-// (timeouts, inspect-delay). Runs once after parsing; reads the model, never changes it.
+// use_backend, stick ... table, track-sc0 ... table), tables that do not store what a rule
+// reads, frontend/backend modes that cannot work together, server TLS without a way to verify,
+// and the warnings HAProxy gives for settings that are missing (timeouts, inspect-delay). Runs
+// once after parsing; reads the model, never changes it.
 
 extension ConfigParser.State {
     mutating func runChecks() {
         checkBackendReferences()
         checkStickTableReferences()
+        checkTrackedTables()
         checkServerTLS()
         warnAboutMissingTimeouts()
         warnAboutContentRulesWithoutInspectDelay()
@@ -46,6 +48,58 @@ extension ConfigParser.State {
                       hint: "declare the table in that backend", line: reference.location.line)
             }
         }
+    }
+
+    /// `track-sc0` counts in its proxy's own stick-table, or in the one `table <name>` names (any
+    /// proxy's; a backend that only holds a table is the usual place). A rule reading a counter
+    /// of sc0 needs that table to store it: HAProxy accepts such a rule and it never matches,
+    /// ringproxy refuses it.
+    private mutating func checkTrackedTables() {
+        for frontend in config.frontends {
+            var tracked: (name: String, table: StickTableSettings)?
+            for rule in frontend.tcpRequestRules where rule.phase == .connection {
+                let keyword = rule.phase.keyword
+                if let tracking = rule.tracking {
+                    // A second track-sc0 is ignored (warned about at its line).
+                    guard tracked == nil else { continue }
+                    let name = tracking.table ?? frontend.name
+                    if let table = stickTable(named: name, keyword: keyword, line: rule.location.line, own: tracking.table == nil ? frontend : nil) {
+                        tracked = (name, table)
+                    }
+                    continue
+                }
+                guard let tracked, let condition = rule.condition else { continue }
+                for sample in condition.samples(acls: frontend.acls) {
+                    guard let read = SampleRegistry.stickCounterRead(sample) else { continue }
+                    let name = read.table ?? tracked.name
+                    guard let table = read.table == nil ? tracked.table : stickTable(named: name, keyword: keyword, line: rule.location.line, own: nil) else { continue }
+                    guard !table.counters.stores(read.counter) else { continue }
+                    let example = read.counter == .connRate ? "conn_rate(10s)" : read.counter.rawValue
+                    error(keyword, "'\(sample.fetch.name)' reads \(read.counter.rawValue), which the stick-table of '\(name)' does not store",
+                          hint: "add '\(example)' to its 'store' at line \(table.location.line); HAProxy accepts this and the rule never matches",
+                          line: rule.location.line)
+                }
+            }
+        }
+    }
+
+    /// The stick-table of the proxy named `name`, or nil after reporting why there is none.
+    /// `own` is the frontend whose own table is meant (no `table <name>` was written).
+    private mutating func stickTable(named name: String, keyword: String, line: Int, own: Frontend?) -> StickTableSettings? {
+        if let table = config.frontend(named: name)?.stickTable ?? config.backend(named: name)?.stickTable { return table }
+        let example = "stick-table type ip size 100k expire 30s store conn_cur,conn_rate(10s)"
+        if let own {
+            error(keyword, "\(own.isListen ? "listen" : "frontend") '\(own.name)' has no 'stick-table' for 'track-sc0'",
+                  hint: "add '\(example)', or name another proxy's with 'table <name>'", line: line)
+        } else if config.frontend(named: name) == nil && config.backend(named: name) == nil {
+            let names = config.frontends.filter { $0.stickTable != nil }.map(\.name) + config.backends.filter { $0.stickTable != nil }.map(\.name)
+            let hint = ConfigKeywords.suggestion(for: name, among: names).map { "did you mean '\($0)'?" }
+                ?? "declare it, e.g. 'backend \(name)' with '\(example)'"
+            error(keyword, "no proxy named '\(name)' holds a stick-table", hint: hint, line: line)
+        } else {
+            error(keyword, "'\(name)' has no 'stick-table'", hint: "declare one there, e.g. '\(example)'", line: line)
+        }
+        return nil
     }
 
     /// HAProxy verifies server certificates by default and refuses a server with `ssl` but no

@@ -352,7 +352,7 @@ extension ConfigParser {
                     name: draft.name, location: draft.location, isListen: kind == .listen,
                     defaultsIndex: draft.defaultsIndex, settings: settings, binds: draft.binds,
                     useBackendRules: draft.useBackendRules, tcpRequestRules: draft.tcpRequestRules,
-                    acls: draft.acls))
+                    acls: draft.acls, stickTable: draft.stickTable))
             }
             if hasBackend {
                 config.backends.append(Backend(

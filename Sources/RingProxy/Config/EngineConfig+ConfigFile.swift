@@ -1,7 +1,9 @@
 // EngineConfig+ConfigFile: turns a parsed HAProxy-dialect file into the engine's plain model.
 // What the engine does not do yet (TLS, health checks, PROXY protocol, the stats page, http
 // mode, conditional routing) is refused with the file:line of the keyword and a clear reason,
-// never silently ignored. The seed's MQTT rules are recognised for what they mean.
+// never silently ignored. The seed's MQTT rules are recognised for what they mean; per-address
+// limits (`tcp-request connection` rules) are mapped in EngineConfig+AddressLimit.swift.
+import Glibc
 
 public struct LoadedConfiguration: Sendable {
     public var engine: EngineConfig
@@ -145,17 +147,19 @@ extension EngineConfig {
                 continue
             }
             var requireMQTT = false
-            for rule in frontend.tcpRequestRules {
+            for rule in frontend.tcpRequestRules where rule.phase == .content {
                 // `tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }`
                 let terms = rule.condition?.alternatives ?? []
                 let onlyValidity = terms.count == 1 && terms[0].count == 1 && !terms[0][0].negated
                     && { if case .anonymous(let acl) = terms[0][0].kind { return isMQTTValidity(acl.sample) && acl.patterns.isEmpty } else { return false } }()
-                if rule.phase == .content && rule.action == .reject && rule.condition?.polarity == .unless && onlyValidity {
+                if rule.action == .reject && rule.condition?.polarity == .unless && onlyValidity {
                     requireMQTT = true
                 } else {
-                    refuse(rule.location, rule.phase.keyword, "only 'tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }' is supported")
+                    refuse(rule.location, rule.phase.keyword, "only 'tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }' is supported",
+                           hint: rule.action == .trackSC0 ? "track addresses with 'tcp-request connection track-sc0 src'" : nil)
                 }
             }
+            let addressLimit = addressLimit(frontend, in: file) { refuse($0, $1, $2, hint: $3) }
             var binds: [SocketAddress] = []
             for bind in frontend.binds {
                 if bind.ssl || !bind.certificates.isEmpty {
@@ -183,6 +187,11 @@ extension EngineConfig {
             config.inspectTimeoutMs = frontend.inspectDelayMs ?? frontend.timeouts.clientMs
             config.clientTimeoutMs = frontend.timeouts.clientMs
             config.maxConnections = maxConnections(frontend)
+            config.addressLimit = addressLimit
+            if let table = addressLimit?.table, table.family == .ipv4, binds.contains(where: { $0.family == Int32(AF_INET6) }) {
+                notes.append("frontend '\(frontend.name)' listens on IPv6 but counts addresses in the 'type ip' table of '\(table.name)': "
+                             + "IPv6 clients are not tracked, as in HAProxy (use 'type ipv6' to track both)")
+            }
             if (requireMQTT || backends[b].needsClientID) && frontend.inspectDelayMs == nil {
                 notes.append("frontend '\(frontend.name)': MQTT rules wait for the CONNECT for up to "
                              + "\(config.inspectTimeoutMs.map { "\($0) ms (timeout client)" } ?? "the default") (no tcp-request inspect-delay given)")

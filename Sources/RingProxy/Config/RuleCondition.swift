@@ -103,4 +103,15 @@ public struct RuleCondition: Sendable, Equatable {
             return nil
         }
     }
+
+    /// Every sample the condition reads, in order: its anonymous ACLs' and those of the named
+    /// ACLs it refers to (each `acl` line of that name in `acls`).
+    public func samples(acls: [ACLDefinition]) -> [SampleExpression] {
+        alternatives.joined().flatMap { term -> [SampleExpression] in
+            switch term.kind {
+            case .anonymous(let expression): return [expression.sample]
+            case .named(let name): return acls.filter { $0.name == name }.map(\.expression.sample)
+            }
+        }
+    }
 }

@@ -23,6 +23,11 @@ enum SampleRegistry {
         case offsetAndLength
         /// `(<packet type>,<field name or property id>)`.
         case mqttField
+        /// `([<table>])`: an optional stick-table name (`sc0_conn_cur(per_ip)`).
+        case optionalTable
+        /// `(<counter>[,<table>])`: a stick counter number, then an optional stick-table name
+        /// (`sc_conn_cur(0,per_ip)`).
+        case counterAndOptionalTable
     }
 
     private struct Function {
@@ -36,7 +41,35 @@ enum SampleRegistry {
         "req.payload": Function(output: .binary, arguments: .offsetAndLength),
         "req.len": Function(output: .integer, arguments: .none),
         "src": Function(output: .ip, arguments: .none),
+        // Counters of the address tracked by `tcp-request connection track-sc0`.
+        "sc0_conn_cur": Function(output: .integer, arguments: .optionalTable),
+        "sc0_conn_cnt": Function(output: .integer, arguments: .optionalTable),
+        "sc0_conn_rate": Function(output: .integer, arguments: .optionalTable),
+        "sc_conn_cur": Function(output: .integer, arguments: .counterAndOptionalTable),
+        "sc_conn_cnt": Function(output: .integer, arguments: .counterAndOptionalTable),
+        "sc_conn_rate": Function(output: .integer, arguments: .counterAndOptionalTable),
     ]
+
+    /// HAProxy fetches of the same family that ringproxy does not evaluate, refused with the
+    /// reason and what to write instead.
+    private static let unsupportedFetches: [String: ConfigValueError] = {
+        var table: [String: ConfigValueError] = [:]
+        for counter in StickCounter.allCases {
+            let name = counter.rawValue
+            for other in ["sc1", "sc2"] {
+                table["\(other)_\(name)"] = ConfigValueError(
+                    message: "fetch '\(other)_\(name)' reads stick counter \(other.dropFirst(2)); ringproxy tracks sc0 only",
+                    hint: "track with 'tcp-request connection track-sc0 src' and read 'sc0_\(name)'")
+            }
+            table["src_\(name)"] = ConfigValueError(
+                message: "fetch 'src_\(name)' looks the address up without tracking it, which ringproxy does not do",
+                hint: "track it with 'tcp-request connection track-sc0 src' and read 'sc0_\(name)', which counts the connection being checked too")
+        }
+        return table
+    }()
+
+    /// The stick-counter fetches ringproxy evaluates, for messages.
+    static let stickCounterFetchesText = "sc0_conn_cur, sc0_conn_rate, sc0_conn_cnt, or sc_conn_cur(0), sc_conn_rate(0), sc_conn_cnt(0)"
 
     private static let converters: [String: Function] = [
         "mqtt_is_valid": Function(output: .boolean, arguments: .none, inputs: [.binary, .string]),
@@ -61,6 +94,7 @@ enum SampleRegistry {
     /// Checks names, arguments and types; returns the expression's output type.
     static func check(_ expression: SampleExpression) -> Result<SampleType, ConfigValueError> {
         let fetchName = expression.fetch.name
+        if let refusal = unsupportedFetches[fetchName] { return .failure(refusal) }
         guard let fetch = fetches[fetchName] else {
             return .failure(unknown("fetch", fetchName, among: fetchNames))
         }
@@ -92,6 +126,11 @@ enum SampleRegistry {
         if let guess = ConfigKeywords.suggestion(for: name, among: names) {
             return ConfigValueError(message: "unknown \(what) '\(name)'", hint: "did you mean '\(guess)'?")
         }
+        if what == "fetch", ["sc0_", "sc1_", "sc2_", "sc_", "src_"].contains(where: name.hasPrefix) {
+            return ConfigValueError(
+                message: "stick-counter fetch '\(name)' is not supported by ringproxy",
+                hint: "ringproxy reads \(stickCounterFetchesText)")
+        }
         return ConfigValueError(message: "unknown \(what) '\(name)'", hint: "ringproxy knows: " + names.joined(separator: ", "))
     }
 
@@ -115,7 +154,51 @@ enum SampleRegistry {
             return nil
         case .mqttField:
             return checkMQTTField(call)
+        case .optionalTable:
+            guard call.arguments.count <= 1, call.arguments.allSatisfy({ !$0.isEmpty }) else {
+                return ConfigValueError(
+                    message: "'\(call.name)' takes at most one argument, a stick-table name",
+                    hint: "e.g. \(call.name) or \(call.name)(per_ip)")
+            }
+            return nil
+        case .counterAndOptionalTable:
+            return checkStickCounter(call)
         }
+    }
+
+    /// `sc_conn_cur(<counter>[,<table>])`: HAProxy numbers its stick counters 0 to 2; ringproxy
+    /// tracks the first.
+    private static func checkStickCounter(_ call: SampleCall) -> ConfigValueError? {
+        guard (1...2).contains(call.arguments.count), call.arguments.allSatisfy({ !$0.isEmpty }) else {
+            return ConfigValueError(
+                message: "'\(call.name)' needs a stick counter number and optionally a stick-table name",
+                hint: "e.g. \(call.name)(0) or \(call.name)(0,per_ip)")
+        }
+        guard let counter = ConfigUnits.integer(call.arguments[0]), counter <= 2 else {
+            return ConfigValueError(
+                message: "'\(call.name)' stick counter '\(call.arguments[0])' does not exist", hint: "HAProxy has counters 0, 1 and 2")
+        }
+        guard counter == 0 else {
+            return ConfigValueError(
+                message: "'\(call.name)(\(counter))' reads stick counter \(counter); ringproxy tracks sc0 only",
+                hint: "track with 'tcp-request connection track-sc0 src' and read '\(call.name)(0)'")
+        }
+        return nil
+    }
+
+    /// What a stick-counter fetch reads: a counter of the address tracked as sc0, in the table
+    /// the fetch names (nil: the one sc0 tracks in). Nil for other samples.
+    static func stickCounterRead(_ sample: SampleExpression) -> StickCounterRead? {
+        guard sample.converters.isEmpty, fetches[sample.fetch.name] != nil else { return nil }
+        let name = sample.fetch.name
+        let arguments = sample.fetch.arguments
+        if name.hasPrefix("sc0_"), let counter = StickCounter(rawValue: String(name.dropFirst(4))) {
+            return StickCounterRead(counter: counter, table: arguments.first)
+        }
+        if name.hasPrefix("sc_"), let counter = StickCounter(rawValue: String(name.dropFirst(3))) {
+            return StickCounterRead(counter: counter, table: arguments.count == 2 ? arguments[1] : nil)
+        }
+        return nil
     }
 
     // MQTT packet types by control packet number (MQTT 3.1.1 §2.2.1, MQTT 5.0 §2.1.2).
@@ -183,4 +266,11 @@ enum SampleRegistry {
         }
         return nil
     }
+}
+
+/// A read of one counter of the address tracked as sc0 (`sc0_conn_rate`, `sc_conn_cur(0,per_ip)`).
+struct StickCounterRead: Equatable {
+    var counter: StickCounter
+    /// The stick-table the fetch names; nil reads the table sc0 tracks in.
+    var table: String?
 }

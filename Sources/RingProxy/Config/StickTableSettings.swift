@@ -1,6 +1,7 @@
 // `stick-table` and `stick on|match|store-request`: how a backend remembers which server a key
-// (an MQTT client identifier, a source address) went to. Values only; the table itself is the
-// engine's (Balance/StickTable).
+// (an MQTT client identifier, a source address) went to, and the per-address counters a
+// `track-sc0` rule keeps (`store conn_cur,conn_rate(10s)`). Values only; the tables themselves
+// are the engine's (Balance/StickTable, Engine/AddressTable).
 
 /// One `stick-table` line.
 public struct StickTableSettings: Sendable, Equatable {
@@ -27,8 +28,10 @@ public struct StickTableSettings: Sendable, Equatable {
     public var nopurge: Bool = false
     /// `peers`: the peers section that replicates the table (ringproxy does not replicate).
     public var peers: String?
-    /// `store` data types as written (ringproxy keeps only the server of each key).
+    /// `store` data types as written, every `store` clause in order.
     public var store: [String] = []
+    /// The counters among them that ringproxy maintains for `track-sc0` rules.
+    public var counters = StickTableCounters()
     public var location: SourceLocation
 
     public init(type: KeyType, keyLength: Int?, sizeEntries: Int, expireMs: Int?, location: SourceLocation) {
@@ -38,6 +41,38 @@ public struct StickTableSettings: Sendable, Equatable {
         self.expireMs = expireMs
         self.location = location
     }
+}
+
+/// The per-key counters a table stores and ringproxy maintains (HAProxy's `store` data types of
+/// the same names). A rule may only read what its table stores.
+public struct StickTableCounters: Sendable, Equatable {
+    /// `conn_cur`: connections tracking the entry now.
+    public var connCur = false
+    /// `conn_cnt`: connections that ever tracked the entry.
+    public var connCnt = false
+    /// `conn_rate(<period>)`: the period in milliseconds; nil when not stored.
+    public var connRatePeriodMs: Int?
+
+    public init(connCur: Bool = false, connCnt: Bool = false, connRatePeriodMs: Int? = nil) {
+        self.connCur = connCur
+        self.connCnt = connCnt
+        self.connRatePeriodMs = connRatePeriodMs
+    }
+
+    public func stores(_ counter: StickCounter) -> Bool {
+        switch counter {
+        case .connCur: return connCur
+        case .connCnt: return connCnt
+        case .connRate: return connRatePeriodMs != nil
+        }
+    }
+}
+
+/// A counter a tracked entry keeps, named as in `store` and in the fetches that read it.
+public enum StickCounter: String, Sendable, CaseIterable {
+    case connCur = "conn_cur"
+    case connCnt = "conn_cnt"
+    case connRate = "conn_rate"
 }
 
 /// One `stick on|match|store-request <sample> [table <name>] [if|unless <condition>]` line.

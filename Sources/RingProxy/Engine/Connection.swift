@@ -82,6 +82,8 @@ struct Connection {
     var counted = false
     /// Counted on its server (connected at least once).
     var serverCounted = false
+    /// Counted in its frontend's address table (track-sc0): released exactly once, at close.
+    var tracked = false
     /// The client id's stick-table key hash is in `stickHash`.
     var sticky = false
     var stickHash: UInt64 = 0

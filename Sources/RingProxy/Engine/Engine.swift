@@ -160,6 +160,7 @@ public final class Engine: @unchecked Sendable {
         }
         generationCount += 1
         let shared = SharedState(backends: config.backends, frontendCount: config.frontends.count,
+                                 addressLimits: config.frontends.map(\.addressLimit),
                                  inheriting: previous?.shared, previousBackends: previous?.config.backends ?? [])
         let generation = Generation(number: generationCount, config: config, shared: shared)
         let allowed = Engine.allowedCPUs()

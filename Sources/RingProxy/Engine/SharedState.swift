@@ -1,7 +1,8 @@
 // SharedState: the little the workers share: the engine-wide connection count (for maxconn),
 // per-server connection counts (for leastconn and stats), per-server state (up or down: the
-// balancers skip down servers) and the stop flag. Plain words updated with relaxed atomics,
-// once per connection; nothing here is touched per packet.
+// balancers skip down servers), the stop flag, and the stick and address tables. Plain words
+// updated with relaxed atomics, tables under their shard locks, once per connection; nothing
+// here is touched per packet.
 import CUring
 import Glibc
 
@@ -15,13 +16,17 @@ final class SharedState: @unchecked Sendable {
     let serverBase: [Int]   // first global server index of each backend
     /// Per backend: its stick table, shared by every worker (nil without `stick-table`).
     let stickTables: [StickTable?]
+    /// Per frontend: the table its `track-sc0` counts addresses in (nil without address
+    /// limits). Frontends tracking in the same table share one.
+    let addressTables: [AddressTable?]
 
     /// Connections per frontend (for frontend maxconn).
     let frontendWords: UnsafeMutablePointer<Int>
     /// Bumped when the workers must arm extra accepts (after a reload, see Engine.reload).
     let acceptKickWord: UnsafeMutablePointer<Int>
 
-    init(backends: [BackendConfig], frontendCount: Int = 64, inheriting previous: SharedState? = nil, previousBackends: [BackendConfig] = []) {
+    init(backends: [BackendConfig], frontendCount: Int = 64, addressLimits: [AddressLimitConfig?] = [],
+         inheriting previous: SharedState? = nil, previousBackends: [BackendConfig] = []) {
         frontendWords = .allocate(capacity: max(1, frontendCount))
         frontendWords.initialize(repeating: 0, count: max(1, frontendCount))
         acceptKickWord = .allocate(capacity: 1)
@@ -36,6 +41,20 @@ final class SharedState: @unchecked Sendable {
                 return table
             }
             return StickTable(config: settings)
+        }
+        // Address tables are kept across a reload when their settings are unchanged, so the
+        // addresses with connections open stay counted (those connections release into them).
+        var tables: [AddressTable] = []
+        addressTables = addressLimits.map { limit in
+            guard let settings = limit?.table else { return nil }
+            if let table = tables.first(where: { $0.config == settings })
+                ?? previous?.addressTables.lazy.compactMap({ $0 }).first(where: { $0.config == settings }) {
+                if !tables.contains(where: { $0 === table }) { tables.append(table) }
+                return table
+            }
+            let table = AddressTable(config: settings)
+            tables.append(table)
+            return table
         }
         var base: [Int] = []
         var n = 0

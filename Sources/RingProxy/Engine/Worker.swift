@@ -117,6 +117,8 @@ final class Worker {
     let backendRetries: [Int]
     let frontendClientTimeoutMs: [Int]
     let frontendMaxConnections: [Int]
+    /// Per frontend: its per-address limits (its table is shared.addressTables[f]).
+    let frontendAddressLimits: [AddressLimitConfig?]
     let optionOne: UnsafeMutablePointer<Int32>
     let lingerZero: UnsafeMutablePointer<linger>
 
@@ -212,6 +214,7 @@ final class Worker {
         backendRetries = config.backends.map { $0.retries ?? config.retries }
         frontendClientTimeoutMs = config.frontends.map { $0.clientTimeoutMs ?? config.clientTimeoutMs }
         frontendMaxConnections = config.frontends.map { $0.maxConnections ?? Int.max }
+        frontendAddressLimits = config.frontends.map(\.addressLimit)
         optionOne = .allocate(capacity: 1)
         optionOne.initialize(to: 1)
         lingerZero = .allocate(capacity: 1)

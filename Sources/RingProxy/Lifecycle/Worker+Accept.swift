@@ -1,6 +1,7 @@
 // Worker+Accept: the first step of a connection's life. Keeps accepts armed into free slots
-// (straight into the ring's fixed-file table), applies maxconn, and hands an accepted client to
-// its listener's front stages, or straight to a server when the listener has none.
+// (straight into the ring's fixed-file table), applies maxconn and the per-address limits, and
+// hands an accepted client to its listener's front stages, or straight to a server when the
+// listener has none.
 import CUring
 import Glibc
 
@@ -76,11 +77,13 @@ extension Worker {
         let f = listeners[l].frontend
         conns[s].frontend = UInt16(f)
         if shared.addActive(1) > maxConnections || shared.addFrontendActive(f, 1) > frontendMaxConnections[f] {
-            _ = shared.addActive(-1)
-            _ = shared.addFrontendActive(f, -1)
-            count(.refusedMaxconn)
-            closeConnection(slot, reset: false, why: .maxconn)
-            fillAccepts(l)
+            refuseAccepted(slot, listener: l, frontend: f, .refusedMaxconn, why: .maxconn)
+            return
+        }
+        // Per-address limits after maxconn: a connection maxconn refuses is not tracked (HAProxy
+        // would not have accepted it at all), so it counts in no address's rate.
+        if frontendAddressLimits[f] != nil && !admitByAddress(slot) {
+            refuseAccepted(slot, listener: l, frontend: f, .deniedConnections, why: .denied)
             return
         }
         conns[s].counted = true
@@ -93,6 +96,16 @@ extension Worker {
             chooseServer(slot, clientID: nil)
             startConnect(slot)
         }
+        fillAccepts(l)
+    }
+
+    /// Closes a connection refused as soon as it was accepted (maxconn, a reject rule): out of
+    /// the connection counts again, counted under `counter`, logged with `why`.
+    private func refuseAccepted(_ slot: Int32, listener l: Int, frontend f: Int, _ counter: Counter, why: Termination) {
+        _ = shared.addActive(-1)
+        _ = shared.addFrontendActive(f, -1)
+        count(counter)
+        closeConnection(slot, reset: false, why: why)
         fillAccepts(l)
     }
 }

@@ -95,6 +95,7 @@ extension Worker {
             pipes[p].count = 0
         }
         if connectionLog != nil { logConnection(slot) }
+        if conns[s].tracked { releaseAddress(slot) }
         if conns[s].counted {
             _ = shared.addActive(-1)
             _ = shared.addFrontendActive(Int(conns[s].frontend), -1)

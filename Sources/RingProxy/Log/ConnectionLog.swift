@@ -44,6 +44,7 @@ enum Termination: UInt8 {
     case stopping            // KD  (killed: drain period over)
     case evictedPreamble     // RR  (buffer pool low: preamble holder gave way)
     case evictedStalled      // RD  (buffer pool low: stalled direction gave way)
+    case denied              // PR  (a tcp-request connection reject rule)
 
     var code: (UInt8, UInt8) {
         switch self {
@@ -61,6 +62,7 @@ enum Termination: UInt8 {
         case .stopping: return (0x4B, 0x44)
         case .evictedPreamble: return (0x52, 0x52)
         case .evictedStalled: return (0x52, 0x44)
+        case .denied: return (0x50, 0x52)
         }
     }
 }

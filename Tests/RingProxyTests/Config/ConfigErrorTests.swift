@@ -674,7 +674,7 @@ final class ConfigErrorTests: XCTestCase {
             """, [
                 "haproxy.cfg:3: 'tcp-request content': unknown fetch 'req.paylod' (did you mean 'req.payload'?)",
                 "haproxy.cfg:4: 'tcp-request content': unknown converter 'mqtt_is_vaild' (did you mean 'mqtt_is_valid'?)",
-                "haproxy.cfg:5: 'tcp-request content': unknown fetch 'hdr' (ringproxy knows: req.len, req.payload, src)",
+                "haproxy.cfg:5: 'tcp-request content': unknown fetch 'hdr' (ringproxy knows: req.len, req.payload, sc0_conn_cnt, sc0_conn_cur, sc0_conn_rate, sc_conn_cnt, sc_conn_cur, sc_conn_rate, src)",
                 "haproxy.cfg:6: 'tcp-request content': unknown converter 'lower' (ringproxy knows: mqtt_field_value, mqtt_is_valid)",
             ])
     }
@@ -752,7 +752,7 @@ final class ConfigErrorTests: XCTestCase {
               server s1 127.0.0.1:1883
             """, [
                 "haproxy.cfg:3: 'tcp-request connection': 'req.payload' reads request contents, which do not exist yet when a 'tcp-request connection' rule runs (use 'tcp-request content' instead)",
-                "haproxy.cfg:4: 'tcp-request content': action 'set-var(txn.x)' is not supported by ringproxy (supported: accept, reject)",
+                "haproxy.cfg:4: 'tcp-request content': action 'set-var(txn.x)' is not supported by ringproxy (supported: accept, reject, track-sc0)",
                 "haproxy.cfg:5: 'tcp-request content': unknown action 'rejekt' (did you mean 'reject'?)",
                 "haproxy.cfg:6: 'tcp-request session': not supported by ringproxy (use 'tcp-request connection' or 'tcp-request content')",
             ])

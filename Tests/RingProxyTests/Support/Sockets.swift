@@ -5,10 +5,18 @@ import XCTest
 @testable import RingProxy
 
 enum TestSocket {
-    static func connect(port: UInt16, timeoutSeconds: Int = 10) -> Int32 {
+    /// A connection to 127.0.0.1:`port`, from `source` (another loopback address, say) when
+    /// given, else from 127.0.0.1.
+    static func connect(port: UInt16, from source: SocketAddress? = nil, timeoutSeconds: Int = 10) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         precondition(fd >= 0)
         setTimeouts(fd, seconds: timeoutSeconds)
+        if var local = source?.storage {
+            let rc = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            precondition(rc == 0, "bind to \(source!) failed: \(errno)")
+        }
         var address = SocketAddress(ipv4: 127, 0, 0, 1, port: port).storage
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -17,6 +25,14 @@ enum TestSocket {
         }
         precondition(rc == 0, "connect to \(port) failed: \(errno)")
         return fd
+    }
+
+    /// True when the peer closes `fd` before sending a byte, within `seconds`: a connection the
+    /// proxy refused (one it admitted would wait for the client, as an echo server does).
+    static func isClosedByPeer(_ fd: Int32, withinSeconds seconds: Int = 2) -> Bool {
+        setTimeouts(fd, seconds: seconds)
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0) == 0
     }
 
     static func setTimeouts(_ fd: Int32, seconds: Int) {
@@ -183,6 +199,24 @@ func echoRoundTrip(port: UInt16, byte: UInt8 = 3) -> Bool {
     let fd = TestSocket.connect(port: port)
     defer { close(fd) }
     return TestSocket.writeAll(fd, [byte]) && TestSocket.readExactly(fd, 1) == [byte]
+}
+
+/// Opens one connection to `port` from `source` (127.0.0.1 when nil), asserts the echo server
+/// behind the proxy answers it, and closes it.
+func assertServed(port: UInt16, from source: SocketAddress? = nil, _ byte: UInt8, _ message: @autoclosure () -> String = "",
+                  file: StaticString = #filePath, line: UInt = #line) {
+    let fd = TestSocket.connect(port: port, from: source)
+    assertEchoes(fd, byte, message(), file: file, line: line)
+    close(fd)
+}
+
+/// Opens one connection to `port` from `source` (127.0.0.1 when nil) and asserts the proxy
+/// closes it before any byte: refused.
+func assertRefused(port: UInt16, from source: SocketAddress? = nil, _ message: @autoclosure () -> String = "",
+                   file: StaticString = #filePath, line: UInt = #line) {
+    let fd = TestSocket.connect(port: port, from: source)
+    XCTAssertTrue(TestSocket.isClosedByPeer(fd), message(), file: file, line: line)
+    close(fd)
 }
 
 /// Sends one byte through `fd` and asserts the same byte comes back (an echo server behind the

@@ -122,7 +122,8 @@ extension Worker {
 
     /// Below the low-water mark of free buffers, connections give way until enough is on its
     /// way back: preamble holders first (oldest first), then directions stalled for at least
-    /// `stallGraceMs` behind a destination that does not drain (longest first). Each is closed
+    /// `stallGraceMs` behind a destination that does not drain (longest first; at once when a
+    /// recv already waits for a buffer). Each is closed
     /// with a reset and counted; its buffers return when its last completion has arrived.
     func relievePoolPressure() {
         var freeing = 0
@@ -132,8 +133,10 @@ extension Worker {
             warnRateLimited(Int32(s), "buffer pool under pressure: closing a connection still in its preamble after \(nowMs - conns[s].acceptedAtMs) ms")
             closeConnection(Int32(s), reset: true, why: .evictedPreamble)
         }
+        // A recv already waiting for a buffer cannot wait for the grace period to pass.
+        let graceMs = bufferWaiters.count > 0 ? 0 : Self.stallGraceMs
         while pool.available + freeing < pressureLowWater, let p = stalledPipes.first,
-              nowMs - stalledPipes.since(p) >= Self.stallGraceMs {
+              nowMs - stalledPipes.since(p) >= graceMs {
             let s = p >> 1
             freeing += Int(pipes[p].count) + Int(pipes[p ^ 1].count)
             count(.evictions)

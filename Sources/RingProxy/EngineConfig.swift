@@ -21,11 +21,15 @@ public struct ServerConfig: Sendable, Equatable {
     public var name: String
     public var address: SocketAddress
     public var weight: Int
+    /// `send-proxy` (v1) or `send-proxy-v2`: the connection to this server starts with a PROXY
+    /// protocol header carrying the client's address; nil: none.
+    public var proxyProtocol: ProxyProtocolVersion?
 
-    public init(name: String, address: SocketAddress, weight: Int = 1) {
+    public init(name: String, address: SocketAddress, weight: Int = 1, proxyProtocol: ProxyProtocolVersion? = nil) {
         self.name = name
         self.address = address
         self.weight = weight
+        self.proxyProtocol = proxyProtocol
     }
 }
 

@@ -24,6 +24,7 @@ public enum Counter: Int, CaseIterable, Sendable {
     case loopTurns, completions, staleCompletions, timersFired
     case mqttConnects, mqttRejected, inspectTimeouts, inspectAborts
     case stickHits, stickMisses
+    case proxyHeadersSent, proxyHeadersUnknown, proxyHeaderNoBuffer, localAddressLookups, localAddressFailures
 
     /// The operator's name (snake_case, as in the SIGUSR1 report and metrics), kind and help.
     public var info: (name: String, kind: CounterKind, help: String) {
@@ -70,6 +71,11 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .inspectAborts: return ("inspect_aborts", .counter, "clients that left during their preamble")
         case .stickHits: return ("stick_hits", .counter, "client ids found in the stick table")
         case .stickMisses: return ("stick_misses", .counter, "client ids not found in the stick table")
+        case .proxyHeadersSent: return ("proxy_headers_sent", .counter, "PROXY protocol headers sent to servers (send-proxy, send-proxy-v2)")
+        case .proxyHeadersUnknown: return ("proxy_headers_unknown", .counter, "PROXY headers sent as UNKNOWN (v1) or LOCAL (v2): the address the client reached was not known")
+        case .proxyHeaderNoBuffer: return ("proxy_header_no_buffer", .counter, "connections closed because no owned buffer was free for their PROXY header")
+        case .localAddressLookups: return ("local_address_lookups", .counter, "client sockets installed for getsockname: the address reached on a wildcard bind, for a PROXY header")
+        case .localAddressFailures: return ("local_address_failures", .counter, "of those, lookups that failed (the header then says UNKNOWN or LOCAL)")
         }
     }
 }

@@ -72,6 +72,12 @@ struct Connection {
     var tracked = false
     /// The client id's stick-table key hash is in `stickHash`.
     var sticky = false
+    /// `Worker.destinations[slot]` holds the address the client connected to (from an
+    /// accept-proxy header, or looked up for a wildcard bind), for a PROXY header sent on.
+    var destinationKnown = false
+    /// That lookup is in flight; the connect succeeded before it completed.
+    var lookupPending = false
+    var establishWaiting = false
     var stickHash: UInt64 = 0
     var attempts: UInt8 = 0
     var pendingOps: Int32 = 0

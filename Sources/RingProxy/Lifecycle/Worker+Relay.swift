@@ -167,6 +167,31 @@ extension Worker {
         }
     }
 
+    /// Queues `bid` (an owned buffer the proxy wrote) ahead of everything on pipe p, so that it
+    /// leaves first and in the same send as what was held. Only before the pipe's first send.
+    /// A head a front stage partly consumed has its rest moved to the start of its buffer,
+    /// since the sent offset belongs to whichever buffer is the head (at most one buffer's
+    /// copy, once per connection, and only when a stage consumed bytes).
+    func enqueueFront(_ p: Int, _ bid: UInt16) {
+        assert(!pipes[p].sendInFlight)
+        let head = pipes[p].head
+        if head != BufferPool.none && pipes[p].sentOffset > 0 {
+            let offset = Int(pipes[p].sentOffset)
+            let left = Int(pool.length[Int(head)]) - offset
+            memmove(pool.address(head), pool.address(head) + offset, left)
+            pool.length[Int(head)] = UInt32(left)
+            pipes[p].sentOffset = 0
+        }
+        pool.next[Int(bid)] = head
+        pipes[p].head = bid
+        if head == BufferPool.none { pipes[p].tail = bid }
+        pipes[p].count += 1
+        if pipes[p].count > pipes[p].countMax {
+            pipes[p].countMax = pipes[p].count
+            raise(.pipeBuffersMax, to: Int(pipes[p].count))
+        }
+    }
+
     /// Sends pipe p's queued buffers (from the head's sent offset) to the peer: one send in
     /// flight per direction keeps the byte order. A single buffer goes as a plain send; when
     /// several are queued (the peer was slower than the source) they go together in one

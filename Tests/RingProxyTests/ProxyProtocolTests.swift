@@ -146,6 +146,127 @@ final class ProxyProtocolTests: XCTestCase {
         XCTAssertEqual(engine.statistics().total[.proxyHeadersSent], 220)
         XCTAssertTrue(eventually { received.current.count == 220 })
     }
+
+    // MARK: accept-proxy
+
+    func testAnAcceptedHeadersAddressIsTheClientInTheLogAndInTheHeaderSentOn() throws {
+        let syslog = SyslogReceiver()
+        let (engine, port, received, server) = try recordingEngine {
+            $0.frontends[0].acceptProxy = true
+            $0.frontends[0].requireMQTT = true
+            $0.backends[0].servers[0].proxyProtocol = .v2
+            $0.log = syslog.logConfig
+        }
+        defer { engine.stop(); engine.wait(); server.stop() }
+        let proxy = SocketAddress(ipv4: 127, 0, 0, 1, port: port)
+        let client4 = try SocketAddress.parse("203.0.113.7:40000"), reached4 = try SocketAddress.parse("198.51.100.1:1883")
+        let client6 = try SocketAddress.parse("[2001:db8::7]:40001"), reached6 = try SocketAddress.parse("[2001:db8::1]:8883")
+        let session4 = MQTTWire.connect(clientID: "via-v1") + MQTTWire.disconnect
+        let session6 = MQTTWire.connect(clientID: "via-v2") + MQTTWire.disconnect
+        // The front balancer's header, then the client's bytes, in one segment.
+        exchange(with: proxy, ExpectedHeader.v1(client4, reached4) + session4)
+        XCTAssertTrue(eventually { received.current.count == 1 })
+        exchange(with: proxy, ExpectedHeader.v2(client6, reached6) + session6)
+        XCTAssertTrue(eventually { received.current.count == 2 })
+        XCTAssertEqual(received.current, [ExpectedHeader.v2(client4, reached4) + session4, ExpectedHeader.v2(client6, reached6) + session6],
+                       "the broker sees the client and the address it reached, never the header that came in")
+        let lines = syslog.receive(count: 2)
+        XCTAssertEqual(lines.count, 2, "\(lines)")
+        XCTAssertTrue(lines.contains { $0.contains("]: 203.0.113.7:40000 [") && $0.hasSuffix("{via-v1}") }, "\(lines)")
+        XCTAssertTrue(lines.contains { $0.contains("]: 2001:db8::7:40001 [") && $0.hasSuffix("{via-v2}") }, "\(lines)")
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats[.proxyHeadersReceived], 2)
+        XCTAssertEqual(stats[.mqttConnects], 2)
+    }
+
+    func testBalanceSourceHashesTheAddressTheHeaderCarries() throws {
+        let received = (0..<3).map { _ in Locked<[[UInt8]]>([]) }
+        let servers = received.map { TestServer.recorder($0) }
+        defer { servers.forEach { $0.stop() } }
+        let (engine, port) = try startEngine(servers: servers.map(\.port), cores: 1) {
+            $0.frontends[0].acceptProxy = true
+            $0.backends[0].balance = .source
+        }
+        defer { engine.stop(); engine.wait() }
+        let proxy = SocketAddress(ipv4: 127, 0, 0, 1, port: port)
+        // Every connection really comes from 127.0.0.1: only the carried address can spread them.
+        for round in 0..<2 {
+            for i in 1...24 {
+                let tag = Array("10.0.0.\(i)".utf8)
+                exchange(with: proxy, Array("PROXY TCP4 10.0.0.\(i) 10.0.1.1 \(5000 + round) 1883\r\n".utf8) + tag)
+            }
+        }
+        XCTAssertTrue(eventually { received.map(\.current.count).reduce(0, +) == 48 })
+        let byServer = received.map { Set($0.current.map { String(decoding: $0, as: UTF8.self) }) }
+        for i in 1...24 {
+            XCTAssertEqual(byServer.filter { $0.contains("10.0.0.\(i)") }.count, 1, "10.0.0.\(i) went to one server both times")
+        }
+        XCTAssertGreaterThanOrEqual(byServer.filter { !$0.isEmpty }.count, 2, "the carried addresses spread over the servers: \(byServer)")
+    }
+
+    func testLocalAndUnknownHeadersLeaveTheRealClientInPlace() throws {
+        let (engine, port, received, server) = try recordingEngine {
+            $0.frontends[0].acceptProxy = true
+            $0.backends[0].servers[0].proxyProtocol = .v1
+        }
+        defer { engine.stop(); engine.wait(); server.stop() }
+        let proxy = SocketAddress(ipv4: 127, 0, 0, 1, port: port)
+        let payload = Array("health".utf8)
+        let local = ExpectedHeader.v2Signature + [0x20, 0x00, 0x00, 0x00]
+        var clients: [SocketAddress] = []
+        clients.append(exchange(with: proxy, local + payload))
+        XCTAssertTrue(eventually { received.current.count == 1 })
+        clients.append(exchange(with: proxy, Array("PROXY UNKNOWN\r\n".utf8) + payload))
+        XCTAssertTrue(eventually { received.current.count == 2 })
+        XCTAssertEqual(received.current, clients.map { ExpectedHeader.v1($0, proxy) + payload })
+        XCTAssertEqual(engine.statistics().total[.proxyHeadersReceived], 2)
+    }
+
+    func testPerAddressLimitsOnAnAcceptProxyFrontendAreRefusedAtStart() {
+        // They would track the front balancer's address and release the client's.
+        XCTAssertThrowsError(try startEngine(servers: [TestSocket.unusedPort()], cores: 1) {
+            $0.frontends[0].acceptProxy = true
+            $0.frontends[0].addressLimit = AddressLimitConfig(table: AddressTableConfig(name: "per_ip"))
+        }) { XCTAssertTrue("\($0)".contains("per-address limits on an accept-proxy frontend are not supported yet"), "\($0)") }
+    }
+
+    func testConnectionsWithoutAValidHeaderAreClosedCountedAndForwardNothing() throws {
+        let (engine, port, received, server) = try recordingEngine {
+            $0.frontends[0].acceptProxy = true
+            $0.frontends[0].inspectTimeoutMs = 300
+        }
+        defer { engine.stop(); engine.wait(); server.stop() }
+        let proxy = SocketAddress(ipv4: 127, 0, 0, 1, port: port)
+        let cases: [(String, [UInt8], Counter)] = [
+            ("no header", MQTTWire.connect(clientID: "bare"), .proxyRejectedSignature),
+            ("garbage", Array("GET / HTTP/1.1\r\n\r\n".utf8), .proxyRejectedSignature),
+            ("v1 without CRLF in 107 bytes", Array("PROXY UNKNOWN ".utf8) + [UInt8](repeating: 0x61, count: 100), .proxyRejectedV1TooLong),
+            ("malformed v1", Array("PROXY TCP4 10.0.0.1 10.0.0.2 1\r\n".utf8), .proxyRejectedV1Malformed),
+            ("v2 too long", ExpectedHeader.v2Signature + [0x21, 0x11, 0x02, 0x19] + [UInt8](repeating: 0, count: 600), .proxyRejectedV2TooLong),
+            ("v2 over UDP", ExpectedHeader.v2Signature + [0x21, 0x12, 0x00, 0x0C] + [UInt8](repeating: 0, count: 12), .proxyRejectedV2Family),
+            ("v2 LOCAL command 3", ExpectedHeader.v2Signature + [0x23, 0x00, 0x00, 0x00], .proxyRejectedV2Command),
+            ("v2 short addresses", ExpectedHeader.v2Signature + [0x21, 0x21, 0x00, 0x0C] + [UInt8](repeating: 0, count: 12), .proxyRejectedV2ShortAddresses),
+            ("truncated, then FIN", Array("PROXY TCP4 10.0.0.1 10.0".utf8), .proxyRejectedTruncated),
+        ]
+        for (name, bytes, counter) in cases {
+            exchange(with: proxy, bytes)
+            XCTAssertTrue(eventually { engine.statistics().total[counter] >= 1 }, name)
+        }
+        // Truncated and then silent: the inspect delay ends it.
+        let fd = TestSocket.connect(to: proxy)
+        TestSocket.writeAll(fd, ExpectedHeader.v2Signature)
+        XCTAssertTrue(TestSocket.readToEnd(fd) { _ in }, "closed by the inspect delay")
+        close(fd)
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats[.proxyRejectedSignature], 2)
+        XCTAssertEqual(stats[.proxyRejectedTruncated], 2)
+        XCTAssertEqual(stats[.inspectTimeouts], 1)
+        XCTAssertEqual(stats[.proxyHeadersReceived], 0)
+        XCTAssertEqual(stats[.connectAttempts], 0)
+        XCTAssertEqual(server.accepted, 0, "no server saw any of them")
+        XCTAssertEqual(received.current, [])
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
+    }
 }
 
 // MARK: Helpers

@@ -201,11 +201,13 @@ final class Worker {
         listenerAddresses.initialize(from: listeners.map(\.address), count: listeners.count)
         listenerWildcard = .allocate(capacity: max(1, listeners.count))
         listenerWildcard.initialize(from: listeners.map(\.address.isWildcard), count: listeners.count)
-        let usesDestinations = proxyVersions.contains { $0 != 0 }
+        let usesDestinations = proxyVersions.contains { $0 != 0 } || config.frontends.contains { $0.acceptProxy }
         destinations = .allocate(capacity: usesDestinations ? slotCount : 1)
 
         frontendStages = config.frontends.map {
-            $0.requireMQTT || config.backends[$0.backendIndex].needsClientID ? [.mqttConnect] : []
+            var stages: FrontStages = $0.acceptProxy ? [.proxyHeader] : []
+            if $0.requireMQTT || config.backends[$0.backendIndex].needsClientID { stages.insert(.mqttConnect) }
+            return stages
         }
         frontendRequiresMQTT = config.frontends.map(\.requireMQTT)
         frontendInspectTimeoutMs = config.frontends.map {

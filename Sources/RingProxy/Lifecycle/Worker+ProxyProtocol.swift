@@ -1,11 +1,37 @@
-// Worker+ProxyProtocol: the PROXY protocol header a `send-proxy(-v2)` server gets, written
-// into an owned buffer at the head of the client's pipe when the connect succeeds (so it
-// leaves in the same send as the held bytes, once, for the server that answered), and the
-// address it names as the destination. Once per connection, never per packet; allocates nothing.
+// Worker+ProxyProtocol: the PROXY protocol on a connection. In: what an accept-proxy header
+// carries becomes the client's address (and the address it reached) for everything after. Out:
+// the header a `send-proxy(-v2)` server gets, written into an owned buffer at the head of the
+// client's pipe when the connect succeeds (so it leaves in the same send as the held bytes,
+// once, for the server that answered), and the address it names as the destination. Once per
+// connection, never per packet; allocates nothing.
 import CUring
 import Glibc
 
 extension Worker {
+    /// An accepted header: its source replaces the connection's peer, so balancing, the log
+    /// and the header sent on all see the client the front balancer saw; its destination is
+    /// kept for that header. LOCAL, UNKNOWN and UNSPEC leave the real endpoints in place.
+    func adoptProxyHeader(_ slot: Int32, _ info: ProxyHeaderInfo) {
+        count(.proxyHeadersReceived)
+        guard let addresses = info.addresses else { return }
+        let s = Int(slot)
+        withUnsafeMutableBytes(of: &conns[s].peer) { Self.store(addresses.source, addresses.family, into: $0) }
+        conns[s].peerLength = UInt32(addresses.family == .ipv4 ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
+        Self.store(addresses.destination, addresses.family,
+                   into: UnsafeMutableRawBufferPointer(start: destinations + s, count: MemoryLayout<sockaddrStorage>.size))
+        conns[s].destinationKnown = true
+    }
+
+    /// Writes `endpoint` as a sockaddr_in or sockaddr_in6 over `out` (zeroed first).
+    static func store(_ endpoint: ProxyEndpoint, _ family: ProxyAddresses.Family, into out: UnsafeMutableRawBufferPointer) {
+        memset(out.baseAddress!, 0, out.count)
+        out.storeBytes(of: sa_family_t(family == .ipv4 ? AF_INET : AF_INET6), as: sa_family_t.self)
+        out.storeBytes(of: endpoint.port.bigEndian, toByteOffset: 2, as: UInt16.self)
+        withUnsafeBytes(of: endpoint.address) {
+            (out.baseAddress! + (family == .ipv4 ? 4 : 8)).copyMemory(from: $0.baseAddress!, byteCount: family.addressBytes)
+        }
+    }
+
     /// Writes the header for `slot`'s client into an owned buffer queued ahead of everything
     /// the client sent. With no owned buffer free the connection is closed (and counted)
     /// rather than sent on without its header. False when it was closed.

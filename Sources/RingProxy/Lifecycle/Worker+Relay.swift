@@ -87,6 +87,10 @@ extension Worker {
             if conns[s].phase == .preamble && p & 1 == 0 {
                 // The client left before its front stages were done.
                 count(.inspectAborts)
+                if conns[s].stagesLeft.contains(.proxyHeader) && pipes[p].head != BufferPool.none {
+                    count(.proxyRejectedTruncated)
+                    warnRateLimited(slot, "rejected: PROXY header cut short (the client closed)")
+                }
                 closeConnection(slot, reset: false, why: .inspectAbort)
                 return
             }

@@ -51,7 +51,7 @@ struct ProxyHeaderInfo: Equatable {
 }
 
 /// Why a header is refused: StageRejection.code for the `.proxyHeader` stage.
-enum ProxyHeaderRejection: UInt8, CaseIterable {
+enum ProxyHeaderRejection: UInt8, CaseIterable, CustomStringConvertible {
     /// The bytes start with neither signature (no header at all, or garbage).
     case notProxyProtocol = 1
     /// A v1 line that does not follow the grammar of §2.1 (a lone CR or LF included).
@@ -67,6 +67,19 @@ enum ProxyHeaderRejection: UInt8, CaseIterable {
     case v2TooLong
     /// A v2 length too short for the addresses of its family.
     case v2ShortAddresses
+
+    /// For the log.
+    var description: String {
+        switch self {
+        case .notProxyProtocol: return "no PROXY protocol header"
+        case .v1Malformed: return "malformed PROXY v1 line"
+        case .v1TooLong: return "PROXY v1 line without CRLF within 107 bytes"
+        case .v2BadVersionOrCommand: return "PROXY v2 header with an unknown version or command"
+        case .v2UnsupportedFamily: return "PROXY v2 header for a family other than TCP over IPv4/IPv6 or UNSPEC"
+        case .v2TooLong: return "PROXY v2 header longer than 16 + 536 bytes"
+        case .v2ShortAddresses: return "PROXY v2 header too short for its addresses"
+        }
+    }
 }
 
 enum ProxyHeader {

@@ -176,3 +176,11 @@ int cu_submit_and_wait_batch(struct io_uring *ring, unsigned wait_nr, long timeo
     if (ring->int_flags & 1 /* INT_FLAG_REG_RING */) flags |= IORING_ENTER_REGISTERED_RING;
     return io_uring_enter2(ring->enter_ring_fd, to_submit, wait_nr, flags, &arg, sizeof(arg));
 }
+
+int cu_probe_opcode(struct io_uring *ring, int op) {
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    if (probe == NULL) return 0;
+    int supported = io_uring_opcode_supported(probe, op);
+    io_uring_free_probe(probe);
+    return supported;
+}

@@ -21,11 +21,15 @@ public struct ServerConfig: Sendable, Equatable {
     public var name: String
     public var address: SocketAddress
     public var weight: Int
+    /// `send-proxy` (v1) or `send-proxy-v2`: the connection to this server starts with a PROXY
+    /// protocol header carrying the client's address; nil: none.
+    public var proxyProtocol: ProxyProtocolVersion?
 
-    public init(name: String, address: SocketAddress, weight: Int = 1) {
+    public init(name: String, address: SocketAddress, weight: Int = 1, proxyProtocol: ProxyProtocolVersion? = nil) {
         self.name = name
         self.address = address
         self.weight = weight
+        self.proxyProtocol = proxyProtocol
     }
 }
 
@@ -75,6 +79,10 @@ public struct FrontendConfig: Sendable, Equatable {
     /// Per-address limits (`tcp-request connection track-sc0 src` + `reject` rules on the
     /// address's counters); nil: every address may use all of maxconn.
     public var addressLimit: AddressLimitConfig?
+    /// `bind ... accept-proxy`: every connection starts with a PROXY protocol header (v1 or v2)
+    /// from a trusted front balancer, and the address it carries is the client's from then on
+    /// (balancing, the log, headers sent on); a connection without a valid one is closed.
+    public var acceptProxy: Bool = false
 
     public init(name: String, binds: [SocketAddress], backendIndex: Int, requireMQTT: Bool = false) {
         self.name = name

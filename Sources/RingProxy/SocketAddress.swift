@@ -50,6 +50,14 @@ public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// 0.0.0.0 or :: (every address of the family): what a client reached is known only per
+    /// connection.
+    public var isWildcard: Bool {
+        withUnsafeBytes(of: storage) { raw in
+            family == AF_INET ? raw.load(fromByteOffset: 4, as: UInt32.self) == 0 : !raw[8..<24].contains { $0 != 0 }
+        }
+    }
+
     public var port: UInt16 {
         // sin_port and sin6_port sit at the same offset.
         UInt16(bigEndian: storage.sin6_port)

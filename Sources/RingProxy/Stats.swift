@@ -24,6 +24,10 @@ public enum Counter: Int, CaseIterable, Sendable {
     case loopTurns, completions, staleCompletions, timersFired
     case mqttConnects, mqttRejected, inspectTimeouts, inspectAborts
     case stickHits, stickMisses
+    case proxyHeadersSent, proxyHeadersUnknown, proxyHeaderNoBuffer, localAddressLookups, localAddressFailures
+    case proxyHeadersReceived, proxyRejectedSignature, proxyRejectedV1Malformed, proxyRejectedV1TooLong
+    case proxyRejectedV2Command, proxyRejectedV2Family, proxyRejectedV2TooLong, proxyRejectedV2ShortAddresses
+    case proxyRejectedTruncated
 
     /// The operator's name (snake_case, as in the SIGUSR1 report and metrics), kind and help.
     public var info: (name: String, kind: CounterKind, help: String) {
@@ -70,6 +74,35 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .inspectAborts: return ("inspect_aborts", .counter, "clients that left during their preamble")
         case .stickHits: return ("stick_hits", .counter, "client ids found in the stick table")
         case .stickMisses: return ("stick_misses", .counter, "client ids not found in the stick table")
+        case .proxyHeadersSent: return ("proxy_headers_sent", .counter, "PROXY protocol headers sent to servers (send-proxy, send-proxy-v2)")
+        case .proxyHeadersUnknown: return ("proxy_headers_unknown", .counter, "PROXY headers sent as UNKNOWN (v1) or LOCAL (v2): the address the client reached was not known")
+        case .proxyHeaderNoBuffer: return ("proxy_header_no_buffer", .counter, "connections closed because no owned buffer was free for their PROXY header")
+        case .localAddressLookups: return ("local_address_lookups", .counter, "client sockets installed for getsockname: the address reached on a wildcard bind, for a PROXY header")
+        case .localAddressFailures: return ("local_address_failures", .counter, "of those, lookups that failed (the header then says UNKNOWN or LOCAL)")
+        case .proxyHeadersReceived: return ("proxy_headers_received", .counter, "valid PROXY protocol headers read on accept-proxy listeners")
+        case .proxyRejectedSignature: return ("proxy_rejected_signature", .counter, "accept-proxy connections closed: no PROXY header (neither signature)")
+        case .proxyRejectedV1Malformed: return ("proxy_rejected_v1_malformed", .counter, "accept-proxy connections closed: a malformed v1 line")
+        case .proxyRejectedV1TooLong: return ("proxy_rejected_v1_too_long", .counter, "accept-proxy connections closed: no CRLF within 107 bytes")
+        case .proxyRejectedV2Command: return ("proxy_rejected_v2_command", .counter, "accept-proxy connections closed: a v2 version or command other than 2 and LOCAL/PROXY")
+        case .proxyRejectedV2Family: return ("proxy_rejected_v2_family", .counter, "accept-proxy connections closed: a v2 family other than TCP over IPv4/IPv6 or UNSPEC")
+        case .proxyRejectedV2TooLong: return ("proxy_rejected_v2_too_long", .counter, "accept-proxy connections closed: a v2 length over 536 bytes")
+        case .proxyRejectedV2ShortAddresses: return ("proxy_rejected_v2_short_addresses", .counter, "accept-proxy connections closed: a v2 length too short for its addresses")
+        case .proxyRejectedTruncated: return ("proxy_rejected_truncated", .counter, "accept-proxy connections that closed or ran out of inspect delay inside their PROXY header")
+        }
+    }
+}
+
+extension Counter {
+    /// The counter of a refused PROXY header's reason.
+    static func proxyRejected(_ reason: ProxyHeaderRejection) -> Counter {
+        switch reason {
+        case .notProxyProtocol: return .proxyRejectedSignature
+        case .v1Malformed: return .proxyRejectedV1Malformed
+        case .v1TooLong: return .proxyRejectedV1TooLong
+        case .v2BadVersionOrCommand: return .proxyRejectedV2Command
+        case .v2UnsupportedFamily: return .proxyRejectedV2Family
+        case .v2TooLong: return .proxyRejectedV2TooLong
+        case .v2ShortAddresses: return .proxyRejectedV2ShortAddresses
         }
     }
 }

@@ -27,10 +27,11 @@ final class ConfigFileRunTests: XCTestCase {
             "balance-weighted.cfg": [":20: 'check': health checks are not implemented yet"],
             "mqtt-ws.cfg": [":20: 'check': health checks are not implemented yet"],
             "mqtt-wss.cfg": [":25: 'ssl': TLS termination is not implemented yet"],
-            "mqtt-tls.cfg": [":22: 'send-proxy-v2': the PROXY protocol is not implemented yet", ":27: 'ssl': TLS termination"],
-            "mqtt-tls-mutual.cfg": [":28: 'ssl': TLS termination is not implemented yet"],
+            "mqtt-tls.cfg": [":22: 'check-send-proxy': sends the PROXY header on health checks, which are not implemented yet",
+                             ":27: 'ssl': TLS termination is not implemented yet"],
+            "mqtt-tls-mutual.cfg": [":22: 'check-send-proxy'", ":28: 'ssl': TLS termination is not implemented yet"],
             "stats.cfg": [":20: 'stats enable': the stats page is not implemented yet", ":21: 'stats uri'", ":22: 'stats refresh'"],
-            "seed-full.cfg": ["'send-proxy-v2': the PROXY protocol", "'ssl': TLS termination", "'stats enable': the stats page"],
+            "seed-full.cfg": [":40: 'check-send-proxy'", "'ssl': TLS termination", "'stats enable': the stats page"],
         ]
         let files = try FileManager.default.contentsOfDirectory(atPath: seedDirectory.path).filter { $0.hasSuffix(".cfg") }
         XCTAssertEqual(Set(files), Set(expectations.keys), "every seed config has an expectation")

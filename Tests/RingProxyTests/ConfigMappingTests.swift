@@ -26,8 +26,19 @@ final class ConfigMappingTests: XCTestCase {
         let cases: [(String, String)] = [
             ("backend b\n  server s 127.0.0.1:1 check\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
              "t.cfg:7: 'check': health checks are not implemented yet"),
-            ("backend b\n  server s 127.0.0.1:1 send-proxy\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
-             "t.cfg:7: 'send-proxy': the PROXY protocol is not implemented yet"),
+            ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 check-send-proxy\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
+             "t.cfg:7: 'check-send-proxy': sends the PROXY header on health checks, which are not implemented yet"),
+            ("backend b\n  server s 127.0.0.1:1 send-proxy-v2-ssl-cn\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
+             "t.cfg:7: 'send-proxy-v2-ssl-cn': PROXY v2 headers with the client's TLS details need TLS termination, which is not implemented yet (use 'send-proxy-v2')"),
+            ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 proxy-v2-options authority\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
+             "t.cfg:7: 'proxy-v2-options': 'authority' describes the client's TLS session; TLS termination is not implemented yet"),
+            ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 proxy-v2-options unique-id\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
+             "t.cfg:7: 'proxy-v2-options': 'unique-id' needs 'unique-id-format', which is not implemented yet"),
+            ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:1883 accept-proxy\n  bind 127.0.0.1:1884\n  default_backend b",
+             "t.cfg:10: 'bind': frontend 'f' has 'accept-proxy' on another bind but not on this one; ringproxy applies it to a whole frontend"),
+            ("backend b\n  stick-table type ip size 1k expire 30s store conn_cur\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:1883 accept-proxy\n"
+                + "  tcp-request connection track-sc0 src table b\n  default_backend b",
+             "t.cfg:11: 'tcp-request connection': per-address limits on an accept-proxy frontend are not supported yet: these rules run before the PROXY header, on the front balancer's address"),
             ("backend b\n  balance uri\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
              "t.cfg:7: 'balance': 'balance uri' is not supported"),
             ("backend b\n  server s 127.0.0.1:1\nbackend c\n  server s 127.0.0.1:2\nfrontend f\n  bind 127.0.0.1:1883\n  use_backend c if { src 10.0.0.1 }\n  default_backend b",
@@ -68,6 +79,24 @@ final class ConfigMappingTests: XCTestCase {
         XCTAssertEqual(backend.connectTimeoutMs, 5_000)
         XCTAssertEqual(loaded.engine.log, LogConfig(destination: .syslog(SocketAddress(ipv4: 127, 0, 0, 1, port: 5514)), facility: 19, severity: 6))
         XCTAssertTrue(loaded.notes.contains { $0.contains("wait for the CONNECT") }, "\(loaded.notes)")
+    }
+
+    func testSendProxyAndAcceptProxyReachTheEngine() throws {
+        let loaded = try load("""
+            backend b
+              default-server send-proxy
+              server s1 127.0.0.1:1
+              server s2 127.0.0.1:2 send-proxy-v2
+              server s3 127.0.0.1:3 no-send-proxy
+            frontend f
+              bind 127.0.0.1:1883,[::1]:1883 accept-proxy
+              default_backend b
+            frontend plain
+              bind 127.0.0.1:1884
+              default_backend b
+            """)
+        XCTAssertEqual(loaded.engine.backends[0].servers.map(\.proxyProtocol), [.v1, .v2, nil])
+        XCTAssertEqual(loaded.engine.frontends.map(\.acceptProxy), [true, false])
     }
 
     func testBalanceHashOnTheClientIDIsStatelessStickiness() throws {

@@ -83,6 +83,18 @@ static inline void cu_sqe_set_recv_limit(struct io_uring_sqe *sqe, unsigned byte
 // cap must end after its first completion. Uses buffer group `group` (one buffer of it).
 int cu_probe_recv_limit(struct io_uring *ring, unsigned short group, unsigned *returned_bid);
 
+// IORING_OP_FIXED_FD_INSTALL (Linux 6.8+, newer than Debian's liburing 2.3): installs a fixed
+// file into the process fd table (O_CLOEXEC) and completes with the new fd. Used once per
+// connection where a PROXY header needs the address a client reached on a wildcard bind
+// (getsockname needs an fd; direct descriptors have none).
+#define CU_OP_FIXED_FD_INSTALL 54
+static inline void cu_prep_fixed_fd_install(struct io_uring_sqe *sqe, int fixed_index) {
+    io_uring_prep_rw(CU_OP_FIXED_FD_INSTALL, sqe, fixed_index, NULL, 0, 0);
+    sqe->flags |= IOSQE_FIXED_FILE;
+}
+// Whether the kernel supports opcode `op` (IORING_REGISTER_PROBE), probed once at start-up.
+int cu_probe_opcode(struct io_uring *ring, int op);
+
 // jemalloc's counter of bytes allocated by the calling thread ("thread.allocatedp"), found
 // at run time so the library does not depend on jemalloc; NULL under another allocator.
 unsigned long long *cu_jemalloc_thread_allocated(void);

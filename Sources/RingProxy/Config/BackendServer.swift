@@ -47,6 +47,11 @@ public struct ServerOptions: Sendable, Equatable {
     public var sendProxyV2: Bool?
     /// `check-send-proxy`: health checks send the PROXY header too.
     public var checkSendProxy: Bool?
+    /// `send-proxy-v2-ssl` / `send-proxy-v2-ssl-cn`: a v2 header with the client's TLS details.
+    public var sendProxyV2SSL: Bool?
+    public var sendProxyV2SSLCN: Bool?
+    /// `proxy-v2-options`: the TLVs to add to a v2 header, as written (names checked).
+    public var proxyV2Options: [String]?
     public var maxconn: Int?
     public var maxqueue: Int?
     public var disabled: Bool?
@@ -78,6 +83,9 @@ public struct ServerOptions: Sendable, Equatable {
         result.sendProxy = sendProxy ?? base.sendProxy
         result.sendProxyV2 = sendProxyV2 ?? base.sendProxyV2
         result.checkSendProxy = checkSendProxy ?? base.checkSendProxy
+        result.sendProxyV2SSL = sendProxyV2SSL ?? base.sendProxyV2SSL
+        result.sendProxyV2SSLCN = sendProxyV2SSLCN ?? base.sendProxyV2SSLCN
+        result.proxyV2Options = proxyV2Options ?? base.proxyV2Options
         result.maxconn = maxconn ?? base.maxconn
         result.maxqueue = maxqueue ?? base.maxqueue
         result.disabled = disabled ?? base.disabled

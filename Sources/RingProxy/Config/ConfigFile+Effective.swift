@@ -77,9 +77,13 @@ public struct EffectiveServer: Sendable, Equatable {
     public var fall: Int
     public var weight: Int
     public var backup: Bool
-    /// The PROXY protocol header to send: v2 wins when both `send-proxy` and `send-proxy-v2`.
+    /// The PROXY protocol header to send: v2 wins when both `send-proxy` and `send-proxy-v2`
+    /// (`send-proxy-v2-ssl` and `send-proxy-v2-ssl-cn` imply v2, as in HAProxy).
     public var sendProxy: ProxyProtocolVersion?
     public var checkSendProxy: Bool
+    public var sendProxyV2SSL: Bool
+    public var sendProxyV2SSLCN: Bool
+    public var proxyV2Options: [String]
     public var maxconn: Int?
     public var maxqueue: Int?
     public var disabled: Bool
@@ -109,7 +113,10 @@ public struct EffectiveServer: Sendable, Equatable {
         fall = options.fall ?? Self.defaultFall
         weight = options.weight ?? Self.defaultWeight
         backup = options.backup ?? false
-        if options.sendProxyV2 == true {
+        sendProxyV2SSL = options.sendProxyV2SSL ?? false
+        sendProxyV2SSLCN = options.sendProxyV2SSLCN ?? false
+        proxyV2Options = options.proxyV2Options ?? []
+        if options.sendProxyV2 == true || sendProxyV2SSL || sendProxyV2SSLCN {
             sendProxy = .v2
         } else if options.sendProxy == true {
             sendProxy = .v1

@@ -40,7 +40,10 @@ extension ConfigParser.State {
         let supported = "supported: " + TCPRequestRule.Action.allCases.map(\.rawValue).joined(separator: ", ")
         guard let action = TCPRequestRule.Action(rawValue: words[2]) else {
             let actionName = String(words[2].prefix { $0 != "(" })
-            if ConfigKeywords.tcpRequestUntrackedCounters.contains(actionName) {
+            if actionName == "expect-proxy" {
+                error(keyword, "'expect-proxy layer4' (a PROXY header from some sources only) is not implemented yet",
+                      hint: "use 'bind ... accept-proxy' on a listener that only the front balancers can reach")
+            } else if ConfigKeywords.tcpRequestUntrackedCounters.contains(actionName) {
                 error(keyword, "action '\(words[2])' is not supported by ringproxy: it tracks one stick counter, sc0",
                       hint: "use 'track-sc0' and the sc0_* fetches")
             } else if ConfigKeywords.tcpRequestUnsupportedActions.contains(actionName) {

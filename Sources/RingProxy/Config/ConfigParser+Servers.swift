@@ -87,6 +87,13 @@ extension ConfigParser.State {
                 warning(keyword, "'\(option)' ignored: not implemented by ringproxy")
                 continue
             }
+            if option.hasPrefix("set-proxy-v2-tlv-fmt(") {
+                // Not ignored with a warning: a broker would get headers without the TLV it expects.
+                error(keyword, "'set-proxy-v2-tlv-fmt' (custom TLVs in PROXY v2 headers) is not implemented yet")
+                index += 1   // its format
+                failed = true
+                continue
+            }
             let takesValue = Self.serverValueOptions.contains(option) || Self.ignoredServerValueOptions.contains(option)
             guard takesValue else {
                 let candidates = Array(Self.serverFlags.keys) + Self.serverValueOptions + Self.ignoredServerFlags + Self.ignoredServerValueOptions
@@ -153,6 +160,14 @@ extension ConfigParser.State {
         case "ca-file": options.caFile = value
         case "crt": options.crt = value
         case "alpn": options.alpn = value.split(separator: ",").map(String.init)
+        case "proxy-v2-options":
+            let names = value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            for name in names where !Self.proxyV2OptionNames.contains(name) {
+                let hint = ConfigKeywords.suggestion(for: name, among: Self.proxyV2OptionNames).map { "did you mean '\($0)'?" }
+                error(keyword, "unknown proxy-v2-options value '\(name)'", hint: hint ?? "known: " + Self.proxyV2OptionNames.joined(separator: ", "))
+                return false
+            }
+            options.proxyV2Options = names
         default:
             error(keyword, "unknown option '\(option)'")
             return false
@@ -170,6 +185,8 @@ extension ConfigParser.State {
         "send-proxy-v2": { $0.sendProxyV2 = true },
         "no-send-proxy-v2": { $0.sendProxyV2 = false },
         "check-send-proxy": { $0.checkSendProxy = true },
+        "send-proxy-v2-ssl": { $0.sendProxyV2SSL = true },
+        "send-proxy-v2-ssl-cn": { $0.sendProxyV2SSLCN = true },
         "disabled": { $0.disabled = true },
         "enabled": { $0.disabled = false },
         "ssl": { $0.ssl = true },
@@ -178,12 +195,15 @@ extension ConfigParser.State {
 
     static let serverValueOptions = [
         "inter", "fastinter", "downinter", "slowstart", "rise", "fall", "weight", "maxconn",
-        "maxqueue", "port", "id", "verify", "sni", "ca-file", "crt", "alpn",
+        "maxqueue", "port", "id", "verify", "sni", "ca-file", "crt", "alpn", "proxy-v2-options",
     ]
+
+    /// HAProxy's `proxy-v2-options` values: one TLV each in the v2 header.
+    static let proxyV2OptionNames = ["ssl", "cert-cn", "ssl-cipher", "cert-sig", "cert-key", "authority", "crc32c", "unique-id"]
 
     static let ignoredServerFlags = [
         "agent-check", "no-agent-check", "check-ssl", "no-check-ssl", "tfo", "no-tfo",
-        "send-proxy-v2-ssl", "send-proxy-v2-ssl-cn", "no-tls-tickets", "tls-tickets",
+        "no-tls-tickets", "tls-tickets",
         "force-tlsv12", "force-tlsv13", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12",
         "no-tlsv13", "allow-0rtt", "non-stick", "stick", "check-reuse-pool", "no-verifyhost",
     ]
@@ -195,7 +215,7 @@ extension ConfigParser.State {
         "proto", "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "crl-file",
         "verifyhost", "namespace", "pool-max-conn", "pool-purge-delay", "pool-low-conn",
         "max-reuse", "redir", "addr", "log-proto", "shard", "tcp-ut", "socks4",
-        "proxy-v2-options", "set-proxy-v2-tlv-fmt", "curves", "sigalgs", "client-sigalgs",
+        "curves", "sigalgs", "client-sigalgs",
         "npn", "track", "source", "usesrc", "hash-key", "ws", "guid",
     ]
 

@@ -1,8 +1,8 @@
 // EngineConfig+ConfigFile: turns a parsed HAProxy-dialect file into the engine's plain model.
-// What the engine does not do yet (TLS, health checks, PROXY protocol, the stats page, http
-// mode, conditional routing) is refused with the file:line of the keyword and a clear reason,
-// never silently ignored. The seed's MQTT rules are recognised for what they mean; per-address
-// limits (`tcp-request connection` rules) are mapped in EngineConfig+AddressLimit.swift.
+// What the engine does not do yet (TLS and the PROXY details that need it, health checks, the
+// stats page, http mode, conditional routing) is refused with the file:line of the keyword and a
+// clear reason, never silently ignored. The seed's MQTT rules are recognised for what they mean;
+// per-address limits (`tcp-request connection` rules) are mapped in EngineConfig+AddressLimit.swift.
 import Glibc
 
 public struct LoadedConfiguration: Sendable {
@@ -56,6 +56,24 @@ extension EngineConfig {
             }
             return min(first, frontend.maxconn ?? first)
         }
+        /// The v2 TLVs describe the client's TLS session (not terminated yet), a unique id (no
+        /// `unique-id-format` yet) or a checksum: each is refused at its line, so a broker never
+        /// gets a header without a TLV the configuration promised.
+        func refuseProxyV2Options(_ server: EffectiveServer) {
+            let needsTLS = "PROXY v2 headers with the client's TLS details need TLS termination, which is not implemented yet"
+            if server.sendProxyV2SSL { refuse(server.location, "send-proxy-v2-ssl", needsTLS, hint: "use 'send-proxy-v2'") }
+            if server.sendProxyV2SSLCN { refuse(server.location, "send-proxy-v2-ssl-cn", needsTLS, hint: "use 'send-proxy-v2'") }
+            for option in server.proxyV2Options {
+                switch option {
+                case "unique-id":
+                    refuse(server.location, "proxy-v2-options", "'unique-id' needs 'unique-id-format', which is not implemented yet")
+                case "crc32c":
+                    refuse(server.location, "proxy-v2-options", "'crc32c' (the checksum TLV) is not implemented yet")
+                default:
+                    refuse(server.location, "proxy-v2-options", "'\(option)' describes the client's TLS session; TLS termination is not implemented yet")
+                }
+            }
+        }
 
         // Backends first: frontends refer to them by index.
         var backends: [BackendConfig] = []
@@ -70,17 +88,18 @@ extension EngineConfig {
                 if server.check {
                     refuse(server.location, "check", "health checks are not implemented yet; remove 'check' from server '\(server.name)' to run without them")
                 }
-                if server.sendProxy != nil || server.checkSendProxy {
-                    refuse(server.location, server.sendProxy == .v2 ? "send-proxy-v2" : (server.sendProxy == .v1 ? "send-proxy" : "check-send-proxy"),
-                           "the PROXY protocol is not implemented yet")
+                if server.checkSendProxy {
+                    refuse(server.location, "check-send-proxy", "sends the PROXY header on health checks, which are not implemented yet",
+                           hint: "remove it: 'send-proxy' or 'send-proxy-v2' alone sends the header on every connection to the server")
                 }
+                refuseProxyV2Options(server)
                 if server.ssl { refuse(server.location, "ssl", "TLS towards servers is not implemented yet") }
                 if server.backup { refuse(server.location, "backup", "backup servers need health checks, which are not implemented yet") }
                 if server.maxconn != nil { refuse(server.location, "maxconn", "per-server maxconn (queueing) is not implemented yet") }
                 if server.disabled { continue }
                 do {
                     let address = try SocketAddress.parse("\(server.address.host.contains(":") ? "[\(server.address.host)]" : server.address.host):\(server.address.port)")
-                    servers.append(ServerConfig(name: server.name, address: address, weight: server.weight))
+                    servers.append(ServerConfig(name: server.name, address: address, weight: server.weight, proxyProtocol: server.sendProxy))
                 } catch {
                     refuse(server.location, "server", "\(error)")
                 }
@@ -160,13 +179,27 @@ extension EngineConfig {
                 }
             }
             let addressLimit = addressLimit(frontend, in: file) { refuse($0, $1, $2, hint: $3) }
+            // `accept-proxy` is a bind option in HAProxy and a frontend's in the engine (its front
+            // stages): a frontend that mixes listeners with and without it is refused.
+            let acceptProxy = frontend.binds.contains { $0.acceptProxy }
+            for bind in frontend.binds where acceptProxy && !bind.acceptProxy {
+                refuse(bind.location, "bind", "frontend '\(frontend.name)' has 'accept-proxy' on another bind but not on this one; ringproxy applies it to a whole frontend",
+                       hint: "put the listeners with and without 'accept-proxy' in separate frontends")
+            }
+            // HAProxy runs `tcp-request connection` rules before it reads the PROXY header, so they
+            // would count the front balancer; and the engine releases by the header's address.
+            if acceptProxy && addressLimit != nil {
+                for rule in frontend.tcpRequestRules where rule.phase == .connection {
+                    refuse(rule.location, rule.phase.keyword, "per-address limits on an accept-proxy frontend are not supported yet: these rules run before the PROXY header, on the front balancer's address",
+                           hint: "limit clients on the front balancer, or listen without 'accept-proxy'")
+                }
+            }
             var binds: [SocketAddress] = []
             for bind in frontend.binds {
                 if bind.ssl || !bind.certificates.isEmpty {
                     refuse(bind.location, "ssl", "TLS termination is not implemented yet")
                     continue
                 }
-                if bind.acceptProxy { refuse(bind.location, "accept-proxy", "the PROXY protocol is not implemented yet") }
                 for address in bind.addresses {
                     guard address.ports.count == 1 else {
                         refuse(bind.location, "bind", "port ranges are not supported")
@@ -192,6 +225,7 @@ extension EngineConfig {
                 notes.append("frontend '\(frontend.name)' listens on IPv6 but counts addresses in the 'type ip' table of '\(table.name)': "
                              + "IPv6 clients are not tracked, as in HAProxy (use 'type ipv6' to track both)")
             }
+            config.acceptProxy = acceptProxy
             if (requireMQTT || backends[b].needsClientID) && frontend.inspectDelayMs == nil {
                 notes.append("frontend '\(frontend.name)': MQTT rules wait for the CONNECT for up to "
                              + "\(config.inspectTimeoutMs.map { "\($0) ms (timeout client)" } ?? "the default") (no tcp-request inspect-delay given)")

@@ -24,20 +24,6 @@ enum Phase: UInt8 {
     @inline(__always) var isLive: Bool { self == .preamble || self == .connecting || self == .established }
 }
 
-/// The front stages a listener runs before a server is chosen, in this order. Each is a pure
-/// parser over the held bytes (Stages/); a connection keeps the set still to run.
-struct FrontStages: OptionSet {
-    let rawValue: UInt8
-    /// PROXY protocol header in (`accept-proxy`).
-    static let proxyHeader = FrontStages(rawValue: 1 << 0)
-    /// TLS handshake (`bind ... ssl`).
-    static let tlsHandshake = FrontStages(rawValue: 1 << 1)
-    /// WebSocket upgrade (HTTP/1.1 request, 101 answer).
-    static let webSocketUpgrade = FrontStages(rawValue: 1 << 2)
-    /// The first MQTT packet: a valid CONNECT, its client id for routing.
-    static let mqttConnect = FrontStages(rawValue: 1 << 3)
-}
-
 /// What established traffic passes through between the pipes: nothing for plain TCP (one
 /// branch), TLS records decrypted/encrypted in userspace, or the kernel's TLS.
 enum Transform: UInt8 {
@@ -86,6 +72,12 @@ struct Connection {
     var tracked = false
     /// The client id's stick-table key hash is in `stickHash`.
     var sticky = false
+    /// `Worker.destinations[slot]` holds the address the client connected to (from an
+    /// accept-proxy header, or looked up for a wildcard bind), for a PROXY header sent on.
+    var destinationKnown = false
+    /// That lookup is in flight; the connect succeeded before it completed.
+    var lookupPending = false
+    var establishWaiting = false
     var stickHash: UInt64 = 0
     var attempts: UInt8 = 0
     var pendingOps: Int32 = 0

@@ -158,6 +158,11 @@ public final class Engine: @unchecked Sendable {
         for f in config.frontends where f.backendIndex < 0 || f.backendIndex >= config.backends.count {
             throw .invalid("frontend '\(f.name)' has no backend")
         }
+        // Per-address limits track the address a connection was accepted from and release it
+        // by the connection's peer, which an accept-proxy header replaces: not combined yet.
+        for f in config.frontends where f.acceptProxy && f.addressLimit != nil {
+            throw .invalid("frontend '\(f.name)': per-address limits on an accept-proxy frontend are not supported yet")
+        }
         generationCount += 1
         let shared = SharedState(backends: config.backends, frontendCount: config.frontends.count,
                                  addressLimits: config.frontends.map(\.addressLimit),

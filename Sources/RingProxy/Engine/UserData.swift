@@ -23,6 +23,9 @@ public enum Operation: UInt8 {
     /// is not being read.
     case watchClient
     case watchServer
+    /// IORING_OP_FIXED_FD_INSTALL of the client socket, for getsockname: the address a client
+    /// reached on a wildcard bind, for a PROXY header (once per connection, only then).
+    case installClient
     /// Submitted with CQE_SKIP_SUCCESS or whose outcome does not matter (socket, setsockopt,
     /// shutdown, cancel); a completion, if any, is only counted.
     case ignore

@@ -45,6 +45,19 @@ final class Worker {
     let serverAddresses: UnsafeMutablePointer<SocketAddress>
     let backendServerBase: [Int]
     let backendServerCount: [Int]
+    /// Per server (flat, like serverAddresses): the PROXY protocol version its connections
+    /// start with (`send-proxy`: 1, `send-proxy-v2`: 2), 0 for none.
+    let serverProxyProtocol: UnsafeMutablePointer<UInt8>
+    /// Per listener: its bound address, and whether that is a wildcard (then the address a
+    /// client reached is looked up for a PROXY header; see Worker+ProxyProtocol).
+    let listenerAddresses: UnsafeMutablePointer<SocketAddress>
+    let listenerWildcard: UnsafeMutablePointer<Bool>
+    /// Per slot: the address its client connected to, when `Connection.destinationKnown`.
+    /// Allocated for every slot only when a server sends PROXY headers or a frontend accepts
+    /// them; pages are touched only by connections that use them.
+    let destinations: UnsafeMutablePointer<sockaddrStorage>
+    /// The kernel has IORING_OP_FIXED_FD_INSTALL (Linux 6.8+; probed at start-up).
+    var fixedFDInstall = false
 
     /// Pipes waiting for free buffers (ENOBUFS), in order.
     var bufferWaiters: LinkedQueue
@@ -181,9 +194,20 @@ final class Worker {
         self.balancers = balancers
         serverAddresses = .allocate(capacity: max(1, addresses.count))
         serverAddresses.initialize(from: addresses, count: addresses.count)
+        let proxyVersions = config.backends.flatMap { $0.servers.map { UInt8($0.proxyProtocol?.rawValue ?? 0) } }
+        serverProxyProtocol = .allocate(capacity: max(1, proxyVersions.count))
+        serverProxyProtocol.initialize(from: proxyVersions, count: proxyVersions.count)
+        listenerAddresses = .allocate(capacity: max(1, listeners.count))
+        listenerAddresses.initialize(from: listeners.map(\.address), count: listeners.count)
+        listenerWildcard = .allocate(capacity: max(1, listeners.count))
+        listenerWildcard.initialize(from: listeners.map(\.address.isWildcard), count: listeners.count)
+        let usesDestinations = proxyVersions.contains { $0 != 0 } || config.frontends.contains { $0.acceptProxy }
+        destinations = .allocate(capacity: usesDestinations ? slotCount : 1)
 
         frontendStages = config.frontends.map {
-            $0.requireMQTT || config.backends[$0.backendIndex].needsClientID ? [.mqttConnect] : []
+            var stages: FrontStages = $0.acceptProxy ? [.proxyHeader] : []
+            if $0.requireMQTT || config.backends[$0.backendIndex].needsClientID { stages.insert(.mqttConnect) }
+            return stages
         }
         frontendRequiresMQTT = config.frontends.map(\.requireMQTT)
         frontendInspectTimeoutMs = config.frontends.map {
@@ -245,6 +269,8 @@ final class Worker {
             return
         }
         uringSetsockopt = Worker.probeSetsockopt(ring)
+        fixedFDInstall = cu_probe_opcode(ring.ring, CU_OP_FIXED_FD_INSTALL) != 0
+        if index == 0 { warnIfLocalAddressesUnknown() }
         var probeBid: UInt32 = 0
         recvLimit = cu_probe_recv_limit(ring.ring, BufferPool.group, &probeBid) == 0 && getenv("RINGPROXY_NO_RECV_CAP") == nil
         if probeBid != UInt32.max {
@@ -297,6 +323,7 @@ final class Worker {
         pipes.deallocate()
         gatherHeaders.deallocate()
         gatherVectors.deallocate()
+        destinations.deallocate()
         timers.deallocate()
         bufferWaiters.deallocate()
         stalledPipes.deallocate()
@@ -310,6 +337,9 @@ final class Worker {
         releaseLoopTables()
         acceptsArmed.deallocate()
         serverAddresses.deallocate()
+        serverProxyProtocol.deallocate()
+        listenerAddresses.deallocate()
+        listenerWildcard.deallocate()
         for balancer in balancers { balancer.deallocate() }
         scratch.deallocate()
         rejectCounts.deallocate()
@@ -399,6 +429,7 @@ final class Worker {
         case .sendClient: onSend(slot, pipe: Int(slot) * 2 + 1, bufferID: ud.bufferID, result: result)
         case .watchClient: onAbortWatch(slot, pipe: Int(slot) * 2, result: result)
         case .watchServer: onAbortWatch(slot, pipe: Int(slot) * 2 + 1, result: result)
+        case .installClient: onClientInstalled(slot, result: result)
         case .close, .shutdown: onClose(slot)
         case .ignore: break
         }

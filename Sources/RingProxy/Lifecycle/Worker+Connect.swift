@@ -47,7 +47,8 @@ extension Worker {
     }
 
     /// Opens the server socket straight into the fixed table and connects it, as one linked
-    /// chain: [close old] -> socket -> setsockopt(TCP_NODELAY) -> connect -> link timeout.
+    /// chain: [look up the client's local address] -> [close old] -> socket ->
+    /// setsockopt(TCP_NODELAY) -> connect -> link timeout.
     func startConnect(_ slot: Int32) {
         let s = Int(slot)
         let b = Int(conns[s].backend)
@@ -70,6 +71,7 @@ extension Worker {
         let ignore = UserData(.ignore, slot: slot, generation: generation).raw
         count(.connectAttempts)
 
+        if serverProxyProtocol[backendServerBase[b] + server] != 0 { lookUpLocalAddressIfNeeded(slot) }
         if conns[s].serverOpen {
             let sqe = ring.sqe()
             io_uring_prep_close_direct(sqe, UInt32(fixed))
@@ -107,6 +109,27 @@ extension Worker {
         finishIfIdle(slot)
     }
 
+    /// The server answered: the connection starts moving both ways. A server that takes PROXY
+    /// headers gets one first, for this server and written only now, so a redispatched
+    /// connection sends exactly one, to the server that answered.
+    func establish(_ slot: Int32) {
+        let s = Int(slot)
+        conns[s].phase = .established
+        conns[s].lastServerMs = nowMs
+        let server = backendServerBase[Int(conns[s].backend)] + Int(conns[s].server)
+        shared.serverConnected(server)
+        conns[s].serverCounted = true
+        if conns[s].sticky && conns[s].attempts > 0, let table = shared.stickTables[Int(conns[s].backend)] {
+            // Redispatched: the client now belongs to the server that answered.
+            table.store(conns[s].stickHash, server: Int(conns[s].server), nowMs: nowMs)
+        }
+        let proxyVersion = serverProxyProtocol[server]
+        if proxyVersion != 0 && !queueProxyHeader(slot, version: proxyVersion) { return }
+        armRecv(s * 2 + 1)
+        issueSend(s * 2)
+        maybeShutdown(s * 2)
+    }
+
     func onConnect(_ slot: Int32, result: Int32) {
         let s = Int(slot)
         conns[s].pendingOps -= 1
@@ -115,18 +138,13 @@ extension Worker {
             return
         }
         if result == 0 {
-            conns[s].phase = .established
-            conns[s].lastServerMs = nowMs
             conns[s].connectedAtMs = nowMs
-            shared.serverConnected(backendServerBase[Int(conns[s].backend)] + Int(conns[s].server))
-            conns[s].serverCounted = true
-            if conns[s].sticky && conns[s].attempts > 0, let table = shared.stickTables[Int(conns[s].backend)] {
-                // Redispatched: the client now belongs to the server that answered.
-                table.store(conns[s].stickHash, server: Int(conns[s].server), nowMs: nowMs)
+            if conns[s].lookupPending {
+                // The PROXY header waits for the address the client reached (see onClientInstalled).
+                conns[s].establishWaiting = true
+                return
             }
-            armRecv(s * 2 + 1)
-            issueSend(s * 2)
-            maybeShutdown(s * 2)
+            establish(slot)
             return
         }
         count(.connectFailures)

@@ -12,6 +12,21 @@ extension Worker {
     func runPreamble(_ slot: Int32) {
         let s = Int(slot)
         let f = Int(conns[s].frontend)
+        if conns[s].stagesLeft.contains(.proxyHeader) {
+            switch ProxyHeader.parse(heldBytes(s * 2)) {
+            case .needMore:
+                return
+            case .reject(let rejection):
+                rejectPreamble(slot, rejection)
+                return
+            case .complete(let consumed, let info):
+                // The header is the front balancer's, not the client's: never forwarded.
+                retireHeld(s * 2, bytes: consumed)
+                conns[s].stagesLeft.remove(.proxyHeader)
+                adoptProxyHeader(slot, info)
+                if pipes[s * 2].head == BufferPool.none { preambleHolders.remove(s) }
+            }
+        }
         while conns[s].stagesLeft.contains(.mqttConnect) {
             let bytes = heldBytes(s * 2)
             switch MQTTConnectStage.evaluate(bytes, connectMaxBytes: frontendConnectMaxBytes[f]) {
@@ -68,6 +83,9 @@ extension Worker {
             rejectCounts[Int(rejection.code) & 31] &+= 1
             let reason = InvalidReason(rawValue: rejection.code)
             warnRateLimited(slot, "rejected: \(reason.map { "\($0)" } ?? "code \(rejection.code)")")
+        } else if rejection.stage == .proxyHeader, let reason = ProxyHeaderRejection(rawValue: rejection.code) {
+            count(.proxyRejected(reason))
+            warnRateLimited(slot, "rejected: \(reason)")
         }
         closeConnection(slot, reset: false, why: .rejected)
     }

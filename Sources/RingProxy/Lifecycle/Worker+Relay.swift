@@ -87,6 +87,10 @@ extension Worker {
             if conns[s].phase == .preamble && p & 1 == 0 {
                 // The client left before its front stages were done.
                 count(.inspectAborts)
+                if conns[s].stagesLeft.contains(.proxyHeader) && pipes[p].head != BufferPool.none {
+                    count(.proxyRejectedTruncated)
+                    warnRateLimited(slot, "rejected: PROXY header cut short (the client closed)")
+                }
                 closeConnection(slot, reset: false, why: .inspectAbort)
                 return
             }
@@ -160,6 +164,31 @@ extension Worker {
             pool.next[Int(pipes[p].tail)] = bid
         }
         pipes[p].tail = bid
+        pipes[p].count += 1
+        if pipes[p].count > pipes[p].countMax {
+            pipes[p].countMax = pipes[p].count
+            raise(.pipeBuffersMax, to: Int(pipes[p].count))
+        }
+    }
+
+    /// Queues `bid` (an owned buffer the proxy wrote) ahead of everything on pipe p, so that it
+    /// leaves first and in the same send as what was held. Only before the pipe's first send.
+    /// A head a front stage partly consumed has its rest moved to the start of its buffer,
+    /// since the sent offset belongs to whichever buffer is the head (at most one buffer's
+    /// copy, once per connection, and only when a stage consumed bytes).
+    func enqueueFront(_ p: Int, _ bid: UInt16) {
+        assert(!pipes[p].sendInFlight)
+        let head = pipes[p].head
+        if head != BufferPool.none && pipes[p].sentOffset > 0 {
+            let offset = Int(pipes[p].sentOffset)
+            let left = Int(pool.length[Int(head)]) - offset
+            memmove(pool.address(head), pool.address(head) + offset, left)
+            pool.length[Int(head)] = UInt32(left)
+            pipes[p].sentOffset = 0
+        }
+        pool.next[Int(bid)] = head
+        pipes[p].head = bid
+        if head == BufferPool.none { pipes[p].tail = bid }
         pipes[p].count += 1
         if pipes[p].count > pipes[p].countMax {
             pipes[p].countMax = pipes[p].count

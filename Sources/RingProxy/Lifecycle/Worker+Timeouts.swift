@@ -39,7 +39,12 @@ extension Worker {
             if phase == .preamble {
                 if nowMs - conns[s].acceptedAtMs > frontendInspectTimeoutMs[Int(conns[s].frontend)] {
                     count(.inspectTimeouts)
-                    warnRateLimited(Int32(s), "no complete MQTT CONNECT within the inspect delay")
+                    if conns[s].stagesLeft.contains(.proxyHeader) {
+                        if pipes[s * 2].head != BufferPool.none { count(.proxyRejectedTruncated) }
+                        warnRateLimited(Int32(s), "no complete PROXY header within the inspect delay")
+                    } else {
+                        warnRateLimited(Int32(s), "no complete MQTT CONNECT within the inspect delay")
+                    }
                     closeConnection(Int32(s), reset: false, why: .inspectTimeout)
                 }
             } else if clientMs > 0 && nowMs - conns[s].lastClientMs > clientMs {

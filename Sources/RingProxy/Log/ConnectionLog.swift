@@ -45,6 +45,7 @@ enum Termination: UInt8 {
     case evictedPreamble     // RR  (buffer pool low: preamble holder gave way)
     case evictedStalled      // RD  (buffer pool low: stalled direction gave way)
     case denied              // PR  (a tcp-request connection reject rule)
+    case resourceAtConnect   // RC  (no owned buffer for the PROXY header to the server)
 
     var code: (UInt8, UInt8) {
         switch self {
@@ -63,6 +64,7 @@ enum Termination: UInt8 {
         case .evictedPreamble: return (0x52, 0x52)
         case .evictedStalled: return (0x52, 0x44)
         case .denied: return (0x50, 0x52)
+        case .resourceAtConnect: return (0x52, 0x43)
         }
     }
 }

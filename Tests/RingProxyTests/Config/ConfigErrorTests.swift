@@ -430,6 +430,22 @@ final class ConfigErrorTests: XCTestCase {
             ])
     }
 
+    func testPROXYProtocolOptionsThatCannotBeHonouredAreErrors() {
+        assertErrors("""
+            frontend f
+              bind *:1883 accept-proxy
+              tcp-request connection expect-proxy layer4 if { src 10.0.0.0/8 }
+              default_backend b
+            backend b
+              server s1 127.0.0.1:1883 send-proxy-v2 proxy-v2-options ssl,cert-nc
+              server s2 127.0.0.1:1884 send-proxy-v2 set-proxy-v2-tlv-fmt(0xE1) %[fc_pp_tlv(0xE1)]
+            """, [
+                "haproxy.cfg:3: 'tcp-request connection': 'expect-proxy layer4' (a PROXY header from some sources only) is not implemented yet (use 'bind ... accept-proxy' on a listener that only the front balancers can reach)",
+                "haproxy.cfg:6: 'server': unknown proxy-v2-options value 'cert-nc' (did you mean 'cert-cn'?)",
+                "haproxy.cfg:7: 'server': 'set-proxy-v2-tlv-fmt' (custom TLVs in PROXY v2 headers) is not implemented yet",
+            ])
+    }
+
     func testMoreBadBindAndServerOptions() {
         assertErrors("""
             frontend f

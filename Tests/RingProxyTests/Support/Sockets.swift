@@ -8,23 +8,7 @@ enum TestSocket {
     /// A connection to 127.0.0.1:`port`, from `source` (another loopback address, say) when
     /// given, else from 127.0.0.1.
     static func connect(port: UInt16, from source: SocketAddress? = nil, timeoutSeconds: Int = 10) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        precondition(fd >= 0)
-        setTimeouts(fd, seconds: timeoutSeconds)
-        if var local = source?.storage {
-            let rc = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            precondition(rc == 0, "bind to \(source!) failed: \(errno)")
-        }
-        var address = SocketAddress(ipv4: 127, 0, 0, 1, port: port).storage
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        precondition(rc == 0, "connect to \(port) failed: \(errno)")
-        return fd
+        connect(to: SocketAddress(ipv4: 127, 0, 0, 1, port: port), from: source, timeoutSeconds: timeoutSeconds)
     }
 
     /// True when the peer closes `fd` before sending a byte, within `seconds`: a connection the
@@ -33,6 +17,36 @@ enum TestSocket {
         setTimeouts(fd, seconds: seconds)
         var byte: UInt8 = 0
         return recv(fd, &byte, 1, 0) == 0
+    }
+
+    /// A connection to `address` (IPv4 or IPv6), from `source` when given (a loopback address
+    /// other than 127.0.0.1, so that a test can tell which address a peer learned).
+    static func connect(to address: SocketAddress, from source: SocketAddress? = nil, timeoutSeconds: Int = 10) -> Int32 {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
+        precondition(fd >= 0)
+        setTimeouts(fd, seconds: timeoutSeconds)
+        if var source {
+            let rc = withUnsafePointer(to: &source.storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, source.length) }
+            }
+            precondition(rc == 0, "bind to \(source) failed: \(errno)")
+        }
+        var target = address
+        let rc = withUnsafePointer(to: &target.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
+        }
+        precondition(rc == 0, "connect to \(address) failed: \(errno)")
+        return fd
+    }
+
+    /// The socket's own address (getsockname).
+    static func localAddress(_ fd: Int32) -> SocketAddress {
+        var storage = sockaddr_in6()
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return withUnsafeBytes(of: &storage) { SocketAddress(raw: $0.baseAddress!, length: length)! }
     }
 
     static func setTimeouts(_ fd: Int32, seconds: Int) {

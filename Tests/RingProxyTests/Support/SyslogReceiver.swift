@@ -33,9 +33,14 @@ final class SyslogReceiver {
 
     /// Up to `count` lines, waiting at most 5 s for each.
     func receive(count: Int) -> [String] {
+        receive { $0.count >= count }
+    }
+
+    /// Lines until `enough` says so, waiting at most 5 s for each.
+    func receive(until enough: ([String]) -> Bool) -> [String] {
         var lines: [String] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while lines.count < count {
+        while !enough(lines) {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             lines.append(String(decoding: buffer[0..<n], as: UTF8.self))

@@ -1,0 +1,161 @@
+// Worker+ProxyProtocol: the PROXY protocol on a connection. In: what an accept-proxy header
+// carries becomes the client's address (and the address it reached) for everything after. Out:
+// the header a `send-proxy(-v2)` server gets, written into an owned buffer at the head of the
+// client's pipe when the connect succeeds (so it leaves in the same send as the held bytes,
+// once, for the server that answered), and the address it names as the destination. Once per
+// connection, never per packet; allocates nothing.
+import CUring
+import Glibc
+
+extension Worker {
+    /// An accepted header: its source replaces the connection's peer, so balancing, the log
+    /// and the header sent on all see the client the front balancer saw; its destination is
+    /// kept for that header. LOCAL, UNKNOWN and UNSPEC leave the real endpoints in place.
+    func adoptProxyHeader(_ slot: Int32, _ info: ProxyHeaderInfo) {
+        count(.proxyHeadersReceived)
+        guard let addresses = info.addresses else { return }
+        let s = Int(slot)
+        withUnsafeMutableBytes(of: &conns[s].peer) { Self.store(addresses.source, addresses.family, into: $0) }
+        conns[s].peerLength = UInt32(addresses.family == .ipv4 ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
+        Self.store(addresses.destination, addresses.family,
+                   into: UnsafeMutableRawBufferPointer(start: destinations + s, count: MemoryLayout<sockaddrStorage>.size))
+        conns[s].destinationKnown = true
+    }
+
+    /// Writes `endpoint` as a sockaddr_in or sockaddr_in6 over `out` (zeroed first).
+    static func store(_ endpoint: ProxyEndpoint, _ family: ProxyAddresses.Family, into out: UnsafeMutableRawBufferPointer) {
+        memset(out.baseAddress!, 0, out.count)
+        out.storeBytes(of: sa_family_t(family == .ipv4 ? AF_INET : AF_INET6), as: sa_family_t.self)
+        out.storeBytes(of: endpoint.port.bigEndian, toByteOffset: 2, as: UInt16.self)
+        withUnsafeBytes(of: endpoint.address) {
+            (out.baseAddress! + (family == .ipv4 ? 4 : 8)).copyMemory(from: $0.baseAddress!, byteCount: family.addressBytes)
+        }
+    }
+
+    /// Writes the header for `slot`'s client into an owned buffer queued ahead of everything
+    /// the client sent. With no owned buffer free the connection is closed (and counted)
+    /// rather than sent on without its header. False when it was closed.
+    func queueProxyHeader(_ slot: Int32, version: UInt8) -> Bool {
+        let s = Int(slot)
+        guard let bid = pool.takeOwned() else {
+            count(.proxyHeaderNoBuffer)
+            warnRateLimited(slot, "no owned buffer free for the PROXY header: closed rather than sent without it")
+            closeConnection(slot, reset: false, why: .resourceAtConnect)
+            return false
+        }
+        let addresses = proxyAddresses(slot)
+        if addresses == nil { count(.proxyHeadersUnknown) }
+        let n = version == 1
+            ? ProxyHeader.writeV1(addresses, to: pool.address(bid), capacity: pool.sizeBytes)
+            : ProxyHeader.writeV2(addresses, to: pool.address(bid), capacity: pool.sizeBytes)
+        pool.length[Int(bid)] = UInt32(n)
+        enqueueFront(s * 2, bid)
+        count(.proxyHeadersSent)
+        return true
+    }
+
+    /// The client (its address, or the one an accept-proxy header gave) and the address it
+    /// connected to: from an accept-proxy header or the wildcard lookup when known, else the
+    /// listener's own address unless that is a wildcard. Nil when either is unknown: the
+    /// header then says UNKNOWN (v1) or LOCAL (v2), as the specification asks of a sender
+    /// that cannot fill it in. A v4/v6 mix is written as IPv6 with the IPv4 address mapped
+    /// (::ffff:a.b.c.d), as HAProxy does.
+    func proxyAddresses(_ slot: Int32) -> ProxyAddresses? {
+        let s = Int(slot)
+        let l = Int(conns[s].listener)
+        let destination: ProxyEndpoint?
+        let destinationIPv6: Bool
+        if conns[s].destinationKnown {
+            guard let d = Self.endpoint(UnsafeRawPointer(destinations + s)) else { return nil }
+            (destinationIPv6, destination) = (d.ipv6, d.endpoint)
+        } else if !listenerWildcard[l] {
+            guard let d = withUnsafeBytes(of: &listenerAddresses[l].storage, { Self.endpoint($0.baseAddress!) }) else { return nil }
+            (destinationIPv6, destination) = (d.ipv6, d.endpoint)
+        } else {
+            return nil
+        }
+        guard let source = Self.endpoint(UnsafeRawPointer(conns + s) + Worker.peerOffset), let destination else { return nil }
+        if source.ipv6 == destinationIPv6 {
+            return ProxyAddresses(family: source.ipv6 ? .ipv6 : .ipv4, source: source.endpoint, destination: destination)
+        }
+        return ProxyAddresses(family: .ipv6,
+                              source: source.ipv6 ? source.endpoint : Self.mapped(source.endpoint),
+                              destination: destinationIPv6 ? destination : Self.mapped(destination))
+    }
+
+    /// A sockaddr_in or sockaddr_in6 as a header endpoint; nil for another family.
+    static func endpoint(_ address: UnsafeRawPointer) -> (ipv6: Bool, endpoint: ProxyEndpoint)? {
+        let family = Int32(address.load(as: sa_family_t.self))
+        let port = UInt16(bigEndian: address.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+        if family == AF_INET { return (false, ProxyEndpoint(address: address + 4, count: 4, port: port)) }
+        if family == AF_INET6 { return (true, ProxyEndpoint(address: address + 8, count: 16, port: port)) }
+        return nil
+    }
+
+    /// An IPv4 endpoint as an IPv4-mapped IPv6 one (RFC 4291 §2.5.5.2).
+    static func mapped(_ v4: ProxyEndpoint) -> ProxyEndpoint {
+        var v6 = ProxyEndpoint()
+        v6.port = v4.port
+        withUnsafeMutableBytes(of: &v6.address) { out in
+            out[10] = 0xFF
+            out[11] = 0xFF
+            withUnsafeBytes(of: v4.address) { (out.baseAddress! + 12).copyMemory(from: $0.baseAddress!, byteCount: 4) }
+        }
+        return v6
+    }
+
+    /// Direct descriptors have no fd for getsockname, so where a wildcard bind leaves the
+    /// address a client reached unknown, the client socket is installed into the fd table for
+    /// one getsockname (IORING_OP_FIXED_FD_INSTALL, linked ahead of the connect so it completes
+    /// first) and the fd closed at once; the fixed file stays. Only for a connection to a
+    /// server that takes PROXY headers, when nothing gave the address already.
+    func lookUpLocalAddressIfNeeded(_ slot: Int32) {
+        let s = Int(slot)
+        guard !conns[s].destinationKnown, !conns[s].lookupPending, fixedFDInstall,
+              listenerWildcard[Int(conns[s].listener)] else { return }
+        let sqe = ring.sqe()
+        cu_prep_fixed_fd_install(sqe, Int32(s * 2))
+        // A failed lookup must not stop the connect: the header then says UNKNOWN or LOCAL.
+        cu_sqe_add_flags(sqe, CU_IOSQE_IO_HARDLINK)
+        io_uring_sqe_set_data64(sqe, UserData(.installClient, slot: slot, generation: conns[s].generation).raw)
+        conns[s].pendingOps += 1
+        conns[s].lookupPending = true
+        count(.localAddressLookups)
+    }
+
+    /// The client socket's fd: its local address is the destination of the PROXY header.
+    func onClientInstalled(_ slot: Int32, result: Int32) {
+        let s = Int(slot)
+        conns[s].pendingOps -= 1
+        conns[s].lookupPending = false
+        if result >= 0 {
+            var length = socklen_t(MemoryLayout<sockaddrStorage>.size)
+            let rc = (destinations + s).withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(result, $0, &length) }
+            if rc == 0 { conns[s].destinationKnown = true }
+            close(result)
+        }
+        if !conns[s].destinationKnown { count(.localAddressFailures) }
+        if conns[s].establishWaiting {
+            conns[s].establishWaiting = false
+            if conns[s].phase == .connecting {
+                establish(slot)
+                return
+            }
+        }
+        finishIfIdle(slot)
+    }
+
+    /// Said once at start-up: where a wildcard bind meets PROXY headers on a kernel without
+    /// IORING_OP_FIXED_FD_INSTALL, the headers cannot name the address the client reached.
+    func warnIfLocalAddressesUnknown() {
+        guard !fixedFDInstall else { return }
+        for listener in listeners where listener.address.isWildcard {
+            let backend = config.backends[listener.backend]
+            guard backend.servers.contains(where: { $0.proxyProtocol != nil }) else { continue }
+            log.warning("frontend \(config.frontends[listener.frontend].name) listens on \(listener.address) and backend \(backend.name) "
+                        + "sends PROXY headers, but this kernel cannot look up the address a client reached "
+                        + "(IORING_OP_FIXED_FD_INSTALL, Linux 6.8+): those headers say UNKNOWN (v1) or LOCAL (v2); "
+                        + "bind the specific address to have it named")
+        }
+    }
+}

@@ -132,10 +132,13 @@ public final class Engine: @unchecked Sendable {
             config = newConfig
             // Generations whose workers have all exited hold nothing any more: keep their
             // counts (counters never go back on a reload) and forget them.
-            for g in retired where g.workers.allSatisfy({ cu_atomic_load($0.startStateWord) == 2 }) {
+            // Decided once per generation: a worker exiting between two looks must not drop
+            // its generation without its counts.
+            let finished = retired.filter { $0.workers.allSatisfy { cu_atomic_load($0.startStateWord) == 2 } }
+            for g in finished {
                 for worker in g.workers { finishedTotals = finishedTotals + worker.statistics().finished }
             }
-            retired.removeAll { $0.workers.allSatisfy { cu_atomic_load($0.startStateWord) == 2 } }
+            retired.removeAll { g in finished.contains { $0 === g } }
             retired.append(previous)
         }
         // Join the retired workers off the caller's thread: they may take as long as their

@@ -61,6 +61,8 @@ struct Connection {
     var phase: Phase = .free
     /// Front stages still to run (FrontStages raw value), and the established-traffic transform.
     var stagesLeft = FrontStages()
+    /// Held bytes the current front stage needs before it can decide (its last needMore).
+    var preambleBytesNeeded: UInt32 = 0
     var transform = Transform.none
     var clientOpen = false
     var serverOpen = false

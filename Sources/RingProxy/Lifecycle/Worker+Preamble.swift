@@ -12,6 +12,9 @@ extension Worker {
     func runPreamble(_ slot: Int32) {
         let s = Int(slot)
         let f = Int(conns[s].frontend)
+        // The stage said how much it needs: until then, no copy and no parse per segment (a
+        // CONNECT dribbled in small segments would otherwise cost the square of its size).
+        if conns[s].preambleBytesNeeded > 0 && heldByteCount(s * 2) < Int(conns[s].preambleBytesNeeded) { return }
         if conns[s].stagesLeft.contains(.proxyHeader) {
             switch ProxyHeader.parse(heldBytes(s * 2)) {
             case .needMore:
@@ -30,7 +33,8 @@ extension Worker {
         while conns[s].stagesLeft.contains(.mqttConnect) {
             let bytes = heldBytes(s * 2)
             switch MQTTConnectStage.evaluate(bytes, connectMaxBytes: frontendConnectMaxBytes[f]) {
-            case .needMore:
+            case .needMore(let atLeast):
+                conns[s].preambleBytesNeeded = UInt32(clamping: atLeast)
                 return
             case .reject(let rejection):
                 conns[s].stagesLeft.remove(.mqttConnect)
@@ -42,6 +46,7 @@ extension Worker {
             case .complete(let consumed, let packet):
                 retireHeld(s * 2, bytes: consumed)
                 conns[s].stagesLeft.remove(.mqttConnect)
+                conns[s].preambleBytesNeeded = 0
                 count(.mqttConnects)
                 let id = UnsafeRawBufferPointer(rebasing: bytes[packet.clientIdentifier])
                 if connectionLog != nil { keepClientID(slot, id) }
@@ -51,6 +56,17 @@ extension Worker {
         assert(conns[s].stagesLeft.isEmpty)
         if conns[s].server < 0 { chooseServer(slot, clientID: nil) }
         startConnect(slot)
+    }
+
+    /// How many bytes pipe p holds (from its head's sent offset on), without touching them.
+    func heldByteCount(_ p: Int) -> Int {
+        var total = -Int(pipes[p].sentOffset)
+        var bid = pipes[p].head
+        while bid != BufferPool.none {
+            total += Int(pool.length[Int(bid)])
+            bid = pool.next[Int(bid)]
+        }
+        return max(0, total)
     }
 
     /// The bytes held on pipe p from its head's sent offset on: the head buffer itself when it

@@ -8,7 +8,7 @@ enum MQTTConnectStage {
     @inline(__always)
     static func evaluate(_ bytes: UnsafeRawBufferPointer, connectMaxBytes: Int) -> StageVerdict<ConnectPacket> {
         switch MQTTPeek.parseConnect(bytes, connectMaxBytes: connectMaxBytes) {
-        case .needMore: return .needMore
+        case .needMore(let atLeast): return .needMore(atLeast: atLeast)
         case .invalid(let reason): return .reject(StageRejection(stage: .mqttConnect, code: reason.rawValue))
         case .connect(let packet): return .complete(consumedBytes: 0, packet)
         }

@@ -104,7 +104,7 @@ enum ProxyHeader {
     /// `.complete(consumedBytes: header length, info)` once the header is whole. Bytes after
     /// the header are not read.
     static func parse(_ bytes: UnsafeRawBufferPointer) -> StageVerdict<ProxyHeaderInfo> {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return .needMore }
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return .needMore() }
         // §2.2: the v2 signature starts with CR, the v1 line with "PROXY".
         if base.load(as: UInt8.self) == 0x0D { return parseV2(base, count: bytes.count) }
         return parseV1(base, count: bytes.count)
@@ -150,9 +150,9 @@ enum ProxyHeader {
             if b == 0x0D { cr = i; break }
             i += 1
         }
-        if cr < 0 { return count >= v1LineMaxBytes ? reject(.v1TooLong) : .needMore }
+        if cr < 0 { return count >= v1LineMaxBytes ? reject(.v1TooLong) : .needMore() }
         if cr + 2 > v1LineMaxBytes { return reject(.v1TooLong) }
-        if cr + 1 >= count { return .needMore }
+        if cr + 1 >= count { return .needMore() }
         if base.load(fromByteOffset: cr + 1, as: UInt8.self) != 0x0A { return reject(.v1Malformed) }
         let consumed = cr + 2
         var line = V1Line(base: base, position: 6, end: cr)
@@ -323,23 +323,23 @@ enum ProxyHeader {
         guard startsLike(base, count: count, v2Signature) else { return reject(.notProxyProtocol) }
         // Checks run in byte order as soon as their byte is there, so a prefix never gives a
         // reason the whole header would not.
-        guard count > 12 else { return .needMore }
+        guard count > 12 else { return .needMore() }
         // §2.2: the 13th byte: version 2 in the high nibble, command LOCAL (0) or PROXY (1).
         let versionCommand = base.load(fromByteOffset: 12, as: UInt8.self)
         guard versionCommand == 0x20 || versionCommand == 0x21 else { return reject(.v2BadVersionOrCommand) }
         let proxied = versionCommand == 0x21
-        guard count > 13 else { return .needMore }
+        guard count > 13 else { return .needMore() }
         // §2.2: the 14th byte: family and transport. LOCAL ignores it; PROXY is relayed for TCP
         // over IPv4 (0x11) and IPv6 (0x21), and over UNSPEC (0x00) the real endpoints stand.
         let family = base.load(fromByteOffset: 13, as: UInt8.self)
         if proxied && family != 0x11 && family != 0x21 && family != 0x00 { return reject(.v2UnsupportedFamily) }
-        guard count >= v2FixedBytes else { return .needMore }
+        guard count >= v2FixedBytes else { return .needMore() }
         let length = Int(UInt16(base.load(fromByteOffset: 14, as: UInt8.self)) << 8 | UInt16(base.load(fromByteOffset: 15, as: UInt8.self)))
         if length > v2PayloadMaxBytes { return reject(.v2TooLong) }
         let addressBytes = !proxied ? 0 : family == 0x11 ? 12 : family == 0x21 ? 36 : 0
         if length < addressBytes { return reject(.v2ShortAddresses) }
         let consumed = v2FixedBytes + length
-        guard count >= consumed else { return .needMore }
+        guard count >= consumed else { return .needMore() }
         // TLVs after the addresses are skipped (§2.2: a receiver may ignore them).
         guard addressBytes > 0 else { return .complete(consumedBytes: consumed, ProxyHeaderInfo(version: 2, addresses: nil)) }
         let size = family == 0x11 ? 4 : 16

@@ -11,8 +11,10 @@ struct StageRejection: Equatable {
 
 enum StageVerdict<Output> {
     /// The bytes so far are a valid beginning; wait for more (bounded by the stage's limit and
-    /// the inspect delay).
-    case needMore
+    /// the inspect delay). `atLeast`: the held bytes below which the stage cannot decide (0:
+    /// unknown), so that a message dribbled in small segments is gathered and parsed once it
+    /// is all there, not once per segment.
+    case needMore(atLeast: Int = 0)
     /// Not what this listener accepts: the connection is closed, nothing is forwarded.
     case reject(StageRejection)
     /// The stage is done. Its first `consumedBytes` bytes are its own and are not forwarded

@@ -24,12 +24,28 @@ public struct ServerConfig: Sendable, Equatable {
     /// `send-proxy` (v1) or `send-proxy-v2`: the connection to this server starts with a PROXY
     /// protocol header carrying the client's address; nil: none.
     public var proxyProtocol: ProxyProtocolVersion?
+    /// `check`: health checks; nil: the server is taken as up.
+    public var check: HealthCheckConfig?
+    /// `backup`: takes connections only when no active server of its backend can.
+    public var backup = false
+    /// `disabled`: starts in maintenance (the stats socket can enable it).
+    public var startsInMaintenance = false
+    /// `observe layer4`: failed connections of real traffic count against the server.
+    public var observe: ObserveConfig?
+    /// `on-marked-down shutdown-sessions`: its sessions are closed when it goes DOWN.
+    public var shutdownSessionsOnDown = false
+    /// `on-marked-up shutdown-backup-sessions`: when it comes UP, sessions on the backend's
+    /// backup servers are closed (their clients reconnect to it).
+    public var shutdownBackupSessionsOnUp = false
 
-    public init(name: String, address: SocketAddress, weight: Int = 1, proxyProtocol: ProxyProtocolVersion? = nil) {
+    public init(name: String, address: SocketAddress, weight: Int = 1, proxyProtocol: ProxyProtocolVersion? = nil,
+                check: HealthCheckConfig? = nil, backup: Bool = false) {
         self.name = name
         self.address = address
         self.weight = weight
         self.proxyProtocol = proxyProtocol
+        self.check = check
+        self.backup = backup
     }
 }
 
@@ -43,6 +59,9 @@ public struct BackendConfig: Sendable, Equatable {
     public var connectTimeoutMs: Int?
     public var serverTimeoutMs: Int?
     public var retries: Int?
+    /// `option allbackups`: when every active server is down, balance over all backup servers
+    /// (else only the first usable one takes connections, as in HAProxy).
+    public var allBackups = false
 
     public init(name: String, balance: BalanceAlgorithm = .roundrobin, servers: [ServerConfig],
                 stickTable: StickTableConfig? = nil) {
@@ -100,7 +119,8 @@ public struct EngineConfig: Sendable {
     /// Global limit of proxied connections (HAProxy's global maxconn); nil: what the rings
     /// can hold (see Engine.start).
     public var maxConnections: Int?
-    public var connectTimeoutMs: Int = 5_000
+    public var connectTimeoutMs: Int = EngineConfig.connectTimeoutDefaultMs
+    public static let connectTimeoutDefaultMs = 5_000
     /// Inactivity limits (HAProxy's `timeout client` / `timeout server`); 0 disables.
     public var clientTimeoutMs: Int = 240_000
     public var serverTimeoutMs: Int = 240_000

@@ -63,6 +63,13 @@ public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
         UInt16(bigEndian: storage.sin6_port)
     }
 
+    /// The same address with another port.
+    public func withPort(_ port: UInt16) -> SocketAddress {
+        var copy = self
+        copy.storage.sin6_port = port.bigEndian
+        return copy
+    }
+
     /// Parses "1.2.3.4:80", "[::1]:80", "*:80", ":80", "localhost:80". Resolves host names.
     public static func parse(_ text: String) throws(AddressError) -> SocketAddress {
         let host: String

@@ -28,6 +28,7 @@ public enum Counter: Int, CaseIterable, Sendable {
     case proxyHeadersReceived, proxyRejectedSignature, proxyRejectedV1Malformed, proxyRejectedV1TooLong
     case proxyRejectedV2Command, proxyRejectedV2Family, proxyRejectedV2TooLong, proxyRejectedV2ShortAddresses
     case proxyRejectedTruncated
+    case checksStarted, checksPassed, checksFailed, observedErrorLimits, serverShutdownSessions
 
     /// The operator's name (snake_case, as in the SIGUSR1 report and metrics), kind and help.
     public var info: (name: String, kind: CounterKind, help: String) {
@@ -88,6 +89,11 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .proxyRejectedV2TooLong: return ("proxy_rejected_v2_too_long", .counter, "accept-proxy connections closed: a v2 length over 536 bytes")
         case .proxyRejectedV2ShortAddresses: return ("proxy_rejected_v2_short_addresses", .counter, "accept-proxy connections closed: a v2 length too short for its addresses")
         case .proxyRejectedTruncated: return ("proxy_rejected_truncated", .counter, "accept-proxy connections that closed or ran out of inspect delay inside their PROXY header")
+        case .checksStarted: return ("checks_started", .counter, "health checks started")
+        case .checksPassed: return ("checks_passed", .counter, "health checks that passed")
+        case .checksFailed: return ("checks_failed", .counter, "health checks that failed")
+        case .observedErrorLimits: return ("observe_error_limits", .counter, "times 'observe layer4' saw error-limit failed connections in a row and ran its on-error action")
+        case .serverShutdownSessions: return ("server_shutdown_sessions", .counter, "sessions closed because their server went DOWN (shutdown-sessions) or an active server came back (shutdown-backup-sessions)")
         }
     }
 }

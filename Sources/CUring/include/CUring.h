@@ -66,6 +66,16 @@ static inline void cu_sqe_add_flags(struct io_uring_sqe *sqe, unsigned char flag
 static inline long cu_atomic_add(long *p, long v) { return __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
 static inline long cu_atomic_load(const long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void cu_atomic_store(long *p, long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+// Server state bits (health checks, the operator, observers on any core): the old value tells
+// the caller whether it made the transition and so must report it.
+static inline long cu_atomic_fetch_or(long *p, long v) { return __atomic_fetch_or(p, v, __ATOMIC_RELAXED); }
+static inline long cu_atomic_fetch_and(long *p, long v) { return __atomic_fetch_and(p, v, __ATOMIC_RELAXED); }
+static inline long cu_atomic_exchange(long *p, long v) { return __atomic_exchange_n(p, v, __ATOMIC_RELAXED); }
+// A high-water mark (most sessions at once): raised, never lowered.
+static inline void cu_atomic_max(long *p, long v) {
+    long seen = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (v > seen && !__atomic_compare_exchange_n(p, &seen, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+}
 
 // CLOCK_MONOTONIC_COARSE in milliseconds: read once per loop turn.
 static inline long cu_now_ms(void) {

@@ -66,6 +66,15 @@ public struct ServerOptions: Sendable, Equatable {
     public var slowstartMs: Int?
     /// `id`: the server's numeric identifier (stick tables shared between backends match on it).
     public var id: Int?
+    /// `addr`: the address health checks connect to, when not the server's.
+    public var checkAddress: String?
+    /// `observe layer4`, `error-limit`, `on-error`.
+    public var observeLayer4: Bool?
+    public var errorLimit: Int?
+    public var onError: OnErrorAction?
+    /// `on-marked-down shutdown-sessions`, `on-marked-up shutdown-backup-sessions`.
+    public var shutdownSessionsOnDown: Bool?
+    public var shutdownBackupSessionsOnUp: Bool?
 
     public init() {}
 
@@ -98,6 +107,12 @@ public struct ServerOptions: Sendable, Equatable {
         result.checkPort = checkPort ?? base.checkPort
         result.slowstartMs = slowstartMs ?? base.slowstartMs
         result.id = id ?? base.id
+        result.checkAddress = checkAddress ?? base.checkAddress
+        result.observeLayer4 = observeLayer4 ?? base.observeLayer4
+        result.errorLimit = errorLimit ?? base.errorLimit
+        result.onError = onError ?? base.onError
+        result.shutdownSessionsOnDown = shutdownSessionsOnDown ?? base.shutdownSessionsOnDown
+        result.shutdownBackupSessionsOnUp = shutdownBackupSessionsOnUp ?? base.shutdownBackupSessionsOnUp
         return result
     }
 }

@@ -43,6 +43,12 @@ public struct EffectiveBackend: Sendable, Equatable {
     /// `retries`, 3 when nobody set it.
     public var retries: Int
     public var redispatch: Bool
+    /// `option allbackups`.
+    public var allBackups: Bool
+    /// `option tcp-check` / `option mqtt-check`; nil: layer 4 checks.
+    public var healthCheck: HealthCheckOption?
+    /// The `tcp-check` rules in force: the backend's own, else its defaults section's.
+    public var tcpCheckRules: [TCPCheckRule]
     public var timeouts: Timeouts
     public var logTargets: [LogTarget]
     public var servers: [EffectiveServer]
@@ -97,6 +103,11 @@ public struct EffectiveServer: Sendable, Equatable {
     public var checkPort: Int?
     public var slowstartMs: Int?
     public var id: Int?
+    public var checkAddress: String?
+    /// `observe layer4` with its `error-limit` (10) and `on-error` (fastinter) defaults.
+    public var observe: ObserveConfig?
+    public var shutdownSessionsOnDown: Bool
+    public var shutdownBackupSessionsOnUp: Bool
 
     /// `inherited` is the `default-server` of the defaults section the backend inherits from.
     public init(_ server: BackendServer, inherited: ServerOptions?, global: GlobalSection) {
@@ -136,6 +147,11 @@ public struct EffectiveServer: Sendable, Equatable {
         checkPort = options.checkPort
         slowstartMs = options.slowstartMs
         id = options.id
+        checkAddress = options.checkAddress
+        observe = options.observeLayer4 == true
+            ? ObserveConfig(errorLimit: options.errorLimit ?? 10, onError: options.onError ?? .fastinter) : nil
+        shutdownSessionsOnDown = options.shutdownSessionsOnDown ?? false
+        shutdownBackupSessionsOnUp = options.shutdownBackupSessionsOnUp ?? false
     }
 }
 
@@ -227,6 +243,9 @@ extension ConfigFile {
             balance: settings.balance ?? .default,
             retries: settings.retries ?? 3,
             redispatch: settings.options.redispatch ?? false,
+            allBackups: settings.options.allBackups ?? false,
+            healthCheck: settings.healthCheck,
+            tcpCheckRules: backend.settings.tcpCheckRules.isEmpty ? inherited.tcpCheckRules : backend.settings.tcpCheckRules,
             timeouts: settings.timeouts,
             logTargets: settings.resolvedLogTargets(global: global.logTargets),
             servers: backend.servers.map { EffectiveServer($0, inherited: inherited.defaultServer, global: global) },

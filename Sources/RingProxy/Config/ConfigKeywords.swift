@@ -145,15 +145,15 @@ enum ConfigKeywords {
         "stats": KeywordPlacement(.all),
         "stick": KeywordPlacement(.backend),
         "stick-table": KeywordPlacement([.frontend, .backend]),
+        "tcp-check": KeywordPlacement([.defaults, .backend]),
         "tcp-request": KeywordPlacement(.all),
         "timeout": KeywordPlacement(.all),
         "use_backend": KeywordPlacement(.frontend),
     ]
 
-    /// Why the keywords that only choose how servers are checked are ignored: they act only
-    /// on servers with `check`, and those are refused until health checks are built, so a
-    /// configuration that loads has no server they could apply to (as in HAProxy).
-    static let healthChecksIgnored = "ignored: health checks are not implemented yet (a server with 'check' is refused)"
+    /// Why the HTTP and external check keywords are ignored: the check types they configure
+    /// are refused at their `option` line, so they have nothing to apply to.
+    static let healthChecksIgnored = "ignored: ringproxy checks servers with a connect, 'option tcp-check' or 'option mqtt-check'"
 
     /// HAProxy proxy keywords ringproxy accepts and ignores, with the reason.
     static let proxyIgnored: [String: String] = {
@@ -169,7 +169,7 @@ enum ConfigKeywords {
         ] {
             table[keyword] = "ignored: not implemented by ringproxy"
         }
-        for keyword in ["http-check", "tcp-check", "external-check"] {
+        for keyword in ["http-check", "external-check"] {
             table[keyword] = healthChecksIgnored
         }
         return table
@@ -217,17 +217,14 @@ enum ConfigKeywords {
         "httplog": KeywordPlacement([.defaults, .frontend], strict: false),
         "dontlognull": KeywordPlacement([.defaults, .frontend], strict: false),
         "redispatch": KeywordPlacement([.defaults, .backend], strict: false),
+        "tcp-check": KeywordPlacement([.defaults, .backend], strict: false),
+        "mqtt-check": KeywordPlacement([.defaults, .backend], strict: false),
+        "allbackups": KeywordPlacement([.defaults, .backend], strict: false),
     ]
 
     /// `option` names ringproxy accepts and ignores, with the reason.
     static let optionsIgnored: [String: String] = {
         var table: [String: String] = [:]
-        for name in [
-            "httpchk", "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ssl-hello-chk",
-            "ldap-check", "tcp-check", "spop-check", "external-check",
-        ] {
-            table[name] = healthChecksIgnored
-        }
         for name in [
             "tcpka", "clitcpka", "srvtcpka", "log-health-checks", "log-separate-errors", "logasap",
             "dontlog-normal", "httpslog", "splice-auto", "splice-request", "splice-response",
@@ -238,7 +235,7 @@ enum ConfigKeywords {
             "http-restrict-req-hdr-names", "accept-invalid-http-request",
             "accept-invalid-http-response", "checkcache", "disable-h2-upgrade",
             "h1-case-adjust-bogus-client", "h1-case-adjust-bogus-server", "originalto",
-            "idle-close-on-response", "allbackups", "persist", "prefer-last-server",
+            "idle-close-on-response", "persist", "prefer-last-server",
         ] {
             table[name] = "ignored: not implemented by ringproxy"
         }
@@ -247,9 +244,18 @@ enum ConfigKeywords {
     }()
 
     /// `option` names ringproxy refuses.
-    static let optionsUnsupported: [String: String] = [
-        "transparent": "transparent proxying is not supported by ringproxy",
-    ]
+    static let optionsUnsupported: [String: String] = {
+        var table = ["transparent": "transparent proxying is not supported by ringproxy"]
+        // A check ringproxy cannot run would leave servers unchecked while the operator
+        // believes otherwise.
+        for name in [
+            "httpchk", "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ssl-hello-chk",
+            "ldap-check", "spop-check", "external-check",
+        ] {
+            table[name] = "'option \(name)' is not supported by ringproxy: check MQTT brokers with 'option mqtt-check' (CONNECT, expect CONNACK 0) or 'option tcp-check' rules"
+        }
+        return table
+    }()
 
     /// `stats` keywords ringproxy reads into StatsSettings.
     static let statsKeywords: Set<String> = ["enable", "uri", "refresh", "realm", "auth", "hide-version"]

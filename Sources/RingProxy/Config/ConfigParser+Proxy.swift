@@ -56,6 +56,7 @@ extension ConfigParser.State {
         case "server": readServer(words)
         case "default-server": readDefaultServer(words)
         case "tcp-request": readTCPRequest(words)
+        case "tcp-check": readTCPCheck(words)
         case "stick": readStick(words)
         case "stick-table": readStickTable(words)
         case "description": break
@@ -144,6 +145,12 @@ extension ConfigParser.State {
             case "redispatch":
                 readRedispatch(keyword, arguments, enabled: enabled)
                 return
+            case "tcp-check":
+                draft!.settings.healthCheck = enabled ? .tcpCheck : .layer4
+            case "mqtt-check":
+                draft!.settings.healthCheck = enabled ? .mqttCheck : .layer4
+            case "allbackups":
+                draft!.settings.options.allBackups = enabled
             default:
                 break
             }

@@ -156,6 +156,43 @@ extension ConfigParser.State {
                 return false
             }
             options.verify = verify
+        case "addr":
+            guard AddressText.isValidHost(value) else {
+                error(keyword, "invalid check address '\(value)'", hint: "an IPv4 or IPv6 address, without a port (use 'port' for that)")
+                return false
+            }
+            options.checkAddress = value
+        case "observe":
+            switch value {
+            case "layer4": options.observeLayer4 = true
+            case "layer7":
+                error(keyword, "'observe layer7' watches HTTP responses; ringproxy proxies TCP", hint: "use 'observe layer4'")
+                return false
+            default:
+                error(keyword, "invalid observe mode '\(value)'", hint: "expected 'observe layer4'")
+                return false
+            }
+        case "error-limit":
+            guard let number = integer(value, in: 1...Int(Int32.max), keyword: keyword, what: option) else { return false }
+            options.errorLimit = number
+        case "on-error":
+            guard let action = OnErrorAction(rawValue: value) else {
+                error(keyword, "invalid on-error action '\(value)'", hint: "expected " + OnErrorAction.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", "))
+                return false
+            }
+            options.onError = action
+        case "on-marked-down":
+            guard value == "shutdown-sessions" else {
+                error(keyword, "invalid on-marked-down action '\(value)'", hint: "expected 'on-marked-down shutdown-sessions'")
+                return false
+            }
+            options.shutdownSessionsOnDown = true
+        case "on-marked-up":
+            guard value == "shutdown-backup-sessions" else {
+                error(keyword, "invalid on-marked-up action '\(value)'", hint: "expected 'on-marked-up shutdown-backup-sessions'")
+                return false
+            }
+            options.shutdownBackupSessionsOnUp = true
         case "sni": options.sni = value
         case "ca-file": options.caFile = value
         case "crt": options.crt = value
@@ -196,6 +233,7 @@ extension ConfigParser.State {
     static let serverValueOptions = [
         "inter", "fastinter", "downinter", "slowstart", "rise", "fall", "weight", "maxconn",
         "maxqueue", "port", "id", "verify", "sni", "ca-file", "crt", "alpn", "proxy-v2-options",
+        "addr", "observe", "error-limit", "on-error", "on-marked-down", "on-marked-up",
     ]
 
     /// HAProxy's `proxy-v2-options` values: one TLV each in the v2 header.
@@ -210,11 +248,10 @@ extension ConfigParser.State {
 
     static let ignoredServerValueOptions = [
         "resolvers", "init-addr", "resolve-prefer", "resolve-net", "resolve-opts", "agent-port",
-        "agent-inter", "agent-send", "agent-addr", "observe", "error-limit", "on-error",
-        "on-marked-down", "on-marked-up", "cookie", "check-alpn", "check-sni", "check-proto",
+        "agent-inter", "agent-send", "agent-addr", "cookie", "check-alpn", "check-sni", "check-proto",
         "proto", "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "crl-file",
         "verifyhost", "namespace", "pool-max-conn", "pool-purge-delay", "pool-low-conn",
-        "max-reuse", "redir", "addr", "log-proto", "shard", "tcp-ut", "socks4",
+        "max-reuse", "redir", "log-proto", "shard", "tcp-ut", "socks4",
         "curves", "sigalgs", "client-sigalgs",
         "npn", "track", "source", "usesrc", "hash-key", "ws", "guid",
     ]

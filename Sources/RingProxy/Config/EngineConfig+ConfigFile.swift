@@ -1,6 +1,6 @@
 // EngineConfig+ConfigFile: turns a parsed HAProxy-dialect file into the engine's plain model.
-// What the engine does not do yet (TLS and the PROXY details that need it, health checks, the
-// stats page, http mode, conditional routing) is refused with the file:line of the keyword and a
+// What the engine does not do yet (TLS and the PROXY details that need it, the stats page,
+// http mode, conditional routing) is refused with the file:line of the keyword and a
 // clear reason, never silently ignored. The seed's MQTT rules are recognised for what they mean;
 // per-address limits (`tcp-request connection` rules) are mapped in EngineConfig+AddressLimit.swift.
 import Glibc
@@ -85,21 +85,24 @@ extension EngineConfig {
             }
             var servers: [ServerConfig] = []
             for server in backend.servers {
-                if server.check {
-                    refuse(server.location, "check", "health checks are not implemented yet; remove 'check' from server '\(server.name)' to run without them")
-                }
-                if server.checkSendProxy {
-                    refuse(server.location, "check-send-proxy", "sends the PROXY header on health checks, which are not implemented yet",
-                           hint: "remove it: 'send-proxy' or 'send-proxy-v2' alone sends the header on every connection to the server")
-                }
                 refuseProxyV2Options(server)
                 if server.ssl { refuse(server.location, "ssl", "TLS towards servers is not implemented yet") }
-                if server.backup { refuse(server.location, "backup", "backup servers need health checks, which are not implemented yet") }
                 if server.maxconn != nil { refuse(server.location, "maxconn", "per-server maxconn (queueing) is not implemented yet") }
-                if server.disabled { continue }
+                if server.checkSendProxy && !server.check {
+                    notes.append("warning: server '\(server.name)' (line \(server.location.line)): 'check-send-proxy' has no effect without 'check'")
+                }
                 do {
                     let address = try SocketAddress.parse("\(server.address.host.contains(":") ? "[\(server.address.host)]" : server.address.host):\(server.address.port)")
-                    servers.append(ServerConfig(name: server.name, address: address, weight: server.weight, proxyProtocol: server.sendProxy))
+                    var config = ServerConfig(name: server.name, address: address, weight: server.weight, proxyProtocol: server.sendProxy)
+                    config.check = healthCheck(server, address: address, in: backend, connectTimeoutDefaultMs: EngineConfig.connectTimeoutDefaultMs) {
+                        refuse($0, $1, $2, hint: $3)
+                    }
+                    config.backup = server.backup
+                    config.startsInMaintenance = server.disabled
+                    config.observe = server.observe
+                    config.shutdownSessionsOnDown = server.shutdownSessionsOnDown
+                    config.shutdownBackupSessionsOnUp = server.shutdownBackupSessionsOnUp
+                    servers.append(config)
                 } catch {
                     refuse(server.location, "server", "\(error)")
                 }
@@ -146,6 +149,7 @@ extension EngineConfig {
                 backends[index].connectTimeoutMs = backend.timeouts.connectMs
                 backends[index].serverTimeoutMs = backend.timeouts.serverMs ?? backend.timeouts.tunnelMs
                 backends[index].retries = backend.retries
+                backends[index].allBackups = backend.allBackups
             }
         }
 

@@ -15,12 +15,14 @@ public struct ProxyOptions: Sendable, Equatable {
     public var httplog: Bool?
     public var dontlognull: Bool?
     public var redispatch: Bool?
+    public var allBackups: Bool?
 
-    public init(tcplog: Bool? = nil, httplog: Bool? = nil, dontlognull: Bool? = nil, redispatch: Bool? = nil) {
+    public init(tcplog: Bool? = nil, httplog: Bool? = nil, dontlognull: Bool? = nil, redispatch: Bool? = nil, allBackups: Bool? = nil) {
         self.tcplog = tcplog
         self.httplog = httplog
         self.dontlognull = dontlognull
         self.redispatch = redispatch
+        self.allBackups = allBackups
     }
 
     /// Each option as set here, else as in `base`.
@@ -29,7 +31,8 @@ public struct ProxyOptions: Sendable, Equatable {
             tcplog: tcplog ?? base.tcplog,
             httplog: httplog ?? base.httplog,
             dontlognull: dontlognull ?? base.dontlognull,
-            redispatch: redispatch ?? base.redispatch
+            redispatch: redispatch ?? base.redispatch,
+            allBackups: allBackups ?? base.allBackups
         )
     }
 }
@@ -59,6 +62,10 @@ public struct ProxySettings: Sendable, Equatable {
     /// `tcp-request inspect-delay`, in milliseconds.
     public var inspectDelayMs: Int?
     public var stats: StatsSettings?
+    /// `option tcp-check` or `option mqtt-check` (`no option ...` stores .layer4).
+    public var healthCheck: HealthCheckOption?
+    /// This section's own `tcp-check` lines (a proxy with none uses its defaults section's).
+    public var tcpCheckRules: [TCPCheckRule] = []
 
     public init() {}
 
@@ -80,6 +87,8 @@ public struct ProxySettings: Sendable, Equatable {
         case let (own, inherited): result.defaultServer = own ?? inherited
         }
         result.inspectDelayMs = inspectDelayMs ?? base.inspectDelayMs
+        result.healthCheck = healthCheck ?? base.healthCheck
+        result.tcpCheckRules = tcpCheckRules.isEmpty ? base.tcpCheckRules : tcpCheckRules
         switch (stats, base.stats) {
         case let (own?, inherited?): result.stats = own.merged(over: inherited)
         case let (own, inherited): result.stats = own ?? inherited
@@ -101,5 +110,37 @@ public struct ProxySettings: Sendable, Equatable {
             }
         }
         return targets
+    }
+}
+
+/// How a backend checks its servers beyond the connect.
+public enum HealthCheckOption: String, Sendable, Equatable {
+    /// `no option tcp-check` / `no option mqtt-check`: the connect is the check.
+    case layer4
+    /// `option tcp-check`: the `tcp-check` rules.
+    case tcpCheck = "tcp-check"
+    /// `option mqtt-check` (a ringproxy extension): CONNECT, expect CONNACK 0, DISCONNECT.
+    case mqttCheck = "mqtt-check"
+}
+
+/// One `tcp-check` line.
+public struct TCPCheckRule: Sendable, Equatable {
+    public enum Action: Sendable, Equatable {
+        /// `tcp-check connect [port N] [send-proxy]`.
+        case connect(port: Int?, sendProxy: Bool)
+        /// `tcp-check send <string>` / `send-binary <hex>`.
+        case send([UInt8])
+        /// `tcp-check expect string <string>` / `expect binary <hex>`.
+        case expect([UInt8])
+        /// `tcp-check comment <text>`.
+        case comment
+    }
+
+    public var action: Action
+    public var location: SourceLocation
+
+    public init(action: Action, location: SourceLocation) {
+        self.action = action
+        self.location = location
     }
 }

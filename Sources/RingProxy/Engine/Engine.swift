@@ -233,9 +233,13 @@ public final class Engine: @unchecked Sendable {
         generation.listeners = perWorker
         var workerConfig = config
         workerConfig.maxConnections = generation.maxConnections
+        // Each checked server is checked by one worker for the whole process, spread evenly.
+        let checked = config.backends.flatMap(\.servers).enumerated().filter { $0.element.check != nil }.map(\.offset)
         for w in 0..<coreCount {
+            let mine = checked.enumerated().filter { $0.offset % coreCount == w }.map(\.element)
             generation.workers.append(Worker(index: w, cpu: cpus[w], config: workerConfig, shared: shared,
-                                             listeners: perWorker[w], slotCount: generation.slotsPerWorker, log: log))
+                                             listeners: perWorker[w], slotCount: generation.slotsPerWorker,
+                                             checkedServers: mine, log: log))
         }
         return generation
     }

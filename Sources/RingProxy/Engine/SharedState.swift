@@ -1,8 +1,9 @@
 // SharedState: the little the workers share: the engine-wide connection count (for maxconn),
-// per-server connection counts (for leastconn and stats), per-server state (up or down: the
-// balancers skip down servers), the stop flag, and the stick and address tables. Plain words
-// updated with relaxed atomics, tables under their shard locks, once per connection; nothing
-// here is touched per packet.
+// per-server connection counts (for leastconn and stats), per-server state (health and the
+// operator's state bits, runtime weight: the balancers skip servers that may not take new
+// connections; Health/ServerState.swift), the stop flag, and the stick and address tables.
+// Plain words updated with relaxed atomics, tables under their shard locks, once per
+// connection; nothing here is touched per packet.
 import CUring
 import Glibc
 
@@ -10,9 +11,30 @@ final class SharedState: @unchecked Sendable {
     /// Word layout: [0] active connections, [1] stopping flag, then per server:
     /// active at 2 + 2*s, total at 3 + 2*s (s counted across all backends).
     let words: UnsafeMutablePointer<Int>
-    /// Per server (global index): 0 up, 1 down. Written by whoever decides (health checks, the
-    /// operator), read by every worker's balancer without a lock.
-    let serverDownWords: UnsafeMutablePointer<Int>
+    /// Per server (global index): ServerStateBits (0: takes new connections). Written by whoever
+    /// decides (health checks, observers of real traffic, the operator), read by every worker's
+    /// balancer without a lock.
+    let serverStateWords: UnsafeMutablePointer<Int>
+    /// Per server: the weight in force (configured, or `set server ... weight`).
+    let serverWeightWords: UnsafeMutablePointer<Int>
+    /// Per server: most sessions at once, and when its last session started (ms, monotonic).
+    let serverMaxWords: UnsafeMutablePointer<Int>
+    let serverLastSessionWords: UnsafeMutablePointer<Int>
+    /// Per server: consecutive failed connections of real traffic (`observe layer4`).
+    let serverObservedErrorWords: UnsafeMutablePointer<Int>
+    /// Per server: an `on-error` action waiting for the server's check owner (OnErrorAction raw
+    /// value + 1; 0: none).
+    let serverObserveActionWords: UnsafeMutablePointer<Int>
+    /// Per frontend: most sessions at once.
+    let frontendMaxWords: UnsafeMutablePointer<Int>
+    /// Bumped on every server state or weight change: workers re-read weights and close the
+    /// sessions `on-marked-down shutdown-sessions` / `on-marked-up shutdown-backup-sessions` ask for.
+    let serverEventsWord: UnsafeMutablePointer<Int>
+    /// What the checks found, per server, for the stats (under healthLock; once per check).
+    var healthRecords: [ServerHealthRecord]
+    var healthLock = pthread_mutex_t()
+    /// Monotonic ms when this state was made (lastchg of servers never changed).
+    let createdAtMs: Int
     let serverBase: [Int]   // first global server index of each backend
     /// Per backend: its stick table, shared by every worker (nil without `stick-table`).
     let stickTables: [StickTable?]
@@ -65,25 +87,65 @@ final class SharedState: @unchecked Sendable {
         serverBase = base
         words = .allocate(capacity: 2 + 2 * n)
         words.initialize(repeating: 0, count: 2 + 2 * n)
-        serverDownWords = .allocate(capacity: max(1, n))
-        serverDownWords.initialize(repeating: 0, count: max(1, n))
-        // A server marked down stays down across a reload (same backend and server name).
+        let servers = backends.flatMap(\.servers)
+        serverStateWords = .allocate(capacity: max(1, n))
+        serverStateWords.initialize(repeating: 0, count: max(1, n))
+        serverWeightWords = .allocate(capacity: max(1, n))
+        serverWeightWords.initialize(repeating: 0, count: max(1, n))
+        for (g, server) in servers.enumerated() {
+            serverWeightWords[g] = server.weight
+            if server.startsInMaintenance { serverStateWords[g] = ServerStateBits.maint }
+        }
+        serverMaxWords = .allocate(capacity: max(1, n))
+        serverMaxWords.initialize(repeating: 0, count: max(1, n))
+        serverLastSessionWords = .allocate(capacity: max(1, n))
+        serverLastSessionWords.initialize(repeating: -1, count: max(1, n))
+        serverObservedErrorWords = .allocate(capacity: max(1, n))
+        serverObservedErrorWords.initialize(repeating: 0, count: max(1, n))
+        serverObserveActionWords = .allocate(capacity: max(1, n))
+        serverObserveActionWords.initialize(repeating: 0, count: max(1, n))
+        frontendMaxWords = .allocate(capacity: max(1, frontendCount))
+        frontendMaxWords.initialize(repeating: 0, count: max(1, frontendCount))
+        serverEventsWord = .allocate(capacity: 1)
+        serverEventsWord.initialize(to: 0)
+        createdAtMs = cu_now_ms()
+        healthRecords = servers.map { ServerHealthRecord(lastChangeMs: cu_now_ms(), rise: $0.check?.rise ?? 0, fall: $0.check?.fall ?? 0) }
+        // A server's state (down, drained, in maintenance) and its check history stay across a
+        // reload (same backend and server name), unless the new file disables it.
         if let previous {
             for (b, backend) in backends.enumerated() {
                 guard let old = previousBackends.firstIndex(where: { $0.name == backend.name }) else { continue }
                 for (i, server) in backend.servers.enumerated() {
                     guard let oldIndex = previousBackends[old].servers.firstIndex(where: { $0.name == server.name }) else { continue }
-                    if !previous.isServerUp(previous.serverBase[old] + oldIndex) { setServer(base[b] + i, up: false) }
+                    let from = previous.serverBase[old] + oldIndex
+                    let to = base[b] + i
+                    var bits = cu_atomic_load(previous.serverStateWords + from)
+                    if server.check == nil { bits &= ~ServerStateBits.down }
+                    if server.startsInMaintenance { bits |= ServerStateBits.maint }
+                    serverStateWords[to] = bits
+                    var record = previous.healthRecord(from)
+                    record.rise = server.check?.rise ?? 0
+                    record.fall = server.check?.fall ?? 0
+                    healthRecords[to] = record
+                    serverMaxWords[to] = cu_atomic_load(previous.serverMaxWords + from)
                 }
             }
         }
         pthread_mutex_init(&coldLock, nil)
+        pthread_mutex_init(&healthLock, nil)
     }
 
     deinit {
         words.deallocate()
         frontendWords.deallocate()
-        serverDownWords.deallocate()
+        serverStateWords.deallocate()
+        serverWeightWords.deallocate()
+        serverMaxWords.deallocate()
+        serverLastSessionWords.deallocate()
+        serverObservedErrorWords.deallocate()
+        serverObserveActionWords.deallocate()
+        frontendMaxWords.deallocate()
+        serverEventsWord.deallocate()
         acceptKickWord.deallocate()
     }
 
@@ -91,7 +153,12 @@ final class SharedState: @unchecked Sendable {
     /// Asks every worker to arm a round of extra accepts on its listeners.
     func kickAccepts() { _ = cu_atomic_add(acceptKickWord, 1) }
 
-    @inline(__always) func addFrontendActive(_ f: Int, _ v: Int) -> Int { cu_atomic_add(frontendWords + f, v) }
+    @inline(__always) func addFrontendActive(_ f: Int, _ v: Int) -> Int {
+        let now = cu_atomic_add(frontendWords + f, v)
+        if v > 0 { cu_atomic_max(frontendMaxWords + f, now) }
+        return now
+    }
+    func frontendActive(_ f: Int) -> Int { cu_atomic_load(frontendWords + f) }
 
     @inline(__always) var activeConnections: Int { cu_atomic_load(words) }
     @inline(__always) func addActive(_ v: Int) -> Int { cu_atomic_add(words, v) }
@@ -118,14 +185,13 @@ final class SharedState: @unchecked Sendable {
     private var transferred: Set<Int32> = []
 
     @inline(__always) func serverActive(_ global: Int) -> Int { cu_atomic_load(words + 2 + 2 * global) }
-    @inline(__always) func serverConnected(_ global: Int) {
-        _ = cu_atomic_add(words + 2 + 2 * global, 1)
+    @inline(__always) func serverConnected(_ global: Int, nowMs: Int) {
+        let active = cu_atomic_add(words + 2 + 2 * global, 1)
         _ = cu_atomic_add(words + 3 + 2 * global, 1)
+        cu_atomic_max(serverMaxWords + global, active)
+        if cu_atomic_load(serverLastSessionWords + global) != nowMs { cu_atomic_store(serverLastSessionWords + global, nowMs) }
     }
     @inline(__always) func serverDisconnected(_ global: Int) { _ = cu_atomic_add(words + 2 + 2 * global, -1) }
     func serverTotal(_ global: Int) -> Int { cu_atomic_load(words + 3 + 2 * global) }
 
-    @inline(__always) func isServerUp(_ global: Int) -> Bool { cu_atomic_load(serverDownWords + global) == 0 }
-    /// Marks a server up or down for every worker's next choice; connections already open stay.
-    func setServer(_ global: Int, up: Bool) { cu_atomic_store(serverDownWords + global, up ? 0 : 1) }
 }

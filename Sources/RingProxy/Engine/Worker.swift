@@ -56,6 +56,18 @@ final class Worker {
     /// Allocated for every slot only when a server sends PROXY headers or a frontend accepts
     /// them; pages are touched only by connections that use them.
     let destinations: UnsafeMutablePointer<sockaddrStorage>
+    /// The health checks this worker runs (each checked server has one owner in the process),
+    /// and the addresses they connect to (read by the kernel through the pointer).
+    var checks: [HealthCheck]
+    let checkAddresses: UnsafeMutablePointer<SocketAddress>
+    /// Per server (flat): `observe layer4`, the on-marked-down/up rules, `backup`.
+    let serverObserve: [ObserveConfig?]
+    let serverShutdownOnDown: [Bool]
+    let serverShutdownBackupsOnUp: [Bool]
+    let serverIsBackup: [Bool]
+    let shutdownRulesExist: Bool
+    /// SharedState.serverEvents already acted on.
+    var serverEventsSeen = 0
     /// The kernel has IORING_OP_FIXED_FD_INSTALL (Linux 6.8+; probed at start-up).
     var fixedFDInstall = false
 
@@ -149,7 +161,8 @@ final class Worker {
     /// The loop's tables were given back (releaseMemory); deinit frees the rest.
     var memoryReleased = false
 
-    init(index: Int, cpu: Int32?, config: EngineConfig, shared: SharedState, listeners: [ListenerSocket], slotCount: Int, log: Log) {
+    init(index: Int, cpu: Int32?, config: EngineConfig, shared: SharedState, listeners: [ListenerSocket], slotCount: Int,
+         checkedServers: [Int] = [], log: Log) {
         self.index = index
         self.cpu = cpu
         self.config = config
@@ -194,6 +207,17 @@ final class Worker {
         self.balancers = balancers
         serverAddresses = .allocate(capacity: max(1, addresses.count))
         serverAddresses.initialize(from: addresses, count: addresses.count)
+        let allServers = config.backends.flatMap(\.servers)
+        checks = checkedServers.map { g in
+            HealthCheck(server: g, backend: base.lastIndex { $0 <= g } ?? 0, config: allServers[g].check!)
+        }
+        checkAddresses = .allocate(capacity: max(1, checkedServers.count))
+        checkAddresses.initialize(from: checkedServers.map { allServers[$0].check!.address }, count: checkedServers.count)
+        serverObserve = allServers.map(\.observe)
+        serverShutdownOnDown = allServers.map(\.shutdownSessionsOnDown)
+        serverShutdownBackupsOnUp = allServers.map(\.shutdownBackupSessionsOnUp)
+        serverIsBackup = allServers.map(\.backup)
+        shutdownRulesExist = allServers.contains { $0.shutdownSessionsOnDown || $0.shutdownBackupSessionsOnUp }
         let proxyVersions = config.backends.flatMap { $0.servers.map { UInt8($0.proxyProtocol?.rawValue ?? 0) } }
         serverProxyProtocol = .allocate(capacity: max(1, proxyVersions.count))
         serverProxyProtocol.initialize(from: proxyVersions, count: proxyVersions.count)
@@ -228,7 +252,7 @@ final class Worker {
         serverNames = NameTable(config.backends.flatMap { $0.servers.map(\.name) })
         counters = .allocate(capacity: Counter.allCases.count)
         counters.initialize(repeating: 0, count: Counter.allCases.count)
-        timers = TimerQueue(capacity: Self.timersMax)
+        timers = TimerQueue(capacity: Self.timersMax + checkedServers.count)
         connectTimeouts = .allocate(capacity: max(1, config.backends.count))
         for (b, backend) in config.backends.enumerated() {
             let ms = backend.connectTimeoutMs ?? config.connectTimeoutMs
@@ -260,7 +284,7 @@ final class Worker {
         do {
             let entries = UInt32(4096)
             ring = try Ring(entries: entries) { [log, index] in log.warning("worker \(index): \($0)") }
-            try ring.registerSparseFiles(UInt32(slotCount * 2))
+            try ring.registerSparseFiles(UInt32(slotCount * 2 + checks.count))
             pool = try BufferPool(ring: ring, count: config.buffersPerWorker, ownedCount: config.ownedBuffersPerWorker,
                                   sizeBytes: config.bufferSizeBytes)
         } catch {
@@ -288,6 +312,9 @@ final class Worker {
         allocatedCounter = cu_jemalloc_thread_allocated()
         nowMs = cu_now_ms()
         timers.schedule(id: WorkerTimer.scan.rawValue, atMs: nowMs + Self.scanIntervalMs)
+        scheduleFirstChecks()
+        serverEventsSeen = shared.serverEvents
+        for b in balancers.indices { balancers[b].refreshWeights(shared: shared) }
         for l in listeners.indices { fillAccepts(l) }
         cu_atomic_store(startStateWord, 1)
         loop()
@@ -336,6 +363,8 @@ final class Worker {
     deinit {
         releaseLoopTables()
         acceptsArmed.deallocate()
+        for check in checks { check.deallocate() }
+        checkAddresses.deallocate()
         serverAddresses.deallocate()
         serverProxyProtocol.deallocate()
         listenerAddresses.deallocate()
@@ -379,6 +408,7 @@ final class Worker {
             if poolUnderPressure { relievePoolPressure() }
             while let due = timers.popDue(nowMs: nowMs) { fireTimer(due.id) }
             if shared.acceptKicks != acceptKicksSeen { armExtraAccepts() }
+            if shared.serverEvents != serverEventsSeen { onServerEvents() }
             if !draining, shared.stopping { beginDrain() }
             if draining && drainDeadlineMs == Int.max && !shared.retiring {
                 // A retired generation told to stop (SIGTERM) gets the grace period after all.
@@ -410,9 +440,12 @@ final class Worker {
     private func dispatch(_ ud: UserData, result: Int32, flags: UInt32) {
         let slot = ud.slot
         guard ud.owner == .connection else {
-            // The worker's own operations (listener cancels) need nothing on completion; health
-            // checks will be dispatched here by their owner.
-            dropStale(ud, result: result, flags: flags)
+            if ud.owner == .check {
+                onCheckCompletion(ud, result: result)
+            } else {
+                // The worker's own operations (listener cancels) need nothing on completion.
+                dropStale(ud, result: result, flags: flags)
+            }
             return
         }
         guard let op = ud.operation, Int(slot) < slotCount, conns[Int(slot)].generation == ud.generation else {

@@ -117,7 +117,8 @@ extension Worker {
         conns[s].phase = .established
         conns[s].lastServerMs = nowMs
         let server = backendServerBase[Int(conns[s].backend)] + Int(conns[s].server)
-        shared.serverConnected(server)
+        shared.serverConnected(server, nowMs: nowMs)
+        observeConnectSuccess(server)
         conns[s].serverCounted = true
         if conns[s].sticky && conns[s].attempts > 0, let table = shared.stickTables[Int(conns[s].backend)] {
             // Redispatched: the client now belongs to the server that answered.
@@ -149,6 +150,7 @@ extension Worker {
         }
         count(.connectFailures)
         if result == -ECANCELED { count(.connectTimeouts) }
+        observeConnectFailure(backendServerBase[Int(conns[s].backend)] + Int(conns[s].server))
         logServerFailure(slot, result: result)
         conns[s].attempts &+= 1
         if Int(conns[s].attempts) <= backendRetries[Int(conns[s].backend)] {

@@ -20,7 +20,11 @@ extension Worker {
             scanTimeouts()
             if listenersPaused { resumeListeners() }
         case nil:
-            assertionFailure("unknown timer \(id)")
+            if id >= Self.checkTimerBase && Int(id - Self.checkTimerBase) < checks.count {
+                startCheck(Int(id - Self.checkTimerBase))
+            } else {
+                assertionFailure("unknown timer \(id)")
+            }
         }
     }
 

@@ -46,6 +46,8 @@ enum Termination: UInt8 {
     case evictedStalled      // RD  (buffer pool low: stalled direction gave way)
     case denied              // PR  (a tcp-request connection reject rule)
     case resourceAtConnect   // RC  (no owned buffer for the PROXY header to the server)
+    case serverDown          // DD  (its server went DOWN: on-marked-down shutdown-sessions,
+                             //      or a backup's when an active server came back)
 
     var code: (UInt8, UInt8) {
         switch self {
@@ -65,6 +67,7 @@ enum Termination: UInt8 {
         case .evictedStalled: return (0x52, 0x44)
         case .denied: return (0x50, 0x52)
         case .resourceAtConnect: return (0x52, 0x43)
+        case .serverDown: return (0x44, 0x44)
         }
     }
 }

@@ -24,10 +24,6 @@ final class ConfigMappingTests: XCTestCase {
 
     func testUnbuiltFeaturesAreRefusedAtTheirLine() {
         let cases: [(String, String)] = [
-            ("backend b\n  server s 127.0.0.1:1 check\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
-             "t.cfg:7: 'check': health checks are not implemented yet"),
-            ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 check-send-proxy\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
-             "t.cfg:7: 'check-send-proxy': sends the PROXY header on health checks, which are not implemented yet"),
             ("backend b\n  server s 127.0.0.1:1 send-proxy-v2-ssl-cn\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
              "t.cfg:7: 'send-proxy-v2-ssl-cn': PROXY v2 headers with the client's TLS details need TLS termination, which is not implemented yet (use 'send-proxy-v2')"),
             ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 proxy-v2-options authority\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
@@ -45,8 +41,6 @@ final class ConfigMappingTests: XCTestCase {
              "t.cfg:12: 'use_backend': conditional routing is not implemented yet"),
             ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:8883 ssl crt server.pem\n  default_backend b",
              "t.cfg:9: 'ssl': TLS termination is not implemented yet"),
-            ("backend b\n  server s 127.0.0.1:1 backup\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
-             "t.cfg:7: 'backup': backup servers need health checks"),
             ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:1883\n  log /dev/log local0\n  default_backend b",
              "t.cfg:10: 'log': logging to a unix socket (/dev/log) is not supported yet"),
         ]

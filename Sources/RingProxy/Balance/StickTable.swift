@@ -155,6 +155,39 @@ final class StickTable: @unchecked Sendable {
 
     var capacity: Int { Int(shards[0].capacity) * Self.shardCount }
 
+    /// Up to `limit` live entries, most recently used first within each shard (`show table`).
+    func entries(limit: Int, nowMs: Int) -> [(hash: UInt64, server: Int, expiresInMs: Int)] {
+        var result: [(hash: UInt64, server: Int, expiresInMs: Int)] = []
+        for s in 0..<Self.shardCount where result.count < limit {
+            pthread_mutex_lock(&shards[s].lock)
+            var e = shards[s].lruHead
+            while e >= 0 && result.count < limit {
+                let i = Int(e)
+                if shards[s].expires[i] > nowMs {
+                    result.append((shards[s].hashes[i], Int(shards[s].servers[i]), shards[s].expires[i] - nowMs))
+                }
+                e = shards[s].lruNext[i]
+            }
+            pthread_mutex_unlock(&shards[s].lock)
+        }
+        return result
+    }
+
+    /// Removes every entry (`clear table`); returns how many there were.
+    func clear() -> Int {
+        var cleared = 0
+        for s in 0..<Self.shardCount {
+            let shard = shards + s
+            pthread_mutex_lock(&shard.pointee.lock)
+            while shard.pointee.lruTail >= 0 {
+                remove(shard, shard.pointee.lruTail)
+                cleared += 1
+            }
+            pthread_mutex_unlock(&shard.pointee.lock)
+        }
+        return cleared
+    }
+
     /// The longest bucket chain of any shard: what a lookup may have to walk.
     func longestChain() -> Int {
         var longest = 0

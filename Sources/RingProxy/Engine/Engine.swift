@@ -50,12 +50,17 @@ final class Generation: @unchecked Sendable {
 public final class Engine: @unchecked Sendable {
     public private(set) var config: EngineConfig
     public let log: Log
-    private var current: Generation!
-    private var retired: [Generation] = []
+    var current: Generation!
+    var retired: [Generation] = []
     private var lock = pthread_mutex_t()
     private var generationCount = 0
     /// What the workers of forgotten generations counted.
     private var finishedTotals = WorkerStatistics()
+    /// What forgotten generations counted per frontend and server, by name (see snapshot()).
+    var finishedProxyTotals = ProxyTotals()
+    /// When the engine was made (wall clock seconds).
+    let startedAtSeconds = Int(time(nil))
+    public static let version = "0.13.0"
 
     public var boundAddresses: [[SocketAddress]] { locked { current.boundAddresses } }
     public var cpus: [Int32] { locked { current.workers.compactMap(\.cpu) } }
@@ -71,7 +76,7 @@ public final class Engine: @unchecked Sendable {
         pthread_mutex_init(&lock, nil)
     }
 
-    private func locked<T>(_ body: () -> T) -> T {
+    func locked<T>(_ body: () -> T) -> T {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
         return body()
@@ -136,7 +141,10 @@ public final class Engine: @unchecked Sendable {
             // its generation without its counts.
             let finished = retired.filter { $0.workers.allSatisfy { cu_atomic_load($0.startStateWord) == 2 } }
             for g in finished {
-                for worker in g.workers { finishedTotals = finishedTotals + worker.statistics().finished }
+                for worker in g.workers {
+                    finishedTotals = finishedTotals + worker.statistics().finished
+                    finishedProxyTotals.add(worker)
+                }
             }
             retired.removeAll { g in finished.contains { $0 === g } }
             retired.append(previous)

@@ -185,7 +185,7 @@ final class SharedState: @unchecked Sendable {
     private var transferred: Set<Int32> = []
 
     @inline(__always) func serverActive(_ global: Int) -> Int { cu_atomic_load(words + 2 + 2 * global) }
-    @inline(__always) func serverConnected(_ global: Int, nowMs: Int) {
+    @inline(__always) func serverConnected(_ global: Int, nowMs: Int = cu_now_ms()) {
         let active = cu_atomic_add(words + 2 + 2 * global, 1)
         _ = cu_atomic_add(words + 3 + 2 * global, 1)
         cu_atomic_max(serverMaxWords + global, active)

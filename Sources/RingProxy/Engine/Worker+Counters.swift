@@ -22,8 +22,13 @@ extension Worker {
             s.counters[.buffersInUseMax] = UInt64(pool.inUseMax)
             s.counters[.ownedBuffersInUse] = UInt64(pool.ownedInUse)
         }
-        s.mqttRejectedByReason = (0..<32).map { rejectCounts[$0] }
+        s.mqttRejectedByReason = (0..<32).map { reason in (0..<max(1, frontendCount)).reduce(0) { $0 &+ rejectCounts[$1 * 32 + reason] } }
         s.threadAllocatedBytes = allocatedCounter.map { Int64(bitPattern: $0.pointee) } ?? -1
         return s
+    }
+
+    /// Not-MQTT rejections of frontend `f` per MQTTPeek.InvalidReason raw value.
+    func mqttRejections(frontend f: Int) -> [UInt64] {
+        (0..<32).map { rejectCounts[f * 32 + $0] }
     }
 }

@@ -115,7 +115,7 @@ final class Worker {
     /// Contiguous copy of a CONNECT that spans buffers (rare; one per worker suffices because
     /// parsing is synchronous).
     let scratch: UnsafeMutableRawBufferPointer
-    /// Rejections per MQTTPeek.InvalidReason raw value.
+    /// Rejections per frontend per MQTTPeek.InvalidReason raw value ([frontend * 32 + reason]).
     let rejectCounts: UnsafeMutablePointer<UInt64>
     /// The worker's deadlines (see fireTimer).
     var timers: TimerQueue
@@ -133,6 +133,10 @@ final class Worker {
 
     /// One word per Counter, bumped in place (read by statistics() from another thread).
     let counters: UnsafeMutablePointer<UInt64>
+    /// ProxyCounter words per frontend, then per server (read by Engine.snapshot()).
+    let proxyCounters: UnsafeMutablePointer<UInt64>
+    let proxyCounterWords: Int
+    let frontendCount: Int
 
     /// Values the kernel reads through pointers: they must outlive each submission.
     /// Per backend: connect timeout (read by the kernel through the pointer), server timeout,
@@ -244,14 +248,18 @@ final class Worker {
         // so 2 * ceil(connectMax / size) + 2 buffers always hold a largest CONNECT (and what follows).
         inspectBuffersMax = max(config.pipeBuffersMax, 2 * ((connectMax + config.bufferSizeBytes - 1) / config.bufferSizeBytes) + 2)
         scratch = .allocate(byteCount: connectMax + config.bufferSizeBytes, alignment: 16)
-        rejectCounts = .allocate(capacity: 32)
-        rejectCounts.initialize(repeating: 0, count: 32)
+        rejectCounts = .allocate(capacity: 32 * max(1, config.frontends.count))
+        rejectCounts.initialize(repeating: 0, count: 32 * max(1, config.frontends.count))
         connectionLog = config.log.map(ConnectionLog.init(config:))
         frontendNames = NameTable(config.frontends.map(\.name))
         backendNames = NameTable(config.backends.map(\.name))
         serverNames = NameTable(config.backends.flatMap { $0.servers.map(\.name) })
         counters = .allocate(capacity: Counter.allCases.count)
         counters.initialize(repeating: 0, count: Counter.allCases.count)
+        frontendCount = config.frontends.count
+        proxyCounterWords = max(1, (config.frontends.count + allServers.count) * ProxyCounter.allCases.count)
+        proxyCounters = .allocate(capacity: proxyCounterWords)
+        proxyCounters.initialize(repeating: 0, count: proxyCounterWords)
         timers = TimerQueue(capacity: Self.timersMax + checkedServers.count)
         connectTimeouts = .allocate(capacity: max(1, config.backends.count))
         for (b, backend) in config.backends.enumerated() {
@@ -373,6 +381,7 @@ final class Worker {
         scratch.deallocate()
         rejectCounts.deallocate()
         counters.deallocate()
+        proxyCounters.deallocate()
         connectTimeouts.deallocate()
         optionOne.deallocate()
         lingerZero.deallocate()

@@ -59,6 +59,11 @@ extension SharedState {
         let wasDown = old & (ServerStateBits.down | ServerStateBits.maint) != 0
         let isDown = new & (ServerStateBits.down | ServerStateBits.maint) != 0
         updateHealth(global) { record in
+            // Whoever set or cleared `down`, the health counter now says so (the check owner
+            // resynchronises its own copy at its next result).
+            if (old ^ new) & ServerStateBits.down != 0 {
+                record.health = new & ServerStateBits.down != 0 ? 0 : record.rise + record.fall - 1
+            }
             if wasDown != isDown || (old ^ new) & ServerStateBits.maint != 0 { record.lastChangeMs = nowMs }
             if !wasDown && isDown {
                 record.downSinceMs = nowMs

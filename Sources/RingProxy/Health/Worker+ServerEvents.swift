@@ -64,7 +64,7 @@ extension Worker {
                 let g = backendServerBase[Int(conns[s].backend)] + Int(conns[s].server)
                 if condemned[g] {
                     count(.serverShutdownSessions)
-                    closeConnection(Int32(s), reset: true, why: .serverDown)
+                    closeConnection(Int32(s), reset: false, why: .serverDown)
                 }
             }
             s += 1

@@ -88,6 +88,7 @@ extension Worker {
         }
         conns[s].counted = true
         count(.accepted)
+        countFrontend(f, .sessions)
         count(.active)
         conns[s].stagesLeft = frontendStages[f]
         armRecv(s * 2)
@@ -105,6 +106,7 @@ extension Worker {
         _ = shared.addActive(-1)
         _ = shared.addFrontendActive(f, -1)
         count(counter)
+        countFrontend(f, .denied)
         closeConnection(slot, reset: false, why: why)
         fillAccepts(l)
     }

@@ -94,6 +94,7 @@ extension Worker {
             pipes[p].tail = BufferPool.none
             pipes[p].count = 0
         }
+        countClosed(s)
         if connectionLog != nil { logConnection(slot) }
         if conns[s].tracked { releaseAddress(slot) }
         if conns[s].counted {
@@ -109,4 +110,26 @@ extension Worker {
         if listenersPaused && !draining { resumeListeners() }
     }
 
+    /// The per-proxy counts a connection leaves at its end (bytes, errors, aborts).
+    @inline(__always)
+    private func countClosed(_ s: Int) {
+        guard conns[s].counted else { return }
+        let f = Int(conns[s].frontend)
+        let bytesIn = pipes[s * 2].bytes
+        let bytesOut = pipes[s * 2 + 1].bytes
+        countFrontend(f, .bytesIn, bytesIn)
+        countFrontend(f, .bytesOut, bytesOut)
+        let why = Termination(rawValue: conns[s].termination) ?? .normal
+        switch why {
+        case .rejected, .inspectTimeout, .inspectAbort: countFrontend(f, .requestErrors)
+        case .denied: countFrontend(f, .denied)
+        default: break
+        }
+        guard conns[s].serverCounted else { return }
+        let g = backendServerBase[Int(conns[s].backend)] + Int(conns[s].server)
+        countServer(g, .bytesIn, bytesIn)
+        countServer(g, .bytesOut, bytesOut)
+        if why == .clientAbort || why == .clientTimeout { countServer(g, .clientAborts) }
+        if why == .serverAbort || why == .serverTimeout { countServer(g, .serverAborts) }
+    }
 }

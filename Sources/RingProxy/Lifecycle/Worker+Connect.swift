@@ -63,7 +63,13 @@ extension Worker {
             closeConnection(slot, reset: false, why: .connectFailed)
             return
         }
+        if conns[s].attempts > 0 {
+            let failed = backendServerBase[b] + Int(conns[s].server)
+            countServer(failed, .retries)
+            if server != Int(conns[s].server) { countServer(failed, .redispatches) }
+        }
         conns[s].server = Int32(server)
+        countServer(backendServerBase[b] + server, .selected)
         let address = serverAddresses + (backendServerBase[b] + server)
         let fixed = Int32(s * 2 + 1)
         let generation = conns[s].generation
@@ -151,6 +157,7 @@ extension Worker {
         count(.connectFailures)
         if result == -ECANCELED { count(.connectTimeouts) }
         observeConnectFailure(backendServerBase[Int(conns[s].backend)] + Int(conns[s].server))
+        countServer(backendServerBase[Int(conns[s].backend)] + Int(conns[s].server), .connectErrors)
         logServerFailure(slot, result: result)
         conns[s].attempts &+= 1
         if Int(conns[s].attempts) <= backendRetries[Int(conns[s].backend)] {

@@ -34,7 +34,7 @@ final class ConfigWarningTests: XCTestCase {
               option dontlognull
               option httplog
               option tcpka
-              option httpchk GET /health
+              option log-health-checks
               no option dontlognull
             """))
         XCTAssertEqual(config.defaults[0].settings.options.httplog, true)
@@ -42,27 +42,31 @@ final class ConfigWarningTests: XCTestCase {
         XCTAssertEqual(config.warnings.map(\.description), [
             "haproxy.cfg:2: 'option dontlognull': ignored: has no effect in ringproxy",
             "haproxy.cfg:4: 'option tcpka': ignored: not implemented by ringproxy",
-            "haproxy.cfg:5: 'option httpchk': ignored: health checks are not implemented yet (a server with 'check' is refused)",
+            "haproxy.cfg:5: 'option log-health-checks': ignored: not implemented by ringproxy",
         ])
     }
 
-    func testHealthCheckSettingsSayChecksAreNotBuiltRatherThanDoneByTCPConnect() {
-        XCTAssertEqual(ConfigTestSupport.warnings("""
+    func testChecksRingproxyCannotRunAreRefusedAndTheirSettingsIgnored() {
+        // A check type that is not built must not leave servers unchecked unnoticed.
+        ConfigTestSupport.assertErrors("""
             defaults
               option httpchk GET /health
               option redis-check
+            """, [
+                "haproxy.cfg:2: 'option httpchk': 'option httpchk' is not supported by ringproxy: check MQTT brokers with 'option mqtt-check' (CONNECT, expect CONNACK 0) or 'option tcp-check' rules",
+                "haproxy.cfg:3: 'option redis-check': 'option redis-check' is not supported by ringproxy: check MQTT brokers with 'option mqtt-check' (CONNECT, expect CONNACK 0) or 'option tcp-check' rules",
+            ])
+        XCTAssertEqual(ConfigTestSupport.warnings("""
             backend b
+              timeout connect 5s
+              timeout server 5s
               http-check expect status 200
               tcp-check connect
               external-check command /bin/true
               server s1 127.0.0.1:18831
             """), [
-                "haproxy.cfg:2: 'option httpchk': ignored: health checks are not implemented yet (a server with 'check' is refused)",
-                "haproxy.cfg:3: 'option redis-check': ignored: health checks are not implemented yet (a server with 'check' is refused)",
-                "haproxy.cfg:4: 'backend': missing timeouts for backend 'b': 'timeout connect', 'timeout server' are not set (HAProxy warns too: idle connections would never expire; set them here or in its defaults section)",
-                "haproxy.cfg:5: 'http-check': ignored: health checks are not implemented yet (a server with 'check' is refused)",
-                "haproxy.cfg:6: 'tcp-check': ignored: health checks are not implemented yet (a server with 'check' is refused)",
-                "haproxy.cfg:7: 'external-check': ignored: health checks are not implemented yet (a server with 'check' is refused)",
+                "haproxy.cfg:4: 'http-check': ignored: ringproxy checks servers with a connect, 'option tcp-check' or 'option mqtt-check'",
+                "haproxy.cfg:6: 'external-check': ignored: ringproxy checks servers with a connect, 'option tcp-check' or 'option mqtt-check'",
             ])
     }
 

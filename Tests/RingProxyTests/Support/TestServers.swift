@@ -13,10 +13,10 @@ final class TestServer: @unchecked Sendable {
     private var _accepted = 0
     var accepted: Int { lock.withLock { _accepted } }
 
-    init(_ handle: @escaping @Sendable (Int32) -> Void) {
-        let (fd, bound) = try! Listener.open(SocketAddress(ipv4: 127, 0, 0, 1, port: 0))
+    init(port: UInt16 = 0, _ handle: @escaping @Sendable (Int32) -> Void) {
+        let (fd, bound) = try! Listener.open(SocketAddress(ipv4: 127, 0, 0, 1, port: port))
         self.fd = fd
-        port = bound.port
+        self.port = bound.port
         self.handle = handle
         let thread = Thread { [self] in acceptLoop() }
         thread.start()
@@ -46,8 +46,8 @@ final class TestServer: @unchecked Sendable {
     }
 
     /// Echoes every byte back; on the client's FIN, finishes sending and sends FIN.
-    static func echo() -> TestServer {
-        TestServer { fd in
+    static func echo(port: UInt16 = 0) -> TestServer {
+        TestServer(port: port) { fd in
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
             defer { buffer.deallocate() }
             while true {

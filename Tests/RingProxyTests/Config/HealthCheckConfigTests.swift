@@ -160,3 +160,9 @@ final class HealthCheckConfigTests: XCTestCase {
         }
     }
 }
+
+final class ProxyCounterTests: XCTestCase {
+    func testCountMatchesTheCases() {
+        XCTAssertEqual(ProxyCounter.count, ProxyCounter.allCases.count)
+    }
+}

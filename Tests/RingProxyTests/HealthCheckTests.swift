@@ -284,4 +284,53 @@ final class HealthCheckTests: XCTestCase {
         XCTAssertEqual(dead.status, "DOWN")
         XCTAssertLessThan(dead.lastChangeSeconds, 5)
     }
+
+    func testStateChangesReachTheSyslogTargetInHAProxysWords() throws {
+        let syslog = SyslogReceiver()
+        let alive = TestServer.echo()
+        defer { alive.stop() }
+        let dead = TestSocket.unusedPort()
+        let (engine, _) = try startEngine(servers: [alive.port, dead], cores: 1) { config in
+            config.log = syslog.logConfig
+            config.backends[0].servers[1].check = self.check(dead)
+        }
+        defer { engine.stop(); engine.wait() }
+        let lines = syslog.receive { $0.contains { $0.contains("is DOWN") } }
+        let line = try XCTUnwrap(lines.first { $0.contains("is DOWN") })
+        XCTAssertTrue(line.hasPrefix("<158>"), "local3.info: \(line)")
+        XCTAssertTrue(line.contains("Server servers/s1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: "), line)
+        XCTAssertTrue(line.contains("1 active and 0 backup servers left."), line)
+    }
+
+    func testAReloadKeepsADownServerDownAndChecksGoOn() throws {
+        let a = TestServer.echo()
+        defer { a.stop() }
+        let bPort = TestSocket.unusedPort()
+        var config: EngineConfig!
+        let (engine, port) = try startEngine(servers: [a.port, bPort]) { c in
+            for (i, p) in [a.port, bPort].enumerated() { c.backends[0].servers[i].check = self.check(p, interMs: 50) }
+            config = c
+        }
+        defer { engine.stop(); engine.wait() }
+        XCTAssertTrue(eventually(seconds: 3) { self.server(engine, "s1")?.status == "DOWN" })
+        let failedBefore = try XCTUnwrap(server(engine, "s1")).checksFailed
+        config.frontends[0].binds = [SocketAddress(ipv4: 127, 0, 0, 1, port: port)]
+        try engine.reload(config)
+        XCTAssertEqual(server(engine, "s1")?.status, "DOWN", "the new configuration starts from the known state")
+        XCTAssertEqual(server(engine, "s1")?.downTransitions, 1)
+        let failuresBefore = engine.statistics().total[.connectFailures]
+        for i in 0..<10 { XCTAssertTrue(echoRoundTrip(port: port, byte: UInt8(i))) }
+        XCTAssertEqual(engine.statistics().total[.connectFailures], failuresBefore, "no attempt to the DOWN server after the reload")
+        XCTAssertTrue(eventually(seconds: 2) { (self.server(engine, "s1")?.checksFailed ?? 0) > failedBefore + 2 }, "the new generation checks")
+        let back = TestServer.echo(port: bPort)
+        defer { back.stop() }
+        XCTAssertTrue(eventually(seconds: 3) { self.server(engine, "s1")?.status == "UP" })
+        // Checks run once per server for the whole process: two generations, two cores, yet
+        // about one check per interval.
+        let startedBefore = engine.statistics().total[.checksStarted]
+        usleep(1_000_000)
+        let perSecond = engine.statistics().total[.checksStarted] - startedBefore
+        XCTAssertLessThanOrEqual(perSecond, 2 * 20 + 4, "two servers every 50 ms: about 40 checks a second, not one per core")
+        XCTAssertGreaterThanOrEqual(perSecond, 2 * 10, "and they do run")
+    }
 }

@@ -83,7 +83,8 @@ public final class AdminServer: @unchecked Sendable {
         for page in pages {
             for address in page.binds {
                 let key = "\(address)"
-                if let kept = current.first(where: { old in old.key == key && !next.contains { $0.fd == old.fd } }) {
+                // Port 0 binds are kept by the address they got.
+                if let kept = current.first(where: { old in (old.key == key || Self.boundAddress(old.fd).map { "\($0)" } == key) && !next.contains { $0.fd == old.fd } }) {
                     next.append(Listener(fd: kept.fd, kind: .page(page), key: key))
                     continue
                 }
@@ -145,14 +146,18 @@ public final class AdminServer: @unchecked Sendable {
     public var boundAddresses: [SocketAddress] {
         locked { listeners }.compactMap { listener in
             guard case .page = listener.kind else { return nil }
-            var storage = sockaddr_in6()
-            var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-            let rc = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener.fd, $0, &length) }
-            }
-            guard rc == 0 else { return nil }
-            return withUnsafeBytes(of: storage) { SocketAddress(raw: $0.baseAddress!, length: length) }
+            return Self.boundAddress(listener.fd)
         }
+    }
+
+    static func boundAddress(_ fd: Int32) -> SocketAddress? {
+        var storage = sockaddr_in6()
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0 else { return nil }
+        return withUnsafeBytes(of: storage) { SocketAddress(raw: $0.baseAddress!, length: length) }
     }
 
     private func wake() {

@@ -130,7 +130,7 @@ public enum HTTPRequestParser {
         var target = String(decoding: words[1], as: UTF8.self)
         if target.hasPrefix("http://") || target.hasPrefix("https://") {
             // Absolute form (§3.2.2): keep the path.
-            let afterScheme = target[target.range(of: "://")!.upperBound...]
+            let afterScheme = target.drop { $0 != ":" }.dropFirst(3)
             target = afterScheme.firstIndex(of: "/").map { String(afterScheme[$0...]) } ?? "/"
         }
         guard target.hasPrefix("/") || target == "*" else { return .failure(StatusError(400)) }

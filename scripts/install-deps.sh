@@ -3,7 +3,7 @@
 # Stops the services some of them start on install: the quick start and the tests bring up
 # their own brokers, and a system mosquitto would hold port 1883.
 set -euo pipefail
-packages=(liburing-dev libssl-dev libjemalloc-dev mosquitto mosquitto-clients iproute2 procps netcat-openbsd openssl)
+packages=(liburing-dev libssl-dev libjemalloc-dev mosquitto mosquitto-clients iproute2 procps netcat-openbsd openssl socat curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -27,3 +27,8 @@ for _ in $(seq 1 50); do
   ss -Hltn 'sport = :1883' 2>/dev/null | grep -q . || break
   sleep 0.1
 done
+# The Prometheus reference parser the metrics tests read /metrics with (PyPI's prometheus-client).
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  python3 -m pip install -q prometheus-client 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages prometheus-client
+fi

@@ -143,6 +143,9 @@ public struct EngineConfig: Sendable {
     public var pinThreads: Bool = true
     /// One line per closed connection (HAProxy's tcplog layout); nil: no connection log.
     public var log: LogConfig?
+    /// Stats pages and the stats socket (Admin/AdminServer serves them; the workers never see them).
+    public var statsPages: [StatsPageConfig] = []
+    public var statsSocket: StatsSocketConfig?
 
     public init(frontends: [FrontendConfig], backends: [BackendConfig]) {
         self.frontends = frontends

@@ -190,6 +190,17 @@ struct RingProxyCommand: ParsableCommand {
             log.error("\(error)")
             throw ExitCode(1)
         }
+        // The stats pages and socket: a thread of their own, off the workers' rings.
+        let control: AdminControl = engine
+        let admin = AdminServer(control: control, log: log)
+        do {
+            try admin.start(pages: config.statsPages, socket: config.statsSocket)
+        } catch {
+            log.error("\(error)")
+            engine.stop()
+            engine.wait()
+            throw ExitCode(1)
+        }
         while true {
             let signal = cu_wait_control_signal()
             if signal == SIGUSR1 {
@@ -205,6 +216,9 @@ struct RingProxyCommand: ParsableCommand {
                 do {
                     let next = try fileConfig(file, log: log)
                     try engine.reload(next)
+                    try admin.reconfigure(pages: next.statsPages, socket: next.statsSocket)
+                } catch let error as AdminServerError {
+                    log.error("reload: the stats pages keep their previous configuration: \(error)")
                 } catch let error as EngineError {
                     log.error("reload failed, keeping the running configuration: \(error)")
                 } catch {
@@ -213,6 +227,7 @@ struct RingProxyCommand: ParsableCommand {
                 continue
             }
             log.info("signal \(signal): stopping")
+            admin.stop()
             engine.stop()
             engine.wait()
             let total = engine.statistics().total

@@ -53,6 +53,11 @@ public struct GlobalSection: Sendable, Equatable {
     public var crtBase: String?
     /// `ca-base`: the directory relative CA paths (`ca-file`, `crl-file`) are taken from.
     public var caBase: String?
+    /// `stats socket` (one), with `stats timeout` applied; where its line is.
+    public var statsSocket: StatsSocketConfig?
+    public var statsSocketLocation: SourceLocation?
+    /// `stats timeout`: how long an idle stats socket session lasts.
+    public var statsTimeoutMs: Int?
 
     public init() {}
 }

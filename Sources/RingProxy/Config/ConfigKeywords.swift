@@ -114,7 +114,7 @@ enum ConfigKeywords {
         ] {
             table[keyword] = "ignored: not implemented by ringproxy"
         }
-        table["stats"] = "ignored: ringproxy has no runtime API socket"
+        table["stats"] = "ignored: not implemented by ringproxy"
         return table
     }()
 
@@ -259,8 +259,8 @@ enum ConfigKeywords {
 
     /// `stats` keywords ringproxy reads into StatsSettings.
     static let statsKeywords: Set<String> = ["enable", "uri", "refresh", "realm", "auth", "hide-version"]
-    /// `stats` keywords kept only as a line: the stats page is not built, so every `stats` line
-    /// in a proxy is refused when the configuration is loaded.
+    /// `stats` keywords kept as a line with their words: `stats admin` is mapped with the page,
+    /// the others are refused at their line when the configuration is loaded.
     static let statsUnread: Set<String> = [
         "admin", "scope", "show-legends", "show-node", "show-desc", "show-modules", "show-version",
         "http-request",

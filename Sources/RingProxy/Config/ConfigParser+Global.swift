@@ -23,6 +23,7 @@ extension ConfigParser.State {
             warning(keyword, "ignored: HAProxy tuning has no ringproxy equivalent")
             return
         }
+        if keyword == "stats" && readGlobalStats(words) { return }
         if let reason = ConfigKeywords.globalUnsupported[keyword] {
             error(keyword, reason)
             return

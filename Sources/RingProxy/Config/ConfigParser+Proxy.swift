@@ -351,13 +351,14 @@ extension ConfigParser.State {
         }
         let keyword = "stats \(words[1])"
         if ["socket", "timeout", "maxconn", "bind-process"].contains(words[1]) {
-            error(keyword, "only allowed in the global section", hint: "ringproxy ignores it there too: it has no runtime API socket")
+            error(keyword, "only allowed in the global section", hint: "the stats socket is declared once, in global")
             return
         }
         var stats = draft!.settings.stats ?? StatsSettings(location: location)
         if ConfigKeywords.statsUnread.contains(words[1]) {
-            // Not modelled, but a stats line all the same: refused with the page at load.
-            stats.lines.append(StatsLine(keyword: keyword, location: location))
+            // Read when the page is mapped (EngineConfig+Stats.swift): `stats admin` is, the rest
+            // are refused at their line.
+            stats.lines.append(StatsLine(keyword: keyword, location: location, arguments: Array(words.dropFirst(2))))
             draft!.settings.stats = stats
             return
         }

@@ -1,6 +1,6 @@
 // EngineConfig+ConfigFile: turns a parsed HAProxy-dialect file into the engine's plain model.
-// What the engine does not do yet (TLS and the PROXY details that need it, the stats page,
-// http mode, conditional routing) is refused with the file:line of the keyword and a
+// What the engine does not do yet (TLS and the PROXY details that need it, http mode beyond
+// the stats page, conditional routing) is refused with the file:line of the keyword and a
 // clear reason, never silently ignored. The seed's MQTT rules are recognised for what they mean;
 // per-address limits (`tcp-request connection` rules) are mapped in EngineConfig+AddressLimit.swift.
 import Glibc
@@ -32,11 +32,12 @@ extension EngineConfig {
             let diagnostic = ConfigDiagnostic(file: location?.file ?? "", line: location?.line ?? 0, keyword: keyword, message: message, hint: hint)
             if !errors.contains(diagnostic) { errors.append(diagnostic) }
         }
-        /// Every `stats` line sets up the page (HAProxy enables it on any of them), which is not
-        /// built: each is refused at its line.
+        /// Every `stats` line sets up the page (HAProxy enables it on any of them), which is served
+        /// only by a `mode http` frontend or listen (EngineConfig+Stats.swift): elsewhere each is
+        /// refused at its line.
         func refuseStats(_ stats: StatsSettings?) {
             guard let stats else { return }
-            let message = "the stats page is not implemented yet"
+            let message = "the stats page is served only by a 'mode http' frontend or listen with no other job"
             if stats.lines.isEmpty { refuse(stats.location, "stats", message) }
             for line in stats.lines { refuse(line.location, line.keyword, message) }
         }
@@ -79,6 +80,7 @@ extension EngineConfig {
         var backends: [BackendConfig] = []
         var backendIndex: [String: Int] = [:]
         for backend in file.effectiveBackends {
+            if isStatsPage(backend, refuse: { refuse($0, $1, $2, hint: $3) }) { continue }
             refuseStats(backend.stats)
             if backend.mode == .http {
                 refuse(backend.location, "mode", "backend '\(backend.name)' is in http mode; ringproxy proxies TCP (MQTT) only")
@@ -154,7 +156,12 @@ extension EngineConfig {
         }
 
         var frontends: [FrontendConfig] = []
+        var statsPages: [StatsPageConfig] = []
         for frontend in file.effectiveFrontends {
+            if isStatsPage(frontend) {
+                if let page = statsPage(frontend, refuse: { refuse($0, $1, $2, hint: $3) }) { statsPages.append(page) }
+                continue
+            }
             refuseStats(frontend.stats)
             if frontend.mode == .http {
                 refuse(frontend.location, "mode", "frontend '\(frontend.name)' is in http mode; ringproxy proxies TCP (MQTT) only")
@@ -265,6 +272,8 @@ extension EngineConfig {
         engine.log = log
         engine.cores = file.global.nbthread
         engine.maxConnections = file.global.maxconn
+        engine.statsPages = statsPages
+        engine.statsSocket = statsSocket(file.global)
         return LoadedConfiguration(engine: engine, notes: notes)
     }
 }

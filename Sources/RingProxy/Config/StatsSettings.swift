@@ -1,5 +1,5 @@
 // The `stats` keywords of a proxy: the HTTP statistics page. Only values; serving the page is
-// the Stats subsystem's job.
+// the Admin subsystem's job (EngineConfig+Stats.swift maps these to a StatsPageConfig).
 
 /// One `stats auth user:password` line.
 public struct StatsCredential: Sendable, Equatable {
@@ -17,10 +17,13 @@ public struct StatsLine: Sendable, Equatable {
     /// The two words: `stats uri`, `stats admin`.
     public var keyword: String
     public var location: SourceLocation
+    /// The words after the keyword, for the lines the parser keeps unread (`stats admin if TRUE`).
+    public var arguments: [String]
 
-    public init(keyword: String, location: SourceLocation) {
+    public init(keyword: String, location: SourceLocation, arguments: [String] = []) {
         self.keyword = keyword
         self.location = location
+        self.arguments = arguments
     }
 }
 

@@ -165,7 +165,8 @@ public final class Engine: @unchecked Sendable {
     /// Listeners and workers for `config`, not yet running. Reuses the previous generation's
     /// listening sockets for binds that are unchanged.
     private func prepare(_ config: EngineConfig, previous: Generation?) throws(EngineError) -> Generation {
-        guard !config.frontends.isEmpty else { throw .noFrontends }
+        // A configuration with only a stats page runs the page alone (workers with no listener).
+        guard !config.frontends.isEmpty || !config.statsPages.isEmpty else { throw .noFrontends }
         for f in config.frontends where f.backendIndex < 0 || f.backendIndex >= config.backends.count {
             throw .invalid("frontend '\(f.name)' has no backend")
         }

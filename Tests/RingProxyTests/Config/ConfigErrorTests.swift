@@ -332,7 +332,7 @@ final class ConfigErrorTests: XCTestCase {
               stats urri /stats
             """, [
                 "haproxy.cfg:4: 'stats': missing stats keyword (e.g. 'stats enable' or 'stats uri /stats')",
-                "haproxy.cfg:5: 'stats socket': only allowed in the global section (ringproxy ignores it there too: it has no runtime API socket)",
+                "haproxy.cfg:5: 'stats socket': only allowed in the global section (the stats socket is declared once, in global)",
                 "haproxy.cfg:6: 'stats auth': expected '<user>:<password>', found 'admin'",
                 "haproxy.cfg:7: 'stats refresh': invalid time 'often' (expected a number with an optional unit; units are us, ms, s, m, h, d; a bare number is milliseconds)",
                 "haproxy.cfg:8: 'stats realm': unexpected 'Proxy' (quote the realm or escape its spaces: stats realm HAProxy\\ Statistics)",

@@ -1,7 +1,7 @@
 // What EngineConfig.load does with keywords that parse but need the engine: each one either
 // takes effect in the EngineConfig it builds, or is refused with the exact
-// `FILE:LINE: 'keyword': message (hint)` of its own line. The stats page is not built, so every
-// `stats` line of a proxy is refused, whether or not `stats enable` is written.
+// `FILE:LINE: 'keyword': message (hint)` of its own line. The stats page is served by a
+// `mode http` frontend or listen with nothing else to do; a `stats` line anywhere else is refused.
 import XCTest
 @testable import RingProxy
 
@@ -44,27 +44,24 @@ final class ConfigLoadingTests: XCTestCase {
             backend brokers
               server b1 127.0.0.1:18831
             """, [
-                "haproxy.cfg:16: 'stats uri': the stats page is not implemented yet",
-                "haproxy.cfg:17: 'stats realm': the stats page is not implemented yet",
-                "haproxy.cfg:18: 'stats auth': the stats page is not implemented yet",
-                "haproxy.cfg:19: 'stats refresh': the stats page is not implemented yet",
+                "haproxy.cfg:16: 'stats uri': the stats page is served only by a 'mode http' frontend or listen with no other job",
+                "haproxy.cfg:17: 'stats realm': the stats page is served only by a 'mode http' frontend or listen with no other job",
+                "haproxy.cfg:18: 'stats auth': the stats page is served only by a 'mode http' frontend or listen with no other job",
+                "haproxy.cfg:19: 'stats refresh': the stats page is served only by a 'mode http' frontend or listen with no other job",
             ])
     }
 
-    func testStatsEnableIsRefusedAtItsOwnLineWithTheLinesThatGoWithIt() {
-        assertRefusals("""
+    func testAnHTTPFrontendWithStatsBecomesAStatsPageAndNeedsNoBackend() throws {
+        let engine = try XCTUnwrap(load("""
             frontend stats
               mode http
-              bind *:8888
+              bind 127.0.0.1:8888
               stats enable
               stats uri /stats
               stats refresh 10s
-            """, [
-                "haproxy.cfg:17: 'stats enable': the stats page is not implemented yet",
-                "haproxy.cfg:18: 'stats uri': the stats page is not implemented yet",
-                "haproxy.cfg:19: 'stats refresh': the stats page is not implemented yet",
-                "haproxy.cfg:14: 'mode': frontend 'stats' is in http mode; ringproxy proxies TCP (MQTT) only",
-            ])
+            """))
+        XCTAssertEqual(engine.frontends.count, 0)
+        XCTAssertEqual(engine.statsPages, [StatsPageConfig(name: "stats", binds: [try SocketAddress.parse("127.0.0.1:8888")], uri: "/stats", refreshMs: 10_000)])
     }
 
     func testStatsInABackendIsRefusedAtItsLine() {
@@ -77,8 +74,8 @@ final class ConfigLoadingTests: XCTestCase {
               stats uri /stats
               server b1 127.0.0.1:18831
             """, [
-                "haproxy.cfg:18: 'stats enable': the stats page is not implemented yet",
-                "haproxy.cfg:19: 'stats uri': the stats page is not implemented yet",
+                "haproxy.cfg:18: 'stats enable': the stats page is served only by a 'mode http' frontend or listen with no other job",
+                "haproxy.cfg:19: 'stats uri': the stats page is served only by a 'mode http' frontend or listen with no other job",
             ])
     }
 
@@ -94,10 +91,10 @@ final class ConfigLoadingTests: XCTestCase {
             """
         XCTAssertEqual(ConfigTestSupport.warnings(ConfigTestSupport.preamble + text), [], "no longer 'ignored' warnings")
         assertRefusals(text, [
-            "haproxy.cfg:16: 'stats admin': the stats page is not implemented yet",
-            "haproxy.cfg:17: 'stats scope': the stats page is not implemented yet",
-            "haproxy.cfg:18: 'stats show-node': the stats page is not implemented yet",
-            "haproxy.cfg:19: 'stats hide-version': the stats page is not implemented yet",
+            "haproxy.cfg:16: 'stats admin': the stats page is served only by a 'mode http' frontend or listen with no other job",
+            "haproxy.cfg:17: 'stats scope': the stats page is served only by a 'mode http' frontend or listen with no other job",
+            "haproxy.cfg:18: 'stats show-node': the stats page is served only by a 'mode http' frontend or listen with no other job",
+            "haproxy.cfg:19: 'stats hide-version': the stats page is served only by a 'mode http' frontend or listen with no other job",
         ])
     }
 
@@ -114,7 +111,7 @@ final class ConfigLoadingTests: XCTestCase {
             backend brokers
               server b1 127.0.0.1:18831
             """, [
-                "haproxy.cfg:18: 'stats uri': the stats page is not implemented yet",
+                "haproxy.cfg:18: 'stats uri': the stats page is served only by a 'mode http' frontend or listen with no other job",
             ])
     }
 

@@ -89,6 +89,46 @@ final class ConfigFileRunTests: XCTestCase {
         XCTAssertTrue(output.contains("haproxy.cfg:7: 'server': cannot resolve 'nowhere.invalid:1883'"), output)
     }
 
+    /// Every seed file that needs no TLS starts unchanged and does its job: MQTT sessions on
+    /// 1883 through the three brokers, the WebSocket passthrough on 8083 with its checks marking
+    /// the absent brokers DOWN, the stats page on 8888.
+    func testEverySeedFileThatNeedsNoTLSStartsAndServes() throws {
+        let brokers = try [18831, 18832, 18833].map { try Mosquitto(port: UInt16($0)) }
+        defer { brokers.forEach { $0.stop() } }
+        let mqttFiles = ["balance-leastconn.cfg", "balance-source.cfg", "balance-sticky.cfg", "balance-roundrobin.cfg",
+                         "balance-weighted.cfg", "mqtt-tcp-sticky.cfg"]
+        for file in mqttFiles {
+            let child = try ChildProcess(try binary(), ["-f", seedDirectory.appendingPathComponent(file).path, "--cores", "2"])
+            XCTAssertTrue(eventually { Mosquitto.listening(1883) }, "\(file) did not start on *:1883")
+            for i in 0..<6 { XCTAssertTrue(MQTTWire.session(port: 1883, clientID: "seed-\(file)-\(i)"), "\(file) session \(i)") }
+            child.signal(SIGTERM)
+            let (status, output) = child.finish(within: 10)
+            XCTAssertEqual(status, 0, "\(file): \(output)")
+            XCTAssertFalse(output.contains("is DOWN"), "\(file): every broker is up: \(output)")
+        }
+        let ws = try ChildProcess(try binary(), ["-f", seedDirectory.appendingPathComponent("mqtt-ws.cfg").path, "--cores", "2"])
+        XCTAssertTrue(eventually { Mosquitto.listening(8083) }, "mqtt-ws.cfg did not start on *:8083")
+        usleep(2_500_000)   // inter 2s: the first checks have run
+        ws.signal(SIGTERM)
+        let (wsStatus, wsOutput) = ws.finish(within: 10)
+        XCTAssertEqual(wsStatus, 0, wsOutput)
+        XCTAssertTrue(wsOutput.contains("Server mqtt_ws_backend/emqx1 is DOWN, reason: Layer4 connection problem"), wsOutput)
+        XCTAssertTrue(wsOutput.contains("backend 'mqtt_ws_backend' has no server available!"), wsOutput)
+
+        let stats = try ChildProcess(try binary(), ["-f", seedDirectory.appendingPathComponent("stats.cfg").path])
+        XCTAssertTrue(eventually { Mosquitto.listening(8888) }, "stats.cfg did not start on *:8888")
+        let fd = TestSocket.connect(port: 8888)
+        XCTAssertTrue(TestSocket.writeAll(fd, Array("GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)))
+        var response: [UInt8] = []
+        _ = TestSocket.readToEnd(fd) { response += $0 }
+        close(fd)
+        let text = String(decoding: response, as: UTF8.self)
+        XCTAssertTrue(text.hasPrefix("HTTP/1.1 200"), text)
+        XCTAssertTrue(text.contains("http-equiv=\"refresh\" content=\"10\""), "stats refresh 10s")
+        stats.signal(SIGTERM)
+        XCTAssertEqual(stats.finish(within: 10).0, 0)
+    }
+
     func testTheSeedMQTTStickyConfigRunsAsTheSeedIntends() throws {
         let brokers = try [18831, 18832, 18833].map { try Mosquitto(port: UInt16($0)) }
         defer { brokers.forEach { $0.stop() } }

@@ -102,6 +102,10 @@ public struct FrontendConfig: Sendable, Equatable {
     /// from a trusted front balancer, and the address it carries is the client's from then on
     /// (balancing, the log, headers sent on); a connection without a valid one is closed.
     public var acceptProxy: Bool = false
+    /// `tcp-request connection expect-proxy layer4 [if|unless { src ... }]`: the connections
+    /// that start with a PROXY header are those from (or, with `unless`, not from) these
+    /// sources; nil: none (unless `acceptProxy`).
+    public var expectProxy: ExpectProxyConfig?
 
     public init(name: String, binds: [SocketAddress], backendIndex: Int, requireMQTT: Bool = false) {
         self.name = name

@@ -270,7 +270,7 @@ enum ConfigKeywords {
     static let tcpRequestUnsupported: Set<String> = ["session"]
     /// Actions HAProxy has that ringproxy does not perform.
     static let tcpRequestUnsupportedActions: Set<String> = [
-        "capture", "do-resolve", "expect-netscaler-cip", "expect-proxy", "lua", "sc-inc-gpc",
+        "capture", "do-resolve", "expect-netscaler-cip", "lua", "sc-inc-gpc",
         "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt", "sc-set-gpt0", "send-spoe-group", "set-bandwidth-limit",
         "set-dst", "set-dst-port", "set-log-level", "set-mark", "set-nice", "set-priority-class",
         "set-priority-offset", "set-src", "set-src-port", "set-tos", "set-var", "set-var-fmt",

@@ -40,10 +40,7 @@ extension ConfigParser.State {
         let supported = "supported: " + TCPRequestRule.Action.allCases.map(\.rawValue).joined(separator: ", ")
         guard let action = TCPRequestRule.Action(rawValue: words[2]) else {
             let actionName = String(words[2].prefix { $0 != "(" })
-            if actionName == "expect-proxy" {
-                error(keyword, "'expect-proxy layer4' (a PROXY header from some sources only) is not implemented yet",
-                      hint: "use 'bind ... accept-proxy' on a listener that only the front balancers can reach")
-            } else if ConfigKeywords.tcpRequestUntrackedCounters.contains(actionName) {
+            if ConfigKeywords.tcpRequestUntrackedCounters.contains(actionName) {
                 error(keyword, "action '\(words[2])' is not supported by ringproxy: it tracks one stick counter, sc0",
                       hint: "use 'track-sc0' and the sc0_* fetches")
             } else if ConfigKeywords.tcpRequestUnsupportedActions.contains(actionName) {
@@ -55,6 +52,17 @@ extension ConfigParser.State {
             return
         }
         var rest = words.dropFirst(3)
+        if action == .expectProxy {
+            guard phase == .connection else {
+                error(keyword, "'expect-proxy' is a 'tcp-request connection' action", hint: "tcp-request connection expect-proxy layer4 if { src <front balancers> }")
+                return
+            }
+            guard rest.first == "layer4" else {
+                error(keyword, "'expect-proxy' needs 'layer4'", hint: "tcp-request connection expect-proxy layer4 if { src <front balancers> }")
+                return
+            }
+            rest = rest.dropFirst()
+        }
         var tracking: TCPRequestRule.Tracking?
         if action == .trackSC0 {
             guard let parsed = readTracking(&rest, keyword: keyword) else { return }

@@ -32,7 +32,9 @@ extension EngineConfig {
                 limit!.rejectRules.append(reject)
             case .accept:
                 refuse(rule.location, keyword, "'accept' rules are not implemented yet",
-                       "ringproxy runs 'track-sc0 src' and 'reject if|unless <condition on sc0 counters>' here")
+                       "ringproxy runs 'track-sc0 src', 'reject if|unless <condition on sc0 counters>' and 'expect-proxy layer4' here")
+            case .expectProxy:
+                break   // EngineConfig+ExpectProxy.swift
             }
         }
         return limit

@@ -192,15 +192,22 @@ extension EngineConfig {
             let addressLimit = addressLimit(frontend, in: file) { refuse($0, $1, $2, hint: $3) }
             // `accept-proxy` is a bind option in HAProxy and a frontend's in the engine (its front
             // stages): a frontend that mixes listeners with and without it is refused.
+            let expectProxy = expectProxy(frontend) { refuse($0, $1, $2, hint: $3) }
             let acceptProxy = frontend.binds.contains { $0.acceptProxy }
+            if acceptProxy, expectProxy != nil {
+                for rule in frontend.tcpRequestRules where rule.action == .expectProxy {
+                    refuse(rule.location, rule.phase.keyword, "frontend '\(frontend.name)' already reads a PROXY header on every connection ('accept-proxy')",
+                           hint: "keep one of them")
+                }
+            }
             for bind in frontend.binds where acceptProxy && !bind.acceptProxy {
                 refuse(bind.location, "bind", "frontend '\(frontend.name)' has 'accept-proxy' on another bind but not on this one; ringproxy applies it to a whole frontend",
                        hint: "put the listeners with and without 'accept-proxy' in separate frontends")
             }
             // HAProxy runs `tcp-request connection` rules before it reads the PROXY header, so they
             // would count the front balancer; and the engine releases by the header's address.
-            if acceptProxy && addressLimit != nil {
-                for rule in frontend.tcpRequestRules where rule.phase == .connection {
+            if (acceptProxy || expectProxy != nil) && addressLimit != nil {
+                for rule in frontend.tcpRequestRules where rule.phase == .connection && rule.action != .expectProxy {
                     refuse(rule.location, rule.phase.keyword, "per-address limits on an accept-proxy frontend are not supported yet: these rules run before the PROXY header, on the front balancer's address",
                            hint: "limit clients on the front balancer, or listen without 'accept-proxy'")
                 }
@@ -236,7 +243,8 @@ extension EngineConfig {
                 notes.append("frontend '\(frontend.name)' listens on IPv6 but counts addresses in the 'type ip' table of '\(table.name)': "
                              + "IPv6 clients are not tracked, as in HAProxy (use 'type ipv6' to track both)")
             }
-            config.acceptProxy = acceptProxy
+            config.acceptProxy = acceptProxy || expectProxy.map { $0.sources.isEmpty } == true
+            config.expectProxy = expectProxy.flatMap { $0.sources.isEmpty ? nil : $0 }
             if (requireMQTT || backends[b].needsClientID) && frontend.inspectDelayMs == nil {
                 notes.append("frontend '\(frontend.name)': MQTT rules wait for the CONNECT for up to "
                              + "\(config.inspectTimeoutMs.map { "\($0) ms (timeout client)" } ?? "the default") (no tcp-request inspect-delay given)")

@@ -18,6 +18,9 @@ public struct TCPRequestRule: Sendable, Equatable {
         case reject
         /// Start tracking stick counter 0 on the key (`tracking` says which key and table).
         case trackSC0 = "track-sc0"
+        /// `expect-proxy layer4`: the connection starts with a PROXY protocol header (for the
+        /// sources the condition names: the front balancers).
+        case expectProxy = "expect-proxy"
     }
 
     /// `track-sc0 <key> [table <name>]`.

@@ -172,7 +172,7 @@ public final class Engine: @unchecked Sendable {
         }
         // Per-address limits track the address a connection was accepted from and release it
         // by the connection's peer, which an accept-proxy header replaces: not combined yet.
-        for f in config.frontends where f.acceptProxy && f.addressLimit != nil {
+        for f in config.frontends where (f.acceptProxy || f.expectProxy != nil) && f.addressLimit != nil {
             throw .invalid("frontend '\(f.name)': per-address limits on an accept-proxy frontend are not supported yet")
         }
         generationCount += 1

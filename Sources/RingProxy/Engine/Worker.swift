@@ -107,6 +107,10 @@ final class Worker {
     /// Per frontend: the front stages its connections run before a server is chosen; whether
     /// non-MQTT is rejected (else it is balanced without a client id); limits.
     let frontendStages: [FrontStages]
+    /// Per frontend with `expect-proxy layer4 if|unless { src ... }`: the sources, and whether
+    /// matching ones (if) or the others (unless) start with a PROXY header.
+    let frontendExpectProxy: [SourceMatcher?]
+    let frontendExpectWhenMatching: [Bool]
     let frontendRequiresMQTT: [Bool]
     let frontendInspectTimeoutMs: [Int]
     let frontendConnectMaxBytes: [Int]
@@ -229,7 +233,9 @@ final class Worker {
         listenerAddresses.initialize(from: listeners.map(\.address), count: listeners.count)
         listenerWildcard = .allocate(capacity: max(1, listeners.count))
         listenerWildcard.initialize(from: listeners.map(\.address.isWildcard), count: listeners.count)
-        let usesDestinations = proxyVersions.contains { $0 != 0 } || config.frontends.contains { $0.acceptProxy }
+        let usesDestinations = proxyVersions.contains { $0 != 0 } || config.frontends.contains { $0.acceptProxy || $0.expectProxy != nil }
+        frontendExpectProxy = config.frontends.map { $0.expectProxy.map { SourceMatcher($0.sources) } }
+        frontendExpectWhenMatching = config.frontends.map { $0.expectProxy?.whenMatching ?? true }
         destinations = .allocate(capacity: usesDestinations ? slotCount : 1)
 
         frontendStages = config.frontends.map {
@@ -378,6 +384,7 @@ final class Worker {
         listenerAddresses.deallocate()
         listenerWildcard.deallocate()
         for balancer in balancers { balancer.deallocate() }
+        for matcher in frontendExpectProxy { matcher?.deallocate() }
         scratch.deallocate()
         rejectCounts.deallocate()
         counters.deallocate()

@@ -91,6 +91,11 @@ extension Worker {
         countFrontend(f, .sessions)
         count(.active)
         conns[s].stagesLeft = frontendStages[f]
+        if let matcher = frontendExpectProxy[f],
+           matcher.contains(UnsafeRawPointer(conns + s) + Worker.peerOffset) == frontendExpectWhenMatching[f] {
+            // `expect-proxy layer4`: this source is a front balancer.
+            conns[s].stagesLeft.insert(.proxyHeader)
+        }
         armRecv(s * 2)
         if conns[s].stagesLeft.isEmpty {
             // Plain TCP: the one branch it pays for the stages.

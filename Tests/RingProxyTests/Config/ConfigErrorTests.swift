@@ -434,13 +434,13 @@ final class ConfigErrorTests: XCTestCase {
         assertErrors("""
             frontend f
               bind *:1883 accept-proxy
-              tcp-request connection expect-proxy layer4 if { src 10.0.0.0/8 }
+              tcp-request connection expect-proxy layer3 if { src 10.0.0.0/8 }
               default_backend b
             backend b
               server s1 127.0.0.1:1883 send-proxy-v2 proxy-v2-options ssl,cert-nc
               server s2 127.0.0.1:1884 send-proxy-v2 set-proxy-v2-tlv-fmt(0xE1) %[fc_pp_tlv(0xE1)]
             """, [
-                "haproxy.cfg:3: 'tcp-request connection': 'expect-proxy layer4' (a PROXY header from some sources only) is not implemented yet (use 'bind ... accept-proxy' on a listener that only the front balancers can reach)",
+                "haproxy.cfg:3: 'tcp-request connection': 'expect-proxy' needs 'layer4' (tcp-request connection expect-proxy layer4 if { src <front balancers> })",
                 "haproxy.cfg:6: 'server': unknown proxy-v2-options value 'cert-nc' (did you mean 'cert-cn'?)",
                 "haproxy.cfg:7: 'server': 'set-proxy-v2-tlv-fmt' (custom TLVs in PROXY v2 headers) is not implemented yet",
             ])
@@ -768,7 +768,7 @@ final class ConfigErrorTests: XCTestCase {
               server s1 127.0.0.1:1883
             """, [
                 "haproxy.cfg:3: 'tcp-request connection': 'req.payload' reads request contents, which do not exist yet when a 'tcp-request connection' rule runs (use 'tcp-request content' instead)",
-                "haproxy.cfg:4: 'tcp-request content': action 'set-var(txn.x)' is not supported by ringproxy (supported: accept, reject, track-sc0)",
+                "haproxy.cfg:4: 'tcp-request content': action 'set-var(txn.x)' is not supported by ringproxy (supported: accept, reject, track-sc0, expect-proxy)",
                 "haproxy.cfg:5: 'tcp-request content': unknown action 'rejekt' (did you mean 'reject'?)",
                 "haproxy.cfg:6: 'tcp-request session': not supported by ringproxy (use 'tcp-request connection' or 'tcp-request content')",
             ])

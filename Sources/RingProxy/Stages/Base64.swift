@@ -23,17 +23,15 @@ enum Base64 {
         let table = alphabet.utf8Start
         var i = 0
         var o = 0
-        @inline(__always) func put(_ sextet: UInt32) {
-            out.storeBytes(of: table[Int(sextet & 0x3F)], toByteOffset: o, as: UInt8.self)
-            o += 1
-        }
         while i < bytes.count {
             let left = bytes.count - i
             let group = UInt32(bytes[i]) << 16 | (left > 1 ? UInt32(bytes[i + 1]) << 8 : 0) | (left > 2 ? UInt32(bytes[i + 2]) : 0)
-            put(group >> 18)
-            put(group >> 12)
-            if left > 1 { put(group >> 6) } else { out.storeBytes(of: 0x3D, toByteOffset: o, as: UInt8.self); o += 1 }
-            if left > 2 { put(group) } else { out.storeBytes(of: 0x3D, toByteOffset: o, as: UInt8.self); o += 1 }
+            // Four characters for three bytes; "=" for each byte short of three (§4).
+            for k in 0..<4 {
+                let c = k <= left ? table[Int((group >> UInt32(18 - 6 * k)) & 0x3F)] : 0x3D
+                out.storeBytes(of: c, toByteOffset: o + k, as: UInt8.self)
+            }
+            o += 4
             i += 3
         }
         assert(o == encodedLength(bytes.count))

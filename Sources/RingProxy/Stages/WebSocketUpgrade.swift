@@ -161,26 +161,26 @@ enum WebSocketUpgrade {
             if fieldLines > policy.headerLinesMax { return reject(.tooManyHeaderLines) }
             guard let (nameEnd, valueStart, valueEnd) = HTTPHead.field(base, start: start, end: end) else { return reject(.malformed) }
             // RFC 9110 §5.1: field names are case-insensitive.
-            @inline(__always) func named(_ name: StaticString) -> Bool { HTTPHead.equals(base, start, nameEnd, name, ignoringCase: true) }
-            if named("host") {
+            let named = FieldName(base: base, start: start, end: nameEnd)
+            if named.is("host") {
                 hosts += valueEnd > valueStart ? 1 : 2
-            } else if named("upgrade") {
+            } else if named.is("upgrade") {
                 // RFC 6455 §4.2.1: "websocket", ASCII case-insensitive; fields may repeat (a list).
                 upgrade = upgrade || HTTPHead.list(base, valueStart, valueEnd, contains: "websocket", ignoringCase: true)
-            } else if named("connection") {
+            } else if named.is("connection") {
                 connection = connection || HTTPHead.list(base, valueStart, valueEnd, contains: "upgrade", ignoringCase: true)
-            } else if named("sec-websocket-version") {
+            } else if named.is("sec-websocket-version") {
                 versions += 1
                 versionOK = HTTPHead.equals(base, valueStart, valueEnd, "13", ignoringCase: false)
-            } else if named("sec-websocket-key") {
+            } else if named.is("sec-websocket-key") {
                 keys += 1
                 keyOK = isKey(base, valueStart, valueEnd)
                 request.keyOffset = valueStart
-            } else if named("sec-websocket-protocol") {
+            } else if named.is("sec-websocket-protocol") {
                 // RFC 6455 §4.1: subprotocol names are compared exactly (the 101 must echo one).
                 if HTTPHead.list(base, valueStart, valueEnd, contains: "mqtt", ignoringCase: false) { request.offered.insert(.mqtt) }
                 if HTTPHead.list(base, valueStart, valueEnd, contains: "mqttv3.1", ignoringCase: false) { request.offered.insert(.mqttv31) }
-            } else if named("sec-websocket-extensions") {
+            } else if named.is("sec-websocket-extensions") {
                 request.offersExtensions = true
             }
         }
@@ -229,6 +229,16 @@ enum WebSocketUpgrade {
                   path.count == 0 || memcmpEqual(base + targetStart, path.baseAddress!, path.count) else { return .pathNotFound }
         }
         return nil
+    }
+
+    /// A field line's name, to compare.
+    private struct FieldName {
+        let base: UnsafeRawPointer
+        let start: Int
+        let end: Int
+
+        @inline(__always)
+        func `is`(_ lowercasedName: StaticString) -> Bool { HTTPHead.equals(base, start, end, lowercasedName, ignoringCase: true) }
     }
 
     @inline(__always)

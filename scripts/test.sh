@@ -2,8 +2,9 @@
 # The test command of the README: builds (the executable is tested as a process too), runs
 # every test target (integration tests start real mosquitto brokers and clients on loopback),
 # fuzzes the MQTT parser for FUZZ_SECONDS (default 60; 0 skips both fuzz runs) and the PROXY
-# header parser for PROXY_FUZZ_SECONDS (default 20) and the stats page's HTTP request parser for
-# HTTP_FUZZ_SECONDS (default 10), and ends with one line counting what passed and failed.
+# header parser for PROXY_FUZZ_SECONDS (default 20), the stats page's HTTP request parser for
+# HTTP_FUZZ_SECONDS (default 10) and the WebSocket stage's parsers for WS_FUZZ_SECONDS (default
+# 10), and ends with one line counting what passed and failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -15,6 +16,7 @@ if [ "${FUZZ_SECONDS:-60}" -gt 0 ]; then
   bash scripts/fuzz-mqttpeek.sh "${FUZZ_SECONDS:-60}"
   bash scripts/fuzz-proxyheader.sh "${PROXY_FUZZ_SECONDS:-20}"
   bash scripts/fuzz-httprequest.sh "${HTTP_FUZZ_SECONDS:-10}"
+  bash scripts/fuzz-websocket.sh "${WS_FUZZ_SECONDS:-10}"
 fi
 xctest=$(grep -oE 'Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | tail -n 1)
 xc_run=$(echo "$xctest" | grep -oE '[0-9]+' | head -n 1)

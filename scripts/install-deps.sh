@@ -27,6 +27,11 @@ for _ in $(seq 1 50); do
   ss -Hltn 'sport = :1883' 2>/dev/null | grep -q . || break
   sleep 0.1
 done
+# paho-mqtt: the MQTT over WebSocket tests' reference client (transport="websockets").
+if ! python3 -c 'import paho.mqtt.client' 2>/dev/null; then
+  python3 -m pip install -q paho-mqtt 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages paho-mqtt
+fi
 # The Prometheus reference parser the metrics tests read /metrics with (PyPI's prometheus-client).
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
   python3 -m pip install -q prometheus-client 2>/dev/null \

@@ -106,6 +106,9 @@ public struct FrontendConfig: Sendable, Equatable {
     /// that start with a PROXY header are those from (or, with `unless`, not from) these
     /// sources; nil: none (unless `acceptProxy`).
     public var expectProxy: ExpectProxyConfig?
+    /// `option mqtt-websocket`: MQTT over WebSocket, read and routed by the MQTT CONNECT inside
+    /// the first frames; nil: bytes pass through untouched (the seed's 8083).
+    public var webSocket: WebSocketFrontendConfig?
 
     public init(name: String, binds: [SocketAddress], backendIndex: Int, requireMQTT: Bool = false) {
         self.name = name
@@ -154,5 +157,18 @@ public struct EngineConfig: Sendable {
     public init(frontends: [FrontendConfig], backends: [BackendConfig]) {
         self.frontends = frontends
         self.backends = backends
+    }
+}
+
+/// The MQTT-aware WebSocket mode of a frontend (a ringproxy extension).
+public struct WebSocketFrontendConfig: Sendable, Equatable {
+    /// The path the upgrade must ask for; nil: any.
+    public var path: String?
+    /// The client must offer the `mqtt` (or `mqttv3.1`) subprotocol.
+    public var requireSubprotocol: Bool
+
+    public init(path: String? = nil, requireSubprotocol: Bool = true) {
+        self.path = path
+        self.requireSubprotocol = requireSubprotocol
     }
 }

@@ -29,6 +29,7 @@ public enum Counter: Int, CaseIterable, Sendable {
     case proxyRejectedV2Command, proxyRejectedV2Family, proxyRejectedV2TooLong, proxyRejectedV2ShortAddresses
     case proxyRejectedTruncated
     case checksStarted, checksPassed, checksFailed, observedErrorLimits, serverShutdownSessions
+    case webSocketUpgrades, webSocketRejectedRequests, webSocketRejectedFrames, webSocketServerRefused
 
     /// The operator's name (snake_case, as in the SIGUSR1 report and metrics), kind and help.
     public var info: (name: String, kind: CounterKind, help: String) {
@@ -93,6 +94,10 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .checksPassed: return ("checks_passed", .counter, "health checks that passed")
         case .checksFailed: return ("checks_failed", .counter, "health checks that failed")
         case .observedErrorLimits: return ("observe_error_limits", .counter, "times 'observe layer4' saw error-limit failed connections in a row and ran its on-error action")
+        case .webSocketUpgrades: return ("websocket_upgrades", .counter, "WebSocket upgrades answered with 101 (option mqtt-websocket)")
+        case .webSocketRejectedRequests: return ("websocket_rejected_requests", .counter, "WebSocket upgrade requests refused with an HTTP error (400, 404, 405, 426, 431, 505)")
+        case .webSocketRejectedFrames: return ("websocket_rejected_frames", .counter, "WebSocket clients closed for a frame that is not a binary MQTT message (text, unmasked, too big, close)")
+        case .webSocketServerRefused: return ("websocket_server_refused", .counter, "servers that did not answer the replayed upgrade with a valid 101 (the client got close 1011)")
         case .serverShutdownSessions: return ("server_shutdown_sessions", .counter, "sessions closed because their server went DOWN (shutdown-sessions) or an active server came back (shutdown-backup-sessions)")
         }
     }

@@ -82,3 +82,41 @@ final class ExpectProxyTests: XCTestCase {
         XCTAssertEqual(engine.statistics().total[.proxyHeadersReceived], 1)
     }
 }
+
+final class MQTTWebSocketConfigTests: XCTestCase {
+    private func parse(_ body: String) -> Result<ConfigFile, ConfigError> {
+        ConfigParser.parse(text: "\(tcpDefaults)\n\(body)", file: "t.cfg")
+    }
+
+    func testTheExtensionMapsToTheFrontendsWebSocketMode() throws {
+        let file = try parse("""
+            backend b
+              server s 127.0.0.1:18081
+            frontend ws
+              bind 127.0.0.1:8083
+              option mqtt-websocket path /mqtt subprotocol optional
+              default_backend b
+            frontend plain
+              bind 127.0.0.1:8084
+              default_backend b
+            """).get()
+        let config = try EngineConfig.load(file).engine
+        XCTAssertEqual(config.frontends[0].webSocket, WebSocketFrontendConfig(path: "/mqtt", requireSubprotocol: false))
+        XCTAssertNil(config.frontends[1].webSocket, "the seed's 8083 passthrough stays a passthrough")
+    }
+
+    func testBadArgumentsAreRefusedAtTheirLine() {
+        let cases: [(String, String)] = [
+            ("option mqtt-websocket path mqtt", "t.cfg:10: 'option mqtt-websocket': invalid path 'mqtt' (an absolute path without query, e.g. /mqtt)"),
+            ("option mqtt-websocket subprotocol maybe", "t.cfg:10: 'option mqtt-websocket': invalid subprotocol setting 'maybe' (expected 'required' or 'optional')"),
+            ("option mqtt-websocket deflate on", "t.cfg:10: 'option mqtt-websocket': unexpected 'deflate' (option mqtt-websocket [path /mqtt] [subprotocol required|optional])"),
+        ]
+        for (line, expected) in cases {
+            let body = "backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:8083\n  \(line)\n  default_backend b"
+            switch parse(body) {
+            case .success: XCTFail("accepted: \(line)")
+            case .failure(let error): XCTAssertEqual(error.diagnostics.first?.description, expected)
+            }
+        }
+    }
+}

@@ -25,6 +25,8 @@ public struct EffectiveFrontend: Sendable, Equatable {
     public var tcpRequestRules: [TCPRequestRule]
     /// `tcp-request inspect-delay`, milliseconds; nil when not set.
     public var inspectDelayMs: Int?
+    /// `option mqtt-websocket` (ringproxy extension); nil or `.off` when not set.
+    public var mqttWebSocket: MQTTWebSocketSetting?
     /// The statistics page, when enabled.
     public var stats: StatsSettings?
     public var acls: [ACLDefinition]
@@ -227,6 +229,7 @@ extension ConfigFile {
             useBackendRules: frontend.useBackendRules,
             tcpRequestRules: frontend.tcpRequestRules,
             inspectDelayMs: settings.inspectDelayMs,
+            mqttWebSocket: settings.mqttWebSocket,
             stats: settings.stats.flatMap { $0.isEnabled ? $0 : nil },
             acls: frontend.acls,
             stickTable: frontend.stickTable)

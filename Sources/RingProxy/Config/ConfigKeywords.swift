@@ -220,6 +220,7 @@ enum ConfigKeywords {
         "tcp-check": KeywordPlacement([.defaults, .backend], strict: false),
         "mqtt-check": KeywordPlacement([.defaults, .backend], strict: false),
         "allbackups": KeywordPlacement([.defaults, .backend], strict: false),
+        "mqtt-websocket": KeywordPlacement([.defaults, .frontend]),
     ]
 
     /// `option` names ringproxy accepts and ignores, with the reason.

@@ -151,6 +151,9 @@ extension ConfigParser.State {
                 draft!.settings.healthCheck = enabled ? .mqttCheck : .layer4
             case "allbackups":
                 draft!.settings.options.allBackups = enabled
+            case "mqtt-websocket":
+                readMQTTWebSocket(keyword, Array(arguments), enabled: enabled)
+                return
             default:
                 break
             }
@@ -431,4 +434,47 @@ extension ConfigParser.State {
 /// whose condition failed to parse gets no ConditionTail at all).
 struct ConditionTail {
     var value: RuleCondition?
+}
+
+extension ConfigParser.State {
+    /// `option mqtt-websocket [path <path>] [subprotocol required|optional]`.
+    mutating func readMQTTWebSocket(_ keyword: String, _ arguments: [String], enabled: Bool) {
+        guard enabled else {
+            if let extra = arguments.first { error(keyword, "unexpected '\(extra)'", hint: "'no option mqtt-websocket' takes no argument") }
+            draft!.settings.mqttWebSocket = .off
+            return
+        }
+        let usage = "option mqtt-websocket [path /mqtt] [subprotocol required|optional]"
+        var path: String?
+        var requireSubprotocol = true
+        var i = 0
+        while i < arguments.count {
+            guard i + 1 < arguments.count else {
+                error(keyword, "missing value after '\(arguments[i])'", hint: usage)
+                return
+            }
+            let value = arguments[i + 1]
+            switch arguments[i] {
+            case "path":
+                guard value.hasPrefix("/"), !value.contains("?"), !value.contains(where: { $0 == " " || $0.asciiValue.map { $0 < 0x21 || $0 > 0x7E } ?? true }) else {
+                    error(keyword, "invalid path '\(value)'", hint: "an absolute path without query, e.g. /mqtt")
+                    return
+                }
+                path = value
+            case "subprotocol":
+                switch value {
+                case "required": requireSubprotocol = true
+                case "optional": requireSubprotocol = false
+                default:
+                    error(keyword, "invalid subprotocol setting '\(value)'", hint: "expected 'required' or 'optional'")
+                    return
+                }
+            default:
+                error(keyword, "unexpected '\(arguments[i])'", hint: usage)
+                return
+            }
+            i += 2
+        }
+        draft!.settings.mqttWebSocket = .on(path: path, requireSubprotocol: requireSubprotocol)
+    }
 }

@@ -245,6 +245,9 @@ extension EngineConfig {
             }
             config.acceptProxy = acceptProxy || expectProxy.map { $0.sources.isEmpty } == true
             config.expectProxy = expectProxy.flatMap { $0.sources.isEmpty ? nil : $0 }
+            if case .on(let path, let requireSubprotocol)? = frontend.mqttWebSocket {
+                config.webSocket = WebSocketFrontendConfig(path: path, requireSubprotocol: requireSubprotocol)
+            }
             if (requireMQTT || backends[b].needsClientID) && frontend.inspectDelayMs == nil {
                 notes.append("frontend '\(frontend.name)': MQTT rules wait for the CONNECT for up to "
                              + "\(config.inspectTimeoutMs.map { "\($0) ms (timeout client)" } ?? "the default") (no tcp-request inspect-delay given)")

@@ -66,6 +66,9 @@ public struct ProxySettings: Sendable, Equatable {
     public var healthCheck: HealthCheckOption?
     /// This section's own `tcp-check` lines (a proxy with none uses its defaults section's).
     public var tcpCheckRules: [TCPCheckRule] = []
+    /// `option mqtt-websocket [path <p>] [subprotocol required|optional]` (a ringproxy
+    /// extension); `no option mqtt-websocket` stores `.off`.
+    public var mqttWebSocket: MQTTWebSocketSetting?
 
     public init() {}
 
@@ -89,6 +92,7 @@ public struct ProxySettings: Sendable, Equatable {
         result.inspectDelayMs = inspectDelayMs ?? base.inspectDelayMs
         result.healthCheck = healthCheck ?? base.healthCheck
         result.tcpCheckRules = tcpCheckRules.isEmpty ? base.tcpCheckRules : tcpCheckRules
+        result.mqttWebSocket = mqttWebSocket ?? base.mqttWebSocket
         switch (stats, base.stats) {
         case let (own?, inherited?): result.stats = own.merged(over: inherited)
         case let (own, inherited): result.stats = own ?? inherited
@@ -143,4 +147,13 @@ public struct TCPCheckRule: Sendable, Equatable {
         self.action = action
         self.location = location
     }
+}
+
+/// `option mqtt-websocket`: the listener answers the WebSocket upgrade itself, reads the MQTT
+/// CONNECT from the first frames, routes on it, then replays the upgrade to the chosen server.
+public enum MQTTWebSocketSetting: Sendable, Equatable {
+    case off
+    /// The path the upgrade must ask for (nil: any), and whether the client must offer the
+    /// `mqtt` subprotocol (MQTT §6 says it must; default required).
+    case on(path: String?, requireSubprotocol: Bool)
 }

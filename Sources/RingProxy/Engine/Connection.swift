@@ -30,6 +30,9 @@ enum Transform: UInt8 {
     case none
     case userspaceTLS
     case kernelTLS
+    /// MQTT-aware WebSocket: the server's 101 to the replayed upgrade is read and dropped
+    /// (once; then `.none`).
+    case webSocketUpgradeResponse
 }
 
 struct Pipe {
@@ -80,6 +83,8 @@ struct Connection {
     /// That lookup is in flight; the connect succeeded before it completed.
     var lookupPending = false
     var establishWaiting = false
+    /// A last answer (HTTP error, WebSocket close) is queued to the client: close once sent.
+    var closeAfterAnswer = false
     var stickHash: UInt64 = 0
     var attempts: UInt8 = 0
     var pendingOps: Int32 = 0

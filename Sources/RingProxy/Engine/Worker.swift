@@ -107,6 +107,14 @@ final class Worker {
     /// Per frontend: the front stages its connections run before a server is chosen; whether
     /// non-MQTT is rejected (else it is balanced without a client id); limits.
     let frontendStages: [FrontStages]
+    /// Per frontend: `option mqtt-websocket` (Worker+WebSocket), its upgrade policy (the path
+    /// bytes live in `webSocketPaths`); per slot, the WebSocket state (allocated only when a
+    /// frontend needs it); the unmasked CONNECT payload (synchronous, one per worker).
+    let frontendIsWebSocket: [Bool]
+    let webSocketPolicies: [WebSocketUpgradePolicy]
+    let webSocketPaths: [UnsafeMutableRawBufferPointer]
+    let webSocketStates: UnsafeMutablePointer<WebSocketConnectionState>
+    let webSocketPayload: UnsafeMutableRawBufferPointer
     /// Per frontend with `expect-proxy layer4 if|unless { src ... }`: the sources, and whether
     /// matching ones (if) or the others (unless) start with a PROXY header.
     let frontendExpectProxy: [SourceMatcher?]
@@ -241,8 +249,24 @@ final class Worker {
         frontendStages = config.frontends.map {
             var stages: FrontStages = $0.acceptProxy ? [.proxyHeader] : []
             if $0.requireMQTT || config.backends[$0.backendIndex].needsClientID { stages.insert(.mqttConnect) }
+            if $0.webSocket != nil { stages.formUnion([.webSocketUpgrade, .mqttConnect]) }
             return stages
         }
+        frontendIsWebSocket = config.frontends.map { $0.webSocket != nil }
+        let paths: [UnsafeMutableRawBufferPointer] = config.frontends.map { frontend in
+            let bytes = Array((frontend.webSocket?.path ?? "").utf8)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
+            buffer.copyBytes(from: bytes)
+            return UnsafeMutableRawBufferPointer(rebasing: buffer[0..<bytes.count])
+        }
+        webSocketPaths = paths
+        webSocketPolicies = config.frontends.enumerated().map { f, frontend in
+            WebSocketUpgradePolicy(path: frontend.webSocket?.path == nil ? nil : UnsafeRawBufferPointer(paths[f]),
+                                   requiresMQTTSubprotocol: frontend.webSocket?.requireSubprotocol ?? false)
+        }
+        let usesWebSocket = config.frontends.contains { $0.webSocket != nil }
+        webSocketStates = .allocate(capacity: usesWebSocket ? slotCount : 1)
+        webSocketPayload = .allocate(byteCount: usesWebSocket ? (config.frontends.map(\.connectMaxBytes).max() ?? 65_536) : 1, alignment: 16)
         frontendRequiresMQTT = config.frontends.map(\.requireMQTT)
         frontendInspectTimeoutMs = config.frontends.map {
             let client = $0.clientTimeoutMs ?? config.clientTimeoutMs
@@ -365,6 +389,7 @@ final class Worker {
         gatherHeaders.deallocate()
         gatherVectors.deallocate()
         destinations.deallocate()
+        webSocketStates.deallocate()
         timers.deallocate()
         bufferWaiters.deallocate()
         stalledPipes.deallocate()
@@ -385,6 +410,8 @@ final class Worker {
         listenerWildcard.deallocate()
         for balancer in balancers { balancer.deallocate() }
         for matcher in frontendExpectProxy { matcher?.deallocate() }
+        for path in webSocketPaths { path.baseAddress.map { UnsafeMutableRawPointer(mutating: $0).deallocate() } }
+        webSocketPayload.deallocate()
         scratch.deallocate()
         rejectCounts.deallocate()
         counters.deallocate()

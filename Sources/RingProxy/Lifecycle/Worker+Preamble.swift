@@ -15,6 +15,8 @@ extension Worker {
         // The stage said how much it needs: until then, no copy and no parse per segment (a
         // CONNECT dribbled in small segments would otherwise cost the square of its size).
         if conns[s].preambleBytesNeeded > 0 && heldByteCount(s * 2) < Int(conns[s].preambleBytesNeeded) { return }
+        // A last answer is on its way to the client: nothing more is read.
+        if conns[s].closeAfterAnswer { return }
         if conns[s].stagesLeft.contains(.proxyHeader) {
             switch ProxyHeader.parse(heldBytes(s * 2)) {
             case .needMore:
@@ -29,6 +31,14 @@ extension Worker {
                 adoptProxyHeader(slot, info)
                 if pipes[s * 2].head == BufferPool.none { preambleHolders.remove(s) }
             }
+        }
+        if conns[s].stagesLeft.contains(.webSocketUpgrade) {
+            guard runWebSocketUpgrade(slot) else { return }
+        }
+        if frontendIsWebSocket[f] {
+            // The CONNECT is inside frames: Worker+WebSocket reads, routes and connects.
+            if conns[s].stagesLeft.contains(.mqttConnect) { runWebSocketConnect(slot) }
+            return
         }
         while conns[s].stagesLeft.contains(.mqttConnect) {
             let bytes = heldBytes(s * 2)

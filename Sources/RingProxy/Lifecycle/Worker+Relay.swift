@@ -72,8 +72,10 @@ extension Worker {
                 packTail(p)
                 runPreamble(slot)
                 guard conns[s].phase != .closing else { return }
-            } else {
+            } else if conns[s].transform == .none {
                 issueSend(p)
+            } else {
+                onTransformedRecv(slot, pipe: p)
             }
             if Int(pipes[p].count) >= pipeLimit(s) {
                 pauseRecv(p, more: more)
@@ -263,13 +265,28 @@ extension Worker {
         // send leaves the rest of the head buffer for the next one.
         if retireHeld(p, bytes: Int(result)) { count(.shortSends) }
         if pipes[p].head == BufferPool.none { stalledPipes.remove(p) }   // it holds nothing any more
+        if conns[s].closeAfterAnswer && p & 1 == 1 && pipes[p].head == BufferPool.none {
+            closeConnection(slot, reset: false, why: .rejected)
+            return
+        }
         if pipes[p].head != BufferPool.none {
             issueSend(p)
         } else if pipes[p].eof {
             maybeShutdown(p)
             return
         }
-        resumeRecvIfDrained(p)
+        // Before the server is connected, pipe 1 carries only the proxy's own answers.
+        if conns[s].phase == .established { resumeRecvIfDrained(p) }
+    }
+
+    /// A received buffer on a connection whose traffic passes through a transform.
+    func onTransformedRecv(_ slot: Int32, pipe p: Int) {
+        switch conns[Int(slot)].transform {
+        case .webSocketUpgradeResponse:
+            if p & 1 == 1 { onServerUpgradeResponse(slot) } else { issueSend(p) }
+        case .none, .userspaceTLS, .kernelTLS:
+            issueSend(p)
+        }
     }
 
     /// After the source's FIN and once everything before it was sent: FIN the destination.

@@ -346,7 +346,7 @@ final class AddressLimitConfigTests: XCTestCase {
             (withTable("  tcp-request connection reject if { sc0_conn_cur -m str 5 }"),
              "t.cfg:14: 'tcp-request connection': 'sc0_conn_cur' takes no flags but '-m int' here (write e.g. '{ sc0_conn_cur gt 10 }')"),
             (withTable("  tcp-request connection accept if { sc0_conn_cur lt 2 }"),
-             "t.cfg:14: 'tcp-request connection': 'accept' rules are not implemented yet (ringproxy runs 'track-sc0 src' and 'reject if|unless <condition on sc0 counters>' here)"),
+             "t.cfg:14: 'tcp-request connection': 'accept' rules are not implemented yet (ringproxy runs 'track-sc0 src', 'reject if|unless <condition on sc0 counters>' and 'expect-proxy layer4' here)"),
             (withTable("  tcp-request content track-sc0 src"),
              "t.cfg:14: 'tcp-request content': only 'tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }' is supported (track addresses with 'tcp-request connection track-sc0 src')"),
             ("""

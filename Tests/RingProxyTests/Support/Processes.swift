@@ -64,7 +64,15 @@ final class Mosquitto {
         try self.init(fixedPort: nil)
     }
 
-    private init(fixedPort: UInt16?) throws {
+    /// A broker whose listener speaks MQTT over WebSocket (`protocol websockets`, on all IPv4
+    /// addresses: libwebsockets binds no single address here). Debian's mosquitto 2.0.11 exits
+    /// ("Unable to start any listening sockets") with websockets listeners only, so it gets a
+    /// plain one too, on another free port.
+    convenience init(websockets: Bool) throws {
+        try self.init(fixedPort: nil, websockets: websockets)
+    }
+
+    private init(fixedPort: UInt16?, websockets: Bool = false) throws {
         guard let path = Tools.which("mosquitto") else { throw XCTSkipError("mosquitto is not installed (apt-get install mosquitto)") }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rp-mosquitto-\(UUID().uuidString)")
         // mosquitto started as root drops to its own user, which must be able to write the log.
@@ -76,7 +84,9 @@ final class Mosquitto {
             let port = fixedPort ?? TestSocket.unusedPort()
             let conf = directory.appendingPathComponent("mosquitto.conf")
             try """
-                listener \(port) 127.0.0.1
+                \(websockets ? "listener \(TestSocket.unusedPort()) 127.0.0.1" : "")
+                listener \(port)\(websockets ? "" : " 127.0.0.1")
+                \(websockets ? "protocol websockets\nsocket_domain ipv4" : "")
                 allow_anonymous true
                 log_dest file \(directory.appendingPathComponent("mosquitto.log").path)
                 log_type all

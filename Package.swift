@@ -1,6 +1,7 @@
 // swift-tools-version: 6.1
 // ringproxy: an MQTT edge load balancer on io_uring. The targets mirror the architecture in
-// STYLE.md: CUring (thin C over liburing), MQTTPeek (pure parser), RingProxy (engine), ringproxy.
+// STYLE.md: CUring (thin C over liburing), CTLS (thin C over OpenSSL), MQTTPeek (pure parser),
+// RingProxy (engine), ringproxy.
 import PackageDescription
 
 let engineSwiftSettings: [SwiftSetting] = [
@@ -26,10 +27,16 @@ let package = Package(
             name: "CUring",
             linkerSettings: [.linkedLibrary("uring")]
         ),
+        // Thin C over OpenSSL 3 (Debian's libssl-dev): the BIO over the worker's buffers, server
+        // contexts, and the kTLS key hand-off.
+        .target(
+            name: "CTLS",
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]
+        ),
         .target(name: "MQTTPeek"),
         .target(
             name: "RingProxy",
-            dependencies: ["CUring", "MQTTPeek"],
+            dependencies: ["CUring", "CTLS", "MQTTPeek"],
             swiftSettings: engineSwiftSettings
         ),
         .executableTarget(
@@ -55,7 +62,7 @@ let package = Package(
         .testTarget(name: "MQTTPeekTests", dependencies: ["MQTTPeek"]),
         .testTarget(
             name: "RingProxyTests",
-            dependencies: ["RingProxy", "CUring"],
+            dependencies: ["RingProxy", "CUring", "CTLS"],
             exclude: ["Config/Fixtures"],
             swiftSettings: [.swiftLanguageMode(.v5)],
             // jemalloc as the test process's allocator too, so the tests can read each

@@ -1,0 +1,278 @@
+// Server contexts from plain options: certificates (HAProxy `crt` files, SNI among several),
+// client verification with CA and CRL files, protocol bounds, ciphers, groups, ALPN, session
+// cache and tickets. Runs at start-up and reload only; errors name the file and the reason.
+#define _GNU_SOURCE
+#include "internal.h"
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/x509v3.h>
+
+// One certificate with its chain and key, as loaded from a `crt` file.
+typedef struct ctls_cert {
+    X509 *cert;
+    EVP_PKEY *key;
+    STACK_OF(X509) *chain;
+} ctls_cert;
+
+// What a context keeps besides OpenSSL's own state: the certificates SNI chooses among and
+// ALPN's protocol list in wire format.
+typedef struct ctls_ctx_data {
+    size_t cert_count;
+    unsigned char alpn[256];
+    unsigned alpn_len;
+    ctls_cert certs[];
+} ctls_ctx_data;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int ctx_index = -1;
+
+static void ctx_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                          void *argp) {
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    ctls_ctx_data *d = ptr;
+    if (d == NULL) return;
+    for (size_t i = 0; i < d->cert_count; i++) {
+        X509_free(d->certs[i].cert);
+        EVP_PKEY_free(d->certs[i].key);
+        sk_X509_pop_free(d->certs[i].chain, X509_free);
+    }
+    free(d);
+}
+
+static void init_once(void) {
+    ctx_index = SSL_CTX_get_ex_new_index(0, "ctls_ctx_data", NULL, NULL, ctx_data_free);
+}
+
+// The last OpenSSL reason on the queue, or fallback; clears the queue.
+static const char *openssl_reason(const char *fallback) {
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    ERR_clear_error();
+    return r ? r : fallback;
+}
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static void append(char *buf, size_t len, const char *fmt, const char *a, const char *b) {
+    size_t used = strlen(buf);
+    if (used + 1 >= len) return;
+    snprintf(buf + used, len - used, fmt, a, b);
+}
+
+// A HAProxy `crt` file: the certificate first, then its chain, and the private key, in any
+// order of PEM blocks (PEM_read_bio_* skip blocks of other types).
+static int load_cert_file(const char *path, ctls_cert *out, char *err, size_t err_len,
+                          char *warn, size_t warn_len) {
+    const char *name = base_name(path);
+    BIO *bio = BIO_new_file(path, "r");
+    if (bio == NULL) {
+        snprintf(err, err_len, "%s: %s", name, openssl_reason("cannot open"));
+        return 0;
+    }
+    out->cert = PEM_read_bio_X509_AUX(bio, NULL, NULL, NULL);
+    if (out->cert == NULL) {
+        ERR_clear_error();
+        snprintf(err, err_len, "%s: no certificate", name);
+        BIO_free(bio);
+        return 0;
+    }
+    out->chain = sk_X509_new_null();
+    X509 *ca;
+    while ((ca = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) sk_X509_push(out->chain, ca);
+    ERR_clear_error();   // the end of the certificates is "no start line"
+    BIO_reset(bio);
+    out->key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (out->key == NULL) {
+        ERR_clear_error();
+        snprintf(err, err_len, "%s: no private key", name);
+        return 0;
+    }
+    if (!X509_check_private_key(out->cert, out->key)) {
+        ERR_clear_error();
+        snprintf(err, err_len, "%s: key does not match certificate", name);
+        return 0;
+    }
+    // An expired certificate still serves (as HAProxy does); the operator hears about it.
+    if (X509_cmp_current_time(X509_get0_notAfter(out->cert)) < 0)
+        append(warn, warn_len, "%s%s: certificate has expired", warn[0] ? "; " : "", name);
+    else if (X509_cmp_current_time(X509_get0_notBefore(out->cert)) > 0)
+        append(warn, warn_len, "%s%s: certificate is not yet valid", warn[0] ? "; " : "", name);
+    return 1;
+}
+
+// SNI (RFC 6066 §3): the certificate whose SAN dNSName or CN matches the name exactly, else one
+// whose wildcard covers it (one label deep: *.example.com covers a.example.com only), else the
+// default already on the SSL.
+static int pick_certificate(SSL *ssl, int *alert, void *arg) {
+    (void)alert;
+    const ctls_ctx_data *d = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (name == NULL || d->cert_count < 2) return SSL_TLSEXT_ERR_OK;
+    const unsigned int passes[2] = {
+        X509_CHECK_FLAG_ALWAYS_CHECK_SUBJECT | X509_CHECK_FLAG_NO_WILDCARDS,
+        X509_CHECK_FLAG_ALWAYS_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+    };
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < d->cert_count; i++) {
+            if (X509_check_host(d->certs[i].cert, name, 0, passes[pass], NULL) != 1) continue;
+            if (i > 0) {
+                const ctls_cert *c = &d->certs[i];
+                SSL_use_cert_and_key(ssl, c->cert, c->key, c->chain, 1);
+            }
+            return SSL_TLSEXT_ERR_OK;
+        }
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+// ALPN (RFC 7301 §3.2): the first of our protocols the client offers; none in common means no
+// ALPN extension in the answer (as HAProxy), not a failed handshake.
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg) {
+    (void)ssl;
+    const ctls_ctx_data *d = arg;
+    unsigned char *selected = NULL;
+    if (SSL_select_next_proto(&selected, outlen, d->alpn, d->alpn_len, in, inlen)
+        != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+// "mqtt,x-amzn-mqtt-ca" -> "\x04mqtt\x0fx-amzn-mqtt-ca"
+static int alpn_wire(const char *list, unsigned char *wire, unsigned *wire_len) {
+    size_t n = 0;
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len > 255 || n + 1 + len > 255) return 0;
+        wire[n++] = (unsigned char)len;
+        memcpy(wire + n, p, len);
+        n += len;
+        p += len + (comma ? 1 : 0);
+    }
+    *wire_len = (unsigned)n;
+    return n > 0;
+}
+
+static SSL_CTX *fail(SSL_CTX *ctx, char *err, size_t err_len, const char *what,
+                     const char *reason) {
+    snprintf(err, err_len, "%s: %s", what, reason);
+    SSL_CTX_free(ctx);   // frees the ctls_ctx_data through its ex_data callback
+    return NULL;
+}
+
+SSL_CTX *ctls_server_ctx_new(const ctls_server_options *o, char *err, size_t err_len) {
+    pthread_once(&once, init_once);
+    char warn[512] = "";
+    if (err_len) err[0] = 0;
+    ERR_clear_error();
+    if (o->cert_count == 0) {
+        snprintf(err, err_len, "no certificate given");
+        return NULL;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        snprintf(err, err_len, "SSL_CTX_new: %s", openssl_reason("out of memory"));
+        return NULL;
+    }
+    ctls_ctx_data *d = calloc(1, sizeof(*d) + o->cert_count * sizeof(ctls_cert));
+    if (d == NULL || !SSL_CTX_set_ex_data(ctx, ctx_index, d)) {
+        free(d);
+        return fail(ctx, err, err_len, "ctx", "out of memory");
+    }
+
+    for (size_t i = 0; i < o->cert_count; i++) {
+        d->cert_count = i + 1;   // freed from here on, whatever happens next
+        if (!load_cert_file(o->cert_files[i], &d->certs[i], err, err_len, warn, sizeof(warn))) {
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+    }
+    const ctls_cert *first = &d->certs[0];
+    if (!SSL_CTX_use_cert_and_key(ctx, first->cert, first->key, first->chain, 1))
+        return fail(ctx, err, err_len, base_name(o->cert_files[0]), openssl_reason("unusable"));
+    if (o->cert_count > 1) {
+        SSL_CTX_set_tlsext_servername_callback(ctx, pick_certificate);
+        SSL_CTX_set_tlsext_servername_arg(ctx, d);
+    }
+
+    // Client certificates. HAProxy: `verify optional` asks for one and checks what comes;
+    // `required` refuses a handshake without one.
+    if (o->verify != CTLS_VERIFY_NONE) {
+        if (o->ca_file == NULL)
+            return fail(ctx, err, err_len, "verify", "needs a ca-file");
+        int mode = SSL_VERIFY_PEER;
+        if (o->verify == CTLS_VERIFY_REQUIRED) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        SSL_CTX_set_verify(ctx, mode, NULL);
+    }
+    if (o->ca_file) {
+        if (!SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL))
+            return fail(ctx, err, err_len, base_name(o->ca_file), openssl_reason("unreadable"));
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->ca_file);
+        if (names == NULL)
+            return fail(ctx, err, err_len, base_name(o->ca_file), openssl_reason("no CA"));
+        SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    if (o->crl_file) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+        if (lookup == NULL || X509_load_crl_file(lookup, o->crl_file, X509_FILETYPE_PEM) <= 0)
+            return fail(ctx, err, err_len, base_name(o->crl_file), openssl_reason("no CRL"));
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    }
+
+    if (o->min_version && !SSL_CTX_set_min_proto_version(ctx, o->min_version))
+        return fail(ctx, err, err_len, "ssl-min-ver", openssl_reason("unsupported"));
+    if (o->max_version && !SSL_CTX_set_max_proto_version(ctx, o->max_version))
+        return fail(ctx, err, err_len, "ssl-max-ver", openssl_reason("unsupported"));
+    if (o->ciphers && !SSL_CTX_set_cipher_list(ctx, o->ciphers))
+        return fail(ctx, err, err_len, "ciphers", openssl_reason("no cipher match"));
+    if (o->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, o->ciphersuites))
+        return fail(ctx, err, err_len, "ciphersuites", openssl_reason("no cipher match"));
+    if (o->curves && !SSL_CTX_set1_groups_list(ctx, o->curves))
+        return fail(ctx, err, err_len, "curves", openssl_reason("unknown group"));
+    if (o->alpn) {
+        if (!alpn_wire(o->alpn, d->alpn, &d->alpn_len))
+            return fail(ctx, err, err_len, "alpn", "empty or too long protocol name");
+        SSL_CTX_set_alpn_select_cb(ctx, select_alpn, d);
+    }
+
+    // Sessions: a bounded cache per context, and tickets whose keys OpenSSL draws at random
+    // when the context is made. They are never reused by another context, so a reload (a new
+    // context) rotates them; tickets live session_timeout_s. TLS 1.3 with tickets off falls
+    // back to stateful tickets from the cache (OpenSSL's SSL_OP_NO_TICKET, as HAProxy).
+    static const unsigned char session_context[] = "ringproxy";
+    SSL_CTX_set_session_id_context(ctx, session_context, sizeof(session_context) - 1);
+    if (o->session_cache_size > 0) {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_sess_set_cache_size(ctx, o->session_cache_size);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    }
+    SSL_CTX_set_timeout(ctx, o->session_timeout_s > 0 ? o->session_timeout_s : 300);
+
+    uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE
+                     | SSL_OP_NO_COMPRESSION;
+    if (!o->tickets) options |= SSL_OP_NO_TICKET;
+    SSL_CTX_set_options(ctx, options);
+    long mode = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
+    if (o->release_buffers) mode |= SSL_MODE_RELEASE_BUFFERS;
+    SSL_CTX_set_mode(ctx, mode);
+
+    if (o->keep_traffic_secrets) {
+        SSL_CTX_set_keylog_callback(ctx, ctls_keylog);
+        SSL_CTX_set_msg_callback(ctx, ctls_message_seen);
+    }
+    snprintf(err, err_len, "%s", warn);
+    return ctx;
+}
+
+void ctls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }

@@ -109,6 +109,12 @@ public struct FrontendConfig: Sendable, Equatable {
     /// `option mqtt-websocket`: MQTT over WebSocket, read and routed by the MQTT CONNECT inside
     /// the first frames; nil: bytes pass through untouched (the seed's 8083).
     public var webSocket: WebSocketFrontendConfig?
+    /// `bind ... ssl crt ...`: TLS is terminated on this frontend's listeners (userspace records
+    /// over the ring's buffers; kTLS where the kernel has it); nil: plain TCP.
+    public var tls: TLSBindConfig?
+    /// Where the TLS settings were written ("file:line"), for errors found when the
+    /// certificates are loaded.
+    public var tlsSource: String?
 
     public init(name: String, binds: [SocketAddress], backendIndex: Int, requireMQTT: Bool = false) {
         self.name = name

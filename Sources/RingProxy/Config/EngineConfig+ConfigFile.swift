@@ -213,11 +213,18 @@ extension EngineConfig {
                 }
             }
             var binds: [SocketAddress] = []
-            for bind in frontend.binds {
-                if bind.ssl || !bind.certificates.isEmpty {
-                    refuse(bind.location, "ssl", "TLS termination is not implemented yet")
-                    continue
+            // TLS is a frontend's front stage in the engine, like accept-proxy: every listener of
+            // a frontend terminates TLS with the same settings, or none does.
+            let tlsBinds = frontend.binds.filter(\.ssl)
+            var tls: TLSBindConfig?
+            if let first = tlsBinds.first {
+                tls = tlsBindConfig(first, global: file.global)
+                for bind in frontend.binds where !bind.ssl || tlsBindConfig(bind, global: file.global) != tls {
+                    refuse(bind.location, "bind", "frontend '\(frontend.name)' terminates TLS with other settings on another bind (line \(first.location.line))",
+                           hint: "ringproxy applies one TLS setting to a whole frontend: put these listeners in separate frontends")
                 }
+            }
+            for bind in frontend.binds {
                 for address in bind.addresses {
                     guard address.ports.count == 1 else {
                         refuse(bind.location, "bind", "port ranges are not supported")
@@ -243,6 +250,8 @@ extension EngineConfig {
                 notes.append("frontend '\(frontend.name)' listens on IPv6 but counts addresses in the 'type ip' table of '\(table.name)': "
                              + "IPv6 clients are not tracked, as in HAProxy (use 'type ipv6' to track both)")
             }
+            config.tls = tls
+            config.tlsSource = tlsBinds.first.map { "\($0.location.file):\($0.location.line)" }
             config.acceptProxy = acceptProxy || expectProxy.map { $0.sources.isEmpty } == true
             config.expectProxy = expectProxy.flatMap { $0.sources.isEmpty ? nil : $0 }
             if case .on(let path, let requireSubprotocol)? = frontend.mqttWebSocket {
@@ -286,5 +295,19 @@ extension EngineConfig {
         engine.statsPages = statsPages
         engine.statsSocket = statsSocket(file.global)
         return LoadedConfiguration(engine: engine, notes: notes)
+    }
+
+    /// A `bind ... ssl` line's TLS settings, over the global `ssl-default-bind-*` ones.
+    static func tlsBindConfig(_ bind: FrontendBind, global: GlobalSection) -> TLSBindConfig {
+        var tls = TLSBindConfig(certificatePaths: bind.certificates)
+        tls.caFile = bind.caFile
+        tls.crlFile = bind.crlFile
+        tls.verify = bind.verify ?? .none
+        tls.alpn = bind.alpn
+        tls.ciphers = bind.ciphers
+        tls.ciphersuites = bind.ciphersuites
+        if let text = bind.sslMinVersion, let version = TLSProtocolVersion(rawValue: text) { tls.minVersion = version }
+        if let text = bind.sslMaxVersion, let version = TLSProtocolVersion(rawValue: text) { tls.maxVersion = version }
+        return tls
     }
 }

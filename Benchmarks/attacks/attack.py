@@ -239,7 +239,7 @@ def fire(target, deadline, limit, request_for, answers):
                 answers["reset-by-us"] += 1
             else:
                 s.sendall(request)
-                answers[answer_of(s)] += 1
+                answers[answer_of(s, 0.5)] += 1   # "timeout": no answer yet (a 408 comes later)
         except OSError:
             answers[answer_of(s, 0.2)] += 1   # the page answered and closed while we still sent
         finally:

@@ -141,5 +141,6 @@ print(json.dumps(r))
 sys.exit(1 if problems else 0)
 ' "$active" "$buffers" "$short" || failed=1
 done
-grep -E 'warning|error' "$run/ringproxy.log" | grep -v 'similar message' | tail -n 5 || true
+# The proxy's own warnings and alerts (not the SIGUSR1 reports, whose counters say 'errors').
+grep -E '^\[(WARNING|ALERT|ERROR)\]' "$run/ringproxy.log" | grep -v 'similar message' | tail -n 5 || true
 exit $failed

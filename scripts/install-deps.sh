@@ -3,7 +3,9 @@
 # Stops the services some of them start on install: the quick start and the tests bring up
 # their own brokers, and a system mosquitto would hold port 1883.
 set -euo pipefail
-packages=(liburing-dev libssl-dev libjemalloc-dev mosquitto mosquitto-clients iproute2 procps netcat-openbsd openssl socat curl)
+# chromium + chromium-driver: the stats page in a real browser (scripts/browser-stats-test.py).
+packages=(liburing-dev libssl-dev libjemalloc-dev mosquitto mosquitto-clients iproute2 procps netcat-openbsd openssl socat curl
+          chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -36,4 +38,11 @@ fi
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then
   python3 -m pip install -q prometheus-client 2>/dev/null \
     || python3 -m pip install -q --break-system-packages prometheus-client
+fi
+# Selenium (PyPI) drives Debian's chromium through chromium-driver's /usr/bin/chromedriver; the
+# browser test names both paths, so Selenium Manager never downloads a driver or a browser.
+if ! python3 -c 'import selenium' 2>/dev/null; then
+  export PIP_ROOT_USER_ACTION=ignore
+  python3 -m pip install -q selenium 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages selenium
 fi

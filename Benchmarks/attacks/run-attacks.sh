@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs every attack of attack.py against a release ringproxy on loopback: three mosquitto
 # brokers behind an MQTT frontend (the seed's sticky configuration), and a plain TCP frontend
-# whose backend accepts and never reads (the stalled-server attack). Well-behaved MQTT clients
-# probe the MQTT frontend before and during each attack. After each attack the proxy must be
-# back to zero connections and zero buffers in use.
+# whose backend accepts and never reads (the stalled-server attack), and a stats page with
+# `stats auth` (the stats-* attacks: slowloris, huge headers, malformed requests, wrong
+# credentials). Well-behaved MQTT clients probe the MQTT frontend before and during each
+# attack; during the stats-* ones well-behaved page fetches (with the right credentials) probe
+# the page too. After each attack the proxy must be back to zero connections and zero buffers
+# in use.
 #   run-attacks.sh            full size (2,000+ attacking connections, 20 s each)
-#   run-attacks.sh --short    CI size (a few hundred connections, 5 s each)
+#   run-attacks.sh --short    CI size (a few hundred connections, 5 s each; stats-* 4 s)
 #   ATTACKS="partial-reset" STORM=1000000 SECONDS_EACH=120 run-attacks.sh   one attack, resized
-# Prints one JSON line per attack and exits 1 if a well-behaved client failed or something was
+#   RINGPROXY_BIN=.build/release/ringproxy run-attacks.sh --short   with a binary built already
+# Prints one JSON line per attack and exits 1 if a well-behaved client (or page fetch) failed or something was
 # left held; a p99 past twice the quiet one (plus 5 ms of loopback noise) fails the full run
 # and is only reported by the short one (CI machines are shared and noisy).
 set -euo pipefail
@@ -20,8 +24,13 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$run"; }
 trap cleanup EXIT
 
-swift build -c release --product ringproxy 2>&1 | tail -n 1
-bin=$(swift build -c release --show-bin-path)/ringproxy
+# RINGPROXY_BIN=path: a release binary already built (no build step here).
+if [ -n "${RINGPROXY_BIN:-}" ]; then
+  bin=$RINGPROXY_BIN
+else
+  swift build -c release --product ringproxy 2>&1 | tail -n 1
+  bin=$(swift build -c release --show-bin-path)/ringproxy
+fi
 for i in 1 2 3; do
   printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n' $((28830 + i)) > "$run/b$i.conf"
   mosquitto -c "$run/b$i.conf" > "$run/b$i.log" 2>&1 &
@@ -63,11 +72,17 @@ backend sink
 frontend tcp
   bind 127.0.0.1:28884
   default_backend sink
+listen stats
+  mode http
+  bind 127.0.0.1:28885
+  stats enable
+  stats uri /stats
+  stats auth ops:attack-test
 CFG
 "$bin" -f "$run/ringproxy.cfg" --cores 2 > "$run/ringproxy.log" 2>&1 &
 proxy=$!
 pids+=($proxy)
-for port in 28831 28832 28833 28839 28883 28884; do
+for port in 28831 28832 28833 28839 28883 28884 28885; do
   for _ in $(seq 1 100); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.1; done
 done
 
@@ -83,13 +98,24 @@ if [ $short = 1 ]; then n=400; storm=50000; secs=5; else n=2500; storm=300000; s
 storm=${STORM:-$storm}
 secs=${SECONDS_EACH:-$secs}
 failed=0
-for attack in ${ATTACKS:-partial-reset slow-connect stalled-server}; do
+for attack in ${ATTACKS:-partial-reset slow-connect stalled-server stats-slowloris stats-huge-headers stats-malformed stats-bad-auth}; do
   target=127.0.0.1:28883
   count=$n
+  seconds=$secs
+  quiet=2
+  page=()
   [ "$attack" = stalled-server ] && target=127.0.0.1:28884
   [ "$attack" = partial-reset ] && count=$storm
+  if [[ $attack == stats-* ]]; then
+    # The page admits 64 connections: the slowloris holds n of them; the floods are as fast as
+    # two processes go, n connections at most.
+    target=127.0.0.1:28885
+    page=(--page-probe http://127.0.0.1:28885/stats --page-auth ops:attack-test)
+    [ $short = 1 ] && [ -z "${SECONDS_EACH:-}" ] && seconds=4 && quiet=1.5
+    [ "$attack" != stats-slowloris ] && count=$storm
+  fi
   result=$(python3 Benchmarks/attacks/attack.py "$attack" --target "$target" --probe 127.0.0.1:28883 \
-             --connections "$count" --seconds "$secs" --quiet-seconds 2)
+             --connections "$count" --seconds "$seconds" --quiet-seconds "$quiet" "${page[@]}")
   # Everything the attack held must be given back once it has gone.
   active=-1; buffers=-1
   for _ in $(seq 1 60); do
@@ -103,9 +129,11 @@ r = json.loads(sys.stdin.read())
 r["after"] = {"active": int(sys.argv[1]), "buffers_in_use": int(sys.argv[2])}
 q, d = r["quiet"], r["during"]
 problems, notes = [], []
-if d["success"] != 1.0: problems.append("well-behaved clients failed: success %s" % d["success"])
-if d["p99_ms"] is not None and q["p99_ms"] is not None and d["p99_ms"] > 2 * q["p99_ms"] + 5:
-    (notes if sys.argv[3] == "1" else problems).append("p99 %.1f ms during vs %.1f ms quiet" % (d["p99_ms"], q["p99_ms"]))
+probes = [("", q, d)] + ([("page: ", r["page"]["quiet"], r["page"]["during"])] if "page" in r else [])
+for what, q, d in probes:
+    if d["success"] != 1.0: problems.append(what + "well-behaved clients failed: success %s" % d["success"])
+    if d["p99_ms"] is not None and q["p99_ms"] is not None and d["p99_ms"] > 2 * q["p99_ms"] + 5:
+        (notes if sys.argv[3] == "1" else problems).append(what + "p99 %.1f ms during vs %.1f ms quiet" % (d["p99_ms"], q["p99_ms"]))
 if r["after"]["active"] != 0 or r["after"]["buffers_in_use"] != 0: problems.append("left held: %s" % r["after"])
 r["problems"] = problems
 r["notes"] = notes
@@ -113,5 +141,6 @@ print(json.dumps(r))
 sys.exit(1 if problems else 0)
 ' "$active" "$buffers" "$short" || failed=1
 done
-grep -E 'warning|error' "$run/ringproxy.log" | grep -v 'similar message' | tail -n 5 || true
+# The proxy's own warnings and alerts (not the SIGUSR1 reports, whose counters say 'errors').
+grep -E '^\[(WARNING|ALERT|ERROR)\]' "$run/ringproxy.log" | grep -v 'similar message' | tail -n 5 || true
 exit $failed

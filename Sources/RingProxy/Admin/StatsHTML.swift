@@ -95,7 +95,8 @@ public enum StatsHTML {
             out += "<td>\(s.sessionsCurrent)</td><td>\(s.sessionsMax)</td><td>\(s.sessionLimit.map { "\($0)" } ?? "")</td><td>\(s.sessionsTotal)</td>"
             out += "<td>\(rate.current)</td><td>\(rate.max)</td><td>\(s.bytesIn)</td><td>\(s.bytesOut)</td>"
             out += "<td>\(s.connectErrors)</td><td>\(s.retries)</td><td>\(s.redispatches)</td>"
-            out += "<td>\(h(s.status))</td><td>\(StatsPresentation.duration(s.lastChangeSeconds))</td><td>\(checkText(s))</td>"
+            // data-state: the settled state even while the row shows "going" (read by scripts/browser-stats-test.py).
+            out += "<td class=\"status\" data-state=\"\(state)\">\(h(s.status))</td><td>\(StatsPresentation.duration(s.lastChangeSeconds))</td><td>\(checkText(s))</td>"
             out += "<td>\(s.weight)/\(s.configuredWeight)</td><td>\(s.backup ? "" : "Y")</td><td>\(s.backup ? "Y" : "")</td>"
             out += "<td>\(s.checked ? "\(s.checksFailed)" : "")</td><td>\(s.checked ? "\(s.downTransitions)" : "")</td>"
             out += "<td>\(StatsPresentation.duration(s.downtimeSeconds))</td></tr>\n"

@@ -134,6 +134,7 @@ final class StatsRendererTests: XCTestCase {
         XCTAssertTrue(page.contains("<tr class=\"UP\"><td class=\"name\">b1</td>"))
         XCTAssertTrue(page.contains("<tr class=\"DOWN\"><td class=\"name\">b2</td>"))
         XCTAssertTrue(page.contains("<tr class=\"MAINT\"><td class=\"name\">b3</td>"))
+        XCTAssertTrue(page.contains("<td class=\"status\" data-state=\"MAINT\">"), "the state scripts read from the DOM")
         XCTAssertTrue(page.contains("L4CON (Connection refused)"), "last check shown")
         XCTAssertTrue(page.contains("notConnect"), "not-MQTT reasons shown")
         XCTAssertTrue(page.contains("stick table 1 of 1000 entries"))

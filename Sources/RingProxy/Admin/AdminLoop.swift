@@ -113,14 +113,26 @@ struct AdminLoop {
         }
     }
 
-    /// At the bound, the page connection that has waited longest without sending its request
-    /// makes room (a slow client cannot hold the page from well-behaved ones).
+    /// At the bound, a page connection makes room for the new one: first the oldest already
+    /// answered (lingering for its FIN), then the one that has waited longest without sending
+    /// its request, then the oldest still being written to. A client that sends requests and
+    /// never reads or closes, or one that dribbles, cannot hold the page from well-behaved ones.
     mutating func evictOldestUnanswered() -> Bool {
-        guard let index = clients.indices.filter({ clients[$0].isPage && clients[$0].phase == .reading })
-            .min(by: { clients[$0].acceptedMs < clients[$1].acceptedMs }) else { return false }
-        close(clients[index].fd)
-        clients.remove(at: index)
-        return true
+        for wanted in [0, 1, 2] {
+            let candidates = clients.indices.filter { i in
+                guard clients[i].isPage else { return false }
+                switch clients[i].phase {
+                case .lingering: return wanted == 0
+                case .reading: return wanted == 1
+                case .writing: return wanted == 2
+                }
+            }
+            guard let index = candidates.min(by: { clients[$0].acceptedMs < clients[$1].acceptedMs }) else { continue }
+            close(clients[index].fd)
+            clients.remove(at: index)
+            return true
+        }
+        return false
     }
 
     // MARK: serving

@@ -30,6 +30,7 @@ public enum Counter: Int, CaseIterable, Sendable {
     case proxyRejectedTruncated
     case checksStarted, checksPassed, checksFailed, observedErrorLimits, serverShutdownSessions
     case webSocketUpgrades, webSocketRejectedRequests, webSocketRejectedFrames, webSocketServerRefused
+    case tlsHandshakes, tlsResumedHandshakes, tlsHandshakeFailures, tlsRecordErrors, tlsNoBuffer
 
     /// The operator's name (snake_case, as in the SIGUSR1 report and metrics), kind and help.
     public var info: (name: String, kind: CounterKind, help: String) {
@@ -98,6 +99,11 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .webSocketRejectedRequests: return ("websocket_rejected_requests", .counter, "WebSocket upgrade requests refused with an HTTP error (400, 404, 405, 426, 431, 505)")
         case .webSocketRejectedFrames: return ("websocket_rejected_frames", .counter, "WebSocket clients closed for a frame that is not a binary MQTT message (text, unmasked, too big, close)")
         case .webSocketServerRefused: return ("websocket_server_refused", .counter, "servers that did not answer the replayed upgrade with a valid 101 (the client got close 1011)")
+        case .tlsHandshakes: return ("tls_handshakes", .counter, "TLS handshakes completed with clients")
+        case .tlsResumedHandshakes: return ("tls_resumed_handshakes", .counter, "of those, resumed sessions (ticket or cache)")
+        case .tlsHandshakeFailures: return ("tls_handshake_failures", .counter, "TLS handshakes that failed (not TLS, no shared cipher or version, a refused client certificate ...)")
+        case .tlsRecordErrors: return ("tls_record_errors", .counter, "established TLS connections closed on a record error or fatal alert")
+        case .tlsNoBuffer: return ("tls_no_buffer", .counter, "TLS calls that found no owned buffer for their output")
         case .serverShutdownSessions: return ("server_shutdown_sessions", .counter, "sessions closed because their server went DOWN (shutdown-sessions) or an active server came back (shutdown-backup-sessions)")
         }
     }

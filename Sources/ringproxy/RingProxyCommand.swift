@@ -180,6 +180,19 @@ struct RingProxyCommand: ParsableCommand {
         let log = Log()
         let config = try file.map { try fileConfig($0, log: log) } ?? engineConfig()
         if check {
+            // Certificates and keys are read as a start would read them.
+            var failed = false
+            for frontend in config.frontends {
+                guard let tls = frontend.tls else { continue }
+                do {
+                    let context = try TLSContext(tls)
+                    for warning in context.warnings { log.warning("\(frontend.tlsSource ?? frontend.name): \(warning)") }
+                } catch {
+                    log.error("\(frontend.tlsSource ?? frontend.name): frontend '\(frontend.name)': \(error)")
+                    failed = true
+                }
+            }
+            if failed { throw ExitCode(1) }
             print("Configuration file is valid")
             return
         }

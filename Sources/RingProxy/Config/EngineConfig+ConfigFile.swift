@@ -251,6 +251,10 @@ extension EngineConfig {
                              + "IPv6 clients are not tracked, as in HAProxy (use 'type ipv6' to track both)")
             }
             config.tls = tls
+            if tls != nil && (acceptProxy || expectProxy != nil) {
+                refuse(tlsBinds.first?.location, "bind", "a PROXY header in front of TLS on one listener is not supported yet",
+                       hint: "terminate TLS on the front balancer, or listen without 'accept-proxy'")
+            }
             config.tlsSource = tlsBinds.first.map { "\($0.location.file):\($0.location.line)" }
             config.acceptProxy = acceptProxy || expectProxy.map { $0.sources.isEmpty } == true
             config.expectProxy = expectProxy.flatMap { $0.sources.isEmpty ? nil : $0 }

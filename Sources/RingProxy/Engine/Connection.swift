@@ -85,6 +85,8 @@ struct Connection {
     var establishWaiting = false
     /// A last answer (HTTP error, WebSocket close) is queued to the client: close once sent.
     var closeAfterAnswer = false
+    /// TLS is terminated on the client side (Worker+TLS; the SSL is Worker.tlsSessions[slot]).
+    var tls = false
     var stickHash: UInt64 = 0
     var attempts: UInt8 = 0
     var pendingOps: Int32 = 0

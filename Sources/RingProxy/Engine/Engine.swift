@@ -35,6 +35,8 @@ final class Generation: @unchecked Sendable {
     var maxConnections = 0
     var capacity = 0
 
+    /// Per frontend: its TLS context (nil without TLS); SSL objects keep theirs alive.
+    var tlsContexts: [TLSContext?] = []
     init(number: Int, config: EngineConfig, shared: SharedState) {
         self.number = number
         self.config = config
@@ -240,15 +242,39 @@ public final class Engine: @unchecked Sendable {
             throw .listener(error)
         }
         generation.listeners = perWorker
+        // TLS contexts: one per TLS frontend for the generation's workers; a certificate that
+        // does not load fails the start (or the reload, which keeps the running set).
+        var contexts: [TLSContext?] = []
+        for frontend in config.frontends {
+            guard let tls = frontend.tls else {
+                contexts.append(nil)
+                continue
+            }
+            do {
+                let context = try TLSContext(tls)
+                for warning in context.warnings { log.warning("\(frontend.tlsSource ?? frontend.name): \(warning)") }
+                contexts.append(context)
+            } catch {
+                for fd in perWorker.flatMap({ $0 }).map(\.fd) where !(previous?.listeners.flatMap { $0 }.contains { $0.fd == fd } ?? false) {
+                    close(fd)
+                }
+                throw .invalid("\(frontend.tlsSource ?? frontend.name): frontend '\(frontend.name)': \(error)")
+            }
+        }
+        generation.tlsContexts = contexts
         var workerConfig = config
         workerConfig.maxConnections = generation.maxConnections
+        if contexts.contains(where: { $0 != nil }) {
+            // Handshake flights, alerts and tickets are written into owned buffers.
+            workerConfig.ownedBuffersPerWorker = max(config.ownedBuffersPerWorker, config.buffersPerWorker / 4)
+        }
         // Each checked server is checked by one worker for the whole process, spread evenly.
         let checked = config.backends.flatMap(\.servers).enumerated().filter { $0.element.check != nil }.map(\.offset)
         for w in 0..<coreCount {
             let mine = checked.enumerated().filter { $0.offset % coreCount == w }.map(\.element)
             generation.workers.append(Worker(index: w, cpu: cpus[w], config: workerConfig, shared: shared,
                                              listeners: perWorker[w], slotCount: generation.slotsPerWorker,
-                                             checkedServers: mine, log: log))
+                                             checkedServers: mine, tlsContexts: contexts, log: log))
         }
         return generation
     }

@@ -2,6 +2,7 @@
 // the whole engine for its core: submit once per turn, reap completions in a batch, decode
 // each user_data, drop stale ones, and hand the rest to one switch. Nothing on that path
 // allocates, retains or locks: state lives in preallocated raw tables addressed by slot.
+import CTLS
 import CUring
 import Glibc
 
@@ -110,6 +111,15 @@ final class Worker {
     /// Per frontend: `option mqtt-websocket` (Worker+WebSocket), its upgrade policy (the path
     /// bytes live in `webSocketPaths`); per slot, the WebSocket state (allocated only when a
     /// frontend needs it); the unmasked CONNECT payload (synchronous, one per worker).
+    /// Per frontend: its TLS context (`bind ... ssl`), shared by the generation's workers;
+    /// the worker's ctls_io (the buffers each TLS call reads and writes); per slot, the SSL
+    /// (allocated only when a frontend terminates TLS); the scratch records are decrypted and
+    /// sealed into; a second plaintext buffer tlsReceive filled, for the caller to queue.
+    let tlsContexts: [TLSContext?]
+    let tlsIO: UnsafeMutablePointer<ctls_io>
+    let tlsSessions: UnsafeMutablePointer<OpaquePointer?>
+    let tlsScratch: UnsafeMutableRawBufferPointer
+    var tlsOverflow: UInt16 = BufferPool.none
     let frontendIsWebSocket: [Bool]
     let webSocketPolicies: [WebSocketUpgradePolicy]
     let webSocketPaths: [UnsafeMutableRawBufferPointer]
@@ -178,7 +188,7 @@ final class Worker {
     var memoryReleased = false
 
     init(index: Int, cpu: Int32?, config: EngineConfig, shared: SharedState, listeners: [ListenerSocket], slotCount: Int,
-         checkedServers: [Int] = [], log: Log) {
+         checkedServers: [Int] = [], tlsContexts: [TLSContext?] = [], log: Log) {
         self.index = index
         self.cpu = cpu
         self.config = config
@@ -252,6 +262,13 @@ final class Worker {
             if $0.webSocket != nil { stages.formUnion([.webSocketUpgrade, .mqttConnect]) }
             return stages
         }
+        self.tlsContexts = config.frontends.indices.map { $0 < tlsContexts.count ? tlsContexts[$0] : nil }
+        let usesTLS = self.tlsContexts.contains { $0 != nil }
+        tlsIO = .allocate(capacity: 1)
+        tlsIO.initialize(to: ctls_io())
+        tlsSessions = .allocate(capacity: usesTLS ? slotCount : 1)
+        tlsSessions.initialize(repeating: nil, count: usesTLS ? slotCount : 1)
+        tlsScratch = .allocate(byteCount: usesTLS ? config.bufferSizeBytes + 32 * 1024 : 1, alignment: 16)
         frontendIsWebSocket = config.frontends.map { $0.webSocket != nil }
         let paths: [UnsafeMutableRawBufferPointer] = config.frontends.map { frontend in
             let bytes = Array((frontend.webSocket?.path ?? "").utf8)
@@ -390,6 +407,10 @@ final class Worker {
         gatherVectors.deallocate()
         destinations.deallocate()
         webSocketStates.deallocate()
+        if tlsContexts.contains(where: { $0 != nil }) {
+            for s in 0..<slotCount where tlsSessions[s] != nil { ctls_free(tlsSessions[s]) }
+        }
+        tlsSessions.deallocate()
         timers.deallocate()
         bufferWaiters.deallocate()
         stalledPipes.deallocate()
@@ -412,6 +433,8 @@ final class Worker {
         for matcher in frontendExpectProxy { matcher?.deallocate() }
         for path in webSocketPaths { path.baseAddress.map { UnsafeMutableRawPointer(mutating: $0).deallocate() } }
         webSocketPayload.deallocate()
+        tlsIO.deallocate()
+        tlsScratch.deallocate()
         scratch.deallocate()
         rejectCounts.deallocate()
         counters.deallocate()

@@ -91,6 +91,11 @@ extension Worker {
         countFrontend(f, .sessions)
         count(.active)
         conns[s].stagesLeft = frontendStages[f]
+        if tlsContexts[f] != nil && !beginTLS(slot, frontend: f) {
+            closeConnection(slot, reset: false, why: .rejected)
+            fillAccepts(l)
+            return
+        }
         if let matcher = frontendExpectProxy[f],
            matcher.contains(UnsafeRawPointer(conns + s) + Worker.peerOffset) == frontendExpectWhenMatching[f] {
             // `expect-proxy layer4`: this source is a front balancer.

@@ -17,6 +17,8 @@ extension Worker {
         if conns[s].preambleBytesNeeded > 0 && heldByteCount(s * 2) < Int(conns[s].preambleBytesNeeded) { return }
         // A last answer is on its way to the client: nothing more is read.
         if conns[s].closeAfterAnswer { return }
+        // The TLS handshake runs on receipt (Worker+TLS): the stages after it see plaintext.
+        if conns[s].stagesLeft.contains(.tlsHandshake) { return }
         if conns[s].stagesLeft.contains(.proxyHeader) {
             switch ProxyHeader.parse(heldBytes(s * 2)) {
             case .needMore:

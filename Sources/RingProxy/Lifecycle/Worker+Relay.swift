@@ -15,11 +15,15 @@ extension Worker {
         // recv armed on a just-accepted socket sometimes never completes when the client resets
         // at once (measured: 57-75 of 100,000 connect-send-7-bytes-reset clients were only
         // closed by the inspect deadline; 0 with single-shot, and 0 with a poll beside it).
-        let multishot = p & 1 == 1 || (conns[p >> 1].phase != .preamble && pipes[p].bytes > 0)
+        // Server bytes for a TLS client are received a record overhead short of a buffer, so
+        // that they seal into the same buffer (Worker+TLS): single-shot, with a length.
+        let sealed = p & 1 == 1 && conns[p >> 1].tls
+        let multishot = !sealed && (p & 1 == 1 || (conns[p >> 1].phase != .preamble && pipes[p].bytes > 0))
         if multishot {
             io_uring_prep_recv_multishot(sqe, Int32(p), nil, 0, 0)
         } else {
-            io_uring_prep_recv(sqe, Int32(p), nil, 0, 0)   // at most one buffer
+            // At most one buffer (and, sealed, room for the records' overhead).
+            io_uring_prep_recv(sqe, Int32(p), nil, sealed ? config.bufferSizeBytes - Self.tlsRecordOverheadBytes : 0, 0)
         }
         cu_sqe_add_flags(sqe, CU_IOSQE_FIXED_FILE | CU_IOSQE_BUFFER_SELECT)
         cu_sqe_set_buf_group(sqe, BufferPool.group)
@@ -58,13 +62,29 @@ extension Worker {
                 finishIfIdle(slot)
                 return
             }
+            var length = Int(result)
+            if conns[s].tls {
+                // Records in from the client (decrypted in place), or plaintext from the server
+                // sealed into records in place; what remains is a plain buffer.
+                length = p & 1 == 0 ? tlsReceive(slot, bid: bid, length: length) : tlsSeal(slot, bid: bid, length: length)
+                if length <= 0 {
+                    pool.give(bid)
+                    if length == 0 && conns[s].phase.isLive { onTLSBufferConsumed(slot, pipe: p, more: more) }
+                    return
+                }
+                pool.length[Int(bid)] = UInt32(length)
+            }
             enqueue(p, bid)
-            pipes[p].bytes &+= UInt64(result)
+            if tlsOverflow != BufferPool.none {
+                enqueue(p, tlsOverflow)
+                tlsOverflow = BufferPool.none
+            }
+            pipes[p].bytes &+= UInt64(length)
             if p & 1 == 0 {
-                count(.bytesFromClients, UInt64(result))
+                count(.bytesFromClients, UInt64(length))
                 conns[s].lastClientMs = nowMs
             } else {
-                count(.bytesFromServers, UInt64(result))
+                count(.bytesFromServers, UInt64(length))
                 conns[s].lastServerMs = nowMs
             }
             if phase == .preamble && p & 1 == 0 {
@@ -82,9 +102,11 @@ extension Worker {
             } else if !more {
                 armRecv(p)
             }
+            if conns[s].tls && pipes[p].eof { maybeShutdown(p) }   // the client's close_notify
             return
         }
         if result == 0 {
+            if conns[s].tls && p & 1 == 1 { tlsCloseNotify(slot) }
             pipes[p].eof = true
             if conns[s].phase == .preamble && p & 1 == 0 {
                 // The client left before its front stages were done.
@@ -308,4 +330,16 @@ extension Worker {
         conns[s].pendingOps += 1
     }
 
+
+    /// A TLS buffer left no plaintext to queue (a handshake step, a partial record, a ticket):
+    /// the preamble goes on if the handshake just finished, the recv is re-armed.
+    func onTLSBufferConsumed(_ slot: Int32, pipe p: Int, more: Bool) {
+        let s = Int(slot)
+        if conns[s].phase == .preamble && p & 1 == 0 && !conns[s].stagesLeft.contains(.tlsHandshake) && !conns[s].closeAfterAnswer {
+            runPreamble(slot)
+            guard conns[s].phase.isLive else { return }
+        }
+        if pipes[p].eof { maybeShutdown(p) }
+        if !more && !pipes[p].recvArmed && conns[s].phase.isLive { armRecv(p) }
+    }
 }

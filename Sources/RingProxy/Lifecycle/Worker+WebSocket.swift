@@ -61,9 +61,8 @@ extension Worker {
             let n = WebSocketUpgrade.write101(key: base + request.keyOffset, subprotocol: request.subprotocol,
                                               to: pool.address(bid), capacity: pool.sizeBytes)
             pool.length[Int(bid)] = UInt32(n)
-            enqueue(s * 2 + 1, bid)
-            issueSend(s * 2 + 1)
-            return true
+            queueToClient(slot, bid)
+            return conns[s].phase.isLive
         }
     }
 
@@ -161,10 +160,23 @@ extension Worker {
             return
         }
         pool.length[Int(bid)] = UInt32(write(pool.address(bid), pool.sizeBytes))
-        let p = s * 2 + 1
-        enqueue(p, bid)
-        if pipes[p].sendInFlight { return }
-        issueSend(p)
+        queueToClient(slot, bid)
+    }
+
+    /// Queues an answer the proxy wrote (a 101, an HTTP error, a close frame) to the client,
+    /// sealed into TLS records first on a TLS connection.
+    func queueToClient(_ slot: Int32, _ bid: UInt16) {
+        let s = Int(slot)
+        if conns[s].tls {
+            let sealed = tlsSeal(slot, bid: bid, length: Int(pool.length[Int(bid)]))
+            guard sealed > 0 else {
+                pool.give(bid)
+                return
+            }
+            pool.length[Int(bid)] = UInt32(sealed)
+        }
+        enqueue(s * 2 + 1, bid)
+        issueSend(s * 2 + 1)
     }
 
     /// Gives back everything queued on pipe p (a server's answer nobody will see).

@@ -1,0 +1,191 @@
+// Worker+TLS: TLS termination in userspace on the ring's buffers (no socket ever reaches
+// OpenSSL). Client bytes: the received buffer is the input of the worker's ctls_io; the
+// handshake's answers are written straight into an owned buffer and queued to the client;
+// application records are decrypted into the worker's scratch and copied back into the same
+// buffer (one copy), which then goes on like a plain TCP buffer (the front stages parse it, the
+// relay sends it). Server bytes: received at most a buffer less the records' overhead, sealed
+// into the scratch and copied back, so a record never needs a second buffer. No allocation per
+// record; OpenSSL allocates per handshake. kTLS takes over where the kernel has it (see
+// TLS/TLSKernelOffload; not on this machine).
+import CTLS
+import CUring
+import Glibc
+
+extension Worker {
+    /// Room kept in a server->client buffer for the records' headers and tags (a 64 KiB
+    /// plaintext is at most 5 records of 22-29 bytes of overhead each).
+    static let tlsRecordOverheadBytes = 256
+
+    /// A connection on a TLS frontend was accepted: its SSL, bound to the worker's ctls_io.
+    func beginTLS(_ slot: Int32, frontend f: Int) -> Bool {
+        guard let context = tlsContexts[f], let ssl = ctls_server_new(context.handle, tlsIO) else {
+            count(.tlsHandshakeFailures)
+            return false
+        }
+        tlsSessions[Int(slot)] = ssl
+        conns[Int(slot)].tls = true
+        conns[Int(slot)].stagesLeft.insert(.tlsHandshake)
+        return true
+    }
+
+    /// Frees the connection's SSL (its slot is being released).
+    func endTLS(_ slot: Int32) {
+        let s = Int(slot)
+        if let ssl = tlsSessions[s] {
+            ctls_free(ssl)
+            tlsSessions[s] = nil
+        }
+        conns[s].tls = false
+    }
+
+    /// A buffer of ciphertext from the client: runs the handshake while it is not done, then
+    /// decrypts what follows into the same buffer. Returns the plaintext length now in the
+    /// buffer (0: nothing yet; the caller gives the buffer back), or -1 when the connection was
+    /// closed (handshake failure, a fatal alert) or ended in order (close_notify: `eof` set).
+    func tlsReceive(_ slot: Int32, bid: UInt16, length: Int) -> Int {
+        let s = Int(slot)
+        guard let ssl = tlsSessions[s] else { return -1 }
+        let base = pool.address(bid)
+        tlsIO.pointee.in = UnsafePointer(base.assumingMemoryBound(to: UInt8.self))
+        tlsIO.pointee.in_len = length
+        tlsIO.pointee.in_used = 0
+        tlsIO.pointee.in_eof = 0
+        if conns[s].stagesLeft.contains(.tlsHandshake) {
+            let result = withTLSOutput(slot) { ctls_handshake(ssl) }
+            switch result {
+            case Int32(CTLS_OK):
+                conns[s].stagesLeft.remove(.tlsHandshake)
+                count(.tlsHandshakes)
+                if ctls_session_reused(ssl) != 0 { count(.tlsResumedHandshakes) }
+            case Int32(CTLS_WANT_READ):
+                return 0
+            default:
+                failTLS(slot, during: "handshake")
+                return -1
+            }
+        }
+        // Application data: into the scratch, then back into the buffer.
+        var plain = 0
+        while true {
+            var n = 0
+            let result = withTLSOutput(slot) {
+                ctls_read(ssl, tlsScratch.baseAddress!.assumingMemoryBound(to: UInt8.self) + plain, tlsScratch.count - plain, &n)
+            }
+            plain += n
+            if result == Int32(CTLS_OK) {
+                if plain < tlsScratch.count { continue }
+                break
+            }
+            if result == Int32(CTLS_WANT_READ) { break }
+            if result == Int32(CTLS_CLOSED) {
+                // close_notify: the client's FIN in TLS's words.
+                pipes[s * 2].eof = true
+                break
+            }
+            failTLS(slot, during: "read")
+            return -1
+        }
+        let fits = min(plain, pool.sizeBytes)
+        base.copyMemory(from: tlsScratch.baseAddress!, byteCount: fits)
+        if plain > fits {
+            // Rare: records buffered from an earlier segment completed here. The rest goes in
+            // an owned buffer right behind this one.
+            guard let extra = pool.takeOwned() else {
+                failTLS(slot, during: "read (no buffer for the plaintext)")
+                return -1
+            }
+            pool.address(extra).copyMemory(from: tlsScratch.baseAddress! + fits, byteCount: plain - fits)
+            pool.length[Int(extra)] = UInt32(plain - fits)
+            tlsOverflow = extra
+        }
+        return fits
+    }
+
+    /// A buffer of plaintext from the server (at most `pool.sizeBytes - tlsRecordOverheadBytes`):
+    /// sealed into records in place. Returns the record bytes now in the buffer, or -1 when
+    /// the connection was closed.
+    func tlsSeal(_ slot: Int32, bid: UInt16, length: Int) -> Int {
+        let s = Int(slot)
+        guard let ssl = tlsSessions[s] else { return -1 }
+        tlsIO.pointee.in = nil
+        tlsIO.pointee.in_len = 0
+        tlsIO.pointee.in_used = 0
+        tlsIO.pointee.out = tlsScratch.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        tlsIO.pointee.out_cap = tlsScratch.count
+        tlsIO.pointee.out_len = 0
+        var taken = 0
+        let source = pool.address(bid).assumingMemoryBound(to: UInt8.self)
+        while taken < length {
+            var n = 0
+            let result = ctls_write(ssl, source + taken, length - taken, &n)
+            taken += n
+            if result != Int32(CTLS_OK) {
+                failTLS(slot, during: "write")
+                return -1
+            }
+        }
+        let sealed = tlsIO.pointee.out_len
+        guard sealed <= pool.sizeBytes else {
+            failTLS(slot, during: "write (records larger than a buffer)")
+            return -1
+        }
+        pool.address(bid).copyMemory(from: tlsScratch.baseAddress!, byteCount: sealed)
+        return sealed
+    }
+
+    /// Runs `body` with the ctls_io's output pointed at a fresh owned buffer, and queues what it
+    /// wrote (handshake flights, alerts, session tickets, a KeyUpdate answer) to the client.
+    @inline(__always)
+    func withTLSOutput(_ slot: Int32, _ body: () -> Int32) -> Int32 {
+        guard let out = pool.takeOwned() else {
+            count(.tlsNoBuffer)
+            tlsIO.pointee.out = nil
+            tlsIO.pointee.out_cap = 0
+            tlsIO.pointee.out_len = 0
+            return body()
+        }
+        tlsIO.pointee.out = pool.address(out).assumingMemoryBound(to: UInt8.self)
+        tlsIO.pointee.out_cap = pool.sizeBytes
+        tlsIO.pointee.out_len = 0
+        let result = body()
+        let written = tlsIO.pointee.out_len
+        tlsIO.pointee.out = nil
+        tlsIO.pointee.out_cap = 0
+        guard written > 0 else {
+            pool.give(out)
+            return result
+        }
+        pool.length[Int(out)] = UInt32(written)
+        let p = Int(slot) * 2 + 1
+        enqueue(p, out)
+        issueSend(p)
+        return result
+    }
+
+    /// The server closed in order: a close_notify for the client goes out before its FIN.
+    func tlsCloseNotify(_ slot: Int32) {
+        guard let ssl = tlsSessions[Int(slot)] else { return }
+        tlsIO.pointee.in = nil
+        tlsIO.pointee.in_len = 0
+        _ = withTLSOutput(slot) { ctls_shutdown(ssl) }
+    }
+
+    /// A fatal TLS error: counted, logged (OpenSSL's reason), the alert OpenSSL wrote already
+    /// queued to the client, then closed.
+    func failTLS(_ slot: Int32, during step: String) {
+        let s = Int(slot)
+        var reason = [CChar](repeating: 0, count: 256)
+        ctls_error_reason(&reason, reason.count)
+        let handshaking = conns[s].stagesLeft.contains(.tlsHandshake)
+        count(handshaking ? .tlsHandshakeFailures : .tlsRecordErrors)
+        warnRateLimited(slot, "TLS \(step) failed: \(String(cString: reason))")
+        if handshaking && pipes[s * 2 + 1].head != BufferPool.none {
+            // Let the alert reach the client (a browser or mosquitto_pub shows its reason).
+            conns[s].stagesLeft = []
+            conns[s].closeAfterAnswer = true
+            if conns[s].termination == 0 { conns[s].termination = Termination.rejected.rawValue }
+            return
+        }
+        closeConnection(slot, reset: false, why: handshaking ? .rejected : .clientAbort)
+    }
+}

@@ -98,7 +98,7 @@ if [ $short = 1 ]; then n=400; storm=50000; secs=5; else n=2500; storm=300000; s
 storm=${STORM:-$storm}
 secs=${SECONDS_EACH:-$secs}
 failed=0
-for attack in ${ATTACKS:-partial-reset slow-connect stalled-server stats-slowloris stats-huge-headers stats-malformed stats-bad-auth}; do
+for attack in ${ATTACKS:-partial-reset slow-connect stalled-server stats-slowloris stats-huge-headers stats-malformed stats-bad-auth stats-unread}; do
   target=127.0.0.1:28883
   count=$n
   seconds=$secs

@@ -107,6 +107,10 @@ typedef union ctls_crypto_info {
     struct tls12_crypto_info_chacha20_poly1305 chacha20_poly1305;
 } ctls_crypto_info;
 
+// linux/tls.h's version numbers are token-pasting macros, which Swift does not expand.
+static const unsigned short CTLS_KTLS_TLS_1_2 = TLS_1_2_VERSION;
+static const unsigned short CTLS_KTLS_TLS_1_3 = TLS_1_3_VERSION;
+
 // Key, IV/salt and record sequence for the server's TX (tx = 1) or RX (tx = 0) direction, as
 // of now: call after the handshake with `out` sent and `in` used up. Needs
 // keep_traffic_secrets for TLS 1.3. Returns the length to pass to setsockopt, or 0 with the

@@ -114,7 +114,8 @@ static const unsigned short CTLS_KTLS_TLS_1_3 = TLS_1_3_VERSION;
 // Key, IV/salt and record sequence for the server's TX (tx = 1) or RX (tx = 0) direction, as
 // of now: call after the handshake with `out` sent and `in` used up. Needs
 // keep_traffic_secrets for TLS 1.3. Returns the length to pass to setsockopt, or 0 with the
-// reason in ctls_error_reason (no secret kept, a cipher the kernel lacks, a KeyUpdate seen).
+// reason in ctls_error_reason (no secret kept, a cipher the kernel lacks, a KeyUpdate seen,
+// a direction in the middle of a record or with bytes waiting inside OpenSSL).
 size_t ctls_ktls_crypto_info(SSL *ssl, int tx, ctls_crypto_info *ci);
 // Records counted in a direction under its current keys (the sequence number of the next).
 uint64_t ctls_record_sequence(const SSL *ssl, int tx);

@@ -158,6 +158,32 @@ final class TLSKernelOffloadTests: XCTestCase {
         XCTAssertEqual(tx.message, "a KeyUpdate changed the TX keys")
     }
 
+    func testNoHandOffInTheMiddleOfARecord() throws {
+        let pair = TLSLoopback(context: try context())
+        XCTAssertEqual(pair.handshake(), .ok)
+        let record = pair.clientWrite(Array("split across two receives".utf8))
+        pair.toServer = Array(record.prefix(10))
+        XCTAssertEqual(pair.serverRead().result, .wantRead)
+        guard case .failure(let error) = TLSKernelOffload.cryptoInfo(pair.server, .receive) else {
+            return XCTFail("RX hand-off with half a record read")
+        }
+        XCTAssertEqual(error.message, "RX is in the middle of a record")
+        pair.toServer = Array(record.dropFirst(10))
+        XCTAssertEqual(pair.serverRead().plain, Array("split across two receives".utf8))
+        XCTAssertEqual(try info(pair, .receive).recordSequence, 1)
+
+        pair.outputCapacity = 7   // the record is sealed, 7 bytes of it in `out`
+        TLSRecordIO.clearInput(pair.io)
+        TLSRecordIO.setOutput(pair.io, pair.outbound, capacity: 7)
+        var written = 0
+        let data = Array("waiting".utf8)
+        XCTAssertEqual(data.withUnsafeBytes { pair.server.write(from: $0.baseAddress!, count: $0.count, written: &written) }, .wantWrite)
+        guard case .failure(let tx) = TLSKernelOffload.cryptoInfo(pair.server, .transmit) else {
+            return XCTFail("TX hand-off with a record half written")
+        }
+        XCTAssertEqual(tx.message, "TX is in the middle of a record")
+    }
+
     func testTLS13WithoutKeptSecretsSaysSo() throws {
         let pair = TLSLoopback(context: try TLSContext(.testServer()))
         XCTAssertEqual(pair.handshake(), .ok)

@@ -19,6 +19,7 @@ enum TLSTestCertificates {
         let child = try! ChildProcess("/bin/bash", ["-c", script, "make-certs", dir])
         let (status, output) = child.finish(within: 60)
         precondition(status == 0, "making test certificates failed: \(output)")
+        atexit { try? FileManager.default.removeItem(atPath: TLSTestCertificates.directory) }
         return dir
     }()
 

@@ -191,6 +191,16 @@ size_t ctls_ktls_crypto_info(SSL *ssl, int tx, ctls_crypto_info *ci) {
         ctls_set_error("a KeyUpdate changed the %s keys", tx ? "TX" : "RX");
         return 0;
     }
+    // The kernel starts at a record boundary: nothing half in `out` or sealed and waiting
+    // (TX), nothing half read or decrypted and not yet taken (RX).
+    if (s->body_left != 0 || s->header_have != 0) {
+        ctls_set_error("%s is in the middle of a record", tx ? "TX" : "RX");
+        return 0;
+    }
+    if (tx ? SSL_want_write(ssl) : SSL_has_pending(ssl)) {
+        ctls_set_error("%s", tx ? "a record is waiting to be written" : "received data is waiting to be read");
+        return 0;
+    }
     int nid = SSL_CIPHER_get_cipher_nid(cipher);
     size_t key_len;
     int gcm = 1;

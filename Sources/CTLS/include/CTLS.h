@@ -1,7 +1,8 @@
 // CTLS: the OpenSSL call sequences ringproxy's TLS needs, kept in C where they read better
 // than from Swift: a BIO over caller-owned buffers (no socket ever reaches OpenSSL), server
 // contexts built from plain options, and the kTLS key hand-off derived from the session.
-// Nothing here allocates per record; contexts and SSL objects allocate as OpenSSL does.
+// Nothing here allocates per record (OpenSSL 3.0 itself does, 40-byte WPACKET_SUBs, and ~20 KiB
+// per record with release_buffers: README); contexts and SSL objects allocate once each.
 #ifndef CTLS_H
 #define CTLS_H
 
@@ -107,10 +108,15 @@ typedef union ctls_crypto_info {
     struct tls12_crypto_info_chacha20_poly1305 chacha20_poly1305;
 } ctls_crypto_info;
 
+// linux/tls.h's version numbers are token-pasting macros, which Swift does not expand.
+static const unsigned short CTLS_KTLS_TLS_1_2 = TLS_1_2_VERSION;
+static const unsigned short CTLS_KTLS_TLS_1_3 = TLS_1_3_VERSION;
+
 // Key, IV/salt and record sequence for the server's TX (tx = 1) or RX (tx = 0) direction, as
 // of now: call after the handshake with `out` sent and `in` used up. Needs
 // keep_traffic_secrets for TLS 1.3. Returns the length to pass to setsockopt, or 0 with the
-// reason in ctls_error_reason (no secret kept, a cipher the kernel lacks, a KeyUpdate seen).
+// reason in ctls_error_reason (no secret kept, a cipher the kernel lacks, a KeyUpdate seen,
+// a direction in the middle of a record or with bytes waiting inside OpenSSL).
 size_t ctls_ktls_crypto_info(SSL *ssl, int tx, ctls_crypto_info *ci);
 // Records counted in a direction under its current keys (the sequence number of the next).
 uint64_t ctls_record_sequence(const SSL *ssl, int tx);

@@ -23,9 +23,10 @@ final class ChildProcess {
     let process = Process()
     let output = Pipe()
 
-    init(_ path: String, _ arguments: [String]) throws {
+    init(_ path: String, _ arguments: [String], currentDirectory: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
         process.standardOutput = output
         process.standardError = output
         try process.run()

@@ -333,4 +333,25 @@ final class HealthCheckTests: XCTestCase {
         XCTAssertLessThanOrEqual(perSecond, 2 * 20 + 4, "two servers every 50 ms: about 40 checks a second, not one per core")
         XCTAssertGreaterThanOrEqual(perSecond, 2 * 10, "and they do run")
     }
+
+    func testChecksSendAPROXYHeaderThatRelaysNoClient() throws {
+        let headers = Locked<[[UInt8]]>([])
+        let server = TestServer { fd in
+            if let header = TestSocket.readExactly(fd, 16) { headers.withLock { $0.append(header) } }
+        }
+        defer { server.stop() }
+        let (engine, _) = try startEngine(servers: [server.port], cores: 1) { config in
+            var check = self.check(server.port)
+            check.sendProxy = .v2
+            check.steps = []
+            config.backends[0].servers[0].check = check
+        }
+        defer { engine.stop(); engine.wait() }
+        XCTAssertTrue(eventually(seconds: 3) { headers.withLock { $0.count } >= 1 })
+        let header = try XCTUnwrap(headers.withLock { $0.first })
+        XCTAssertEqual(Array(header[0..<12]), [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A])
+        XCTAssertEqual(header[12], 0x20, "version 2, LOCAL: the check relays no client (proxy-protocol.txt 2.2)")
+        XCTAssertEqual(Array(header[13..<16]), [0x00, 0x00, 0x00], "UNSPEC, no addresses")
+        XCTAssertEqual(server.accepted, headers.withLock { $0.count })
+    }
 }

@@ -73,6 +73,10 @@ final class Mosquitto {
         try self.init(fixedPort: nil, websockets: websockets)
     }
 
+    convenience init(port: UInt16, websockets: Bool) throws {
+        try self.init(fixedPort: port, websockets: websockets)
+    }
+
     private init(fixedPort: UInt16?, websockets: Bool = false) throws {
         guard let path = Tools.which("mosquitto") else { throw XCTSkipError("mosquitto is not installed (apt-get install mosquitto)") }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rp-mosquitto-\(UUID().uuidString)")

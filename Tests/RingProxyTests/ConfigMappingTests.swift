@@ -39,8 +39,10 @@ final class ConfigMappingTests: XCTestCase {
              "t.cfg:7: 'balance': 'balance uri' is not supported"),
             ("backend b\n  server s 127.0.0.1:1\nbackend c\n  server s 127.0.0.1:2\nfrontend f\n  bind 127.0.0.1:1883\n  use_backend c if { src 10.0.0.1 }\n  default_backend b",
              "t.cfg:12: 'use_backend': conditional routing is not implemented yet"),
-            ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:8883 ssl crt server.pem\n  default_backend b",
-             "t.cfg:9: 'ssl': TLS termination is not implemented yet"),
+            ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:8883 ssl crt server.pem accept-proxy\n  default_backend b",
+             "t.cfg:9: 'bind': a PROXY header in front of TLS on one listener is not supported yet"),
+            ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:8883 ssl crt a.pem\n  bind 127.0.0.1:8884 ssl crt b.pem\n  default_backend b",
+             "t.cfg:10: 'bind': frontend 'f' terminates TLS with other settings on another bind (line 9)"),
             ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:1883\n  log /dev/log local0\n  default_backend b",
              "t.cfg:10: 'log': logging to a unix socket (/dev/log) is not supported yet"),
         ]

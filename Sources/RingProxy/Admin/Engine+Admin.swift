@@ -158,6 +158,8 @@ extension Engine: AdminControl {
         if bits & ServerStateBits.drain != 0 { return bits & ServerStateBits.down != 0 ? "DOWN" : "DRAIN" }
         guard checked else { return bits & ServerStateBits.down != 0 ? "DOWN" : "no check" }
         let healthMax = record.rise + record.fall - 1
+        // Before its first check a server is shown UP, not "going down".
+        if record.checkStatus == nil { return bits & ServerStateBits.down == 0 ? "UP" : "DOWN" }
         if bits & ServerStateBits.down == 0 {
             return record.health < healthMax && record.health >= record.rise ? "UP \(record.health - record.rise + 1)/\(record.fall)" : "UP"
         }

@@ -24,6 +24,9 @@ public struct ServerConfig: Sendable, Equatable {
     /// `send-proxy` (v1) or `send-proxy-v2`: the connection to this server starts with a PROXY
     /// protocol header carrying the client's address; nil: none.
     public var proxyProtocol: ProxyProtocolVersion?
+    /// PROXY v2 TLVs describing the client's TLS session (`send-proxy-v2-ssl[-cn]`,
+    /// `proxy-v2-options ssl,cert-cn,ssl-cipher,authority`); sent for TLS clients only.
+    public var proxyV2TLVs: ProxyV2TLVs = []
     /// `check`: health checks; nil: the server is taken as up.
     public var check: HealthCheckConfig?
     /// `backup`: takes connections only when no active server of its backend can.
@@ -177,4 +180,18 @@ public struct WebSocketFrontendConfig: Sendable, Equatable {
         self.path = path
         self.requireSubprotocol = requireSubprotocol
     }
+}
+
+/// The TLVs a PROXY v2 header carries about the client's TLS session (proxy-protocol.txt §2.2).
+public struct ProxyV2TLVs: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// PP2_TYPE_SSL: the client used TLS, whether its certificate verified, the version.
+    public static let ssl = ProxyV2TLVs(rawValue: 1 << 0)
+    /// PP2_SUBTYPE_SSL_CN: the client certificate's common name.
+    public static let certCN = ProxyV2TLVs(rawValue: 1 << 1)
+    /// PP2_SUBTYPE_SSL_CIPHER.
+    public static let sslCipher = ProxyV2TLVs(rawValue: 1 << 2)
+    /// PP2_TYPE_AUTHORITY: the SNI the client sent.
+    public static let authority = ProxyV2TLVs(rawValue: 1 << 3)
 }

@@ -24,10 +24,8 @@ final class ConfigMappingTests: XCTestCase {
 
     func testUnbuiltFeaturesAreRefusedAtTheirLine() {
         let cases: [(String, String)] = [
-            ("backend b\n  server s 127.0.0.1:1 send-proxy-v2-ssl-cn\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
-             "t.cfg:7: 'send-proxy-v2-ssl-cn': PROXY v2 headers with the client's TLS details need TLS termination, which is not implemented yet (use 'send-proxy-v2')"),
-            ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 proxy-v2-options authority\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
-             "t.cfg:7: 'proxy-v2-options': 'authority' describes the client's TLS session; TLS termination is not implemented yet"),
+            ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 proxy-v2-options cert-sig\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
+             "t.cfg:7: 'proxy-v2-options': 'cert-sig' is not implemented yet (ssl, cert-cn, ssl-cipher and authority are)"),
             ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 proxy-v2-options unique-id\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
              "t.cfg:7: 'proxy-v2-options': 'unique-id' needs 'unique-id-format', which is not implemented yet"),
             ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:1883 accept-proxy\n  bind 127.0.0.1:1884\n  default_backend b",
@@ -106,5 +104,19 @@ final class ConfigMappingTests: XCTestCase {
             """)
         XCTAssertEqual(loaded.engine.backends[0].balance, .clientIDHash)
         XCTAssertTrue(loaded.engine.backends[0].needsClientID)
+    }
+
+    func testPROXYv2TLSOptionsBecomeTheServersTLVs() throws {
+        let loaded = try load("""
+            backend b
+              server a 127.0.0.1:1 send-proxy-v2-ssl
+              server c 127.0.0.1:2 send-proxy-v2-ssl-cn
+              server d 127.0.0.1:3 send-proxy-v2 proxy-v2-options ssl-cipher,authority
+            frontend f
+              bind 127.0.0.1:1883
+              default_backend b
+            """)
+        XCTAssertEqual(loaded.engine.backends[0].servers.map(\.proxyV2TLVs), [[.ssl], [.ssl, .certCN], [.ssl, .sslCipher, .authority]])
+        XCTAssertEqual(loaded.engine.backends[0].servers.map(\.proxyProtocol), [.v2, .v2, .v2])
     }
 }

@@ -157,4 +157,61 @@ final class TLSTerminationTests: XCTestCase {
         XCTAssertEqual(engine.statistics().total[.inspectTimeouts], 1)
         XCTAssertEqual(engine.statistics().total[.active], 0)
     }
+
+    /// `send-proxy-v2` with `proxy-v2-options ssl,cert-cn,ssl-cipher,authority`: the broker
+    /// learns the client's address, that it used TLS, its version, cipher, certificate CN and
+    /// the name it asked for (proxy-protocol.txt §2.2.5).
+    func testThePROXYv2HeaderCarriesTheClientsTLSSession() throws {
+        let received = Locked<[UInt8]>([])
+        let server = TestServer { fd in
+            guard let fixed = TestSocket.readExactly(fd, 16) else { return }
+            let length = Int(fixed[14]) << 8 | Int(fixed[15])
+            guard let rest = TestSocket.readExactly(fd, length) else { return }
+            received.withLock { $0 = fixed + rest }
+            _ = TestSocket.readToEnd(fd) { _ in }
+        }
+        defer { server.stop() }
+        let (engine, port) = try startTLS(servers: [server.port], cores: 1) { config in
+            config.frontends[0].tls!.caFile = self.certificate("ca.pem")
+            config.frontends[0].tls!.verify = .required
+            config.backends[0].servers[0].proxyProtocol = .v2
+            config.backends[0].servers[0].proxyV2TLVs = [.ssl, .certCN, .sslCipher, .authority]
+        }
+        defer { engine.stop(); engine.wait() }
+        let script = """
+            import socket, ssl
+            ctx = ssl.create_default_context(cafile="\(certificate("ca.pem"))")
+            ctx.load_cert_chain("\(certificate("client.pem"))")
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port))), server_hostname="localhost")
+            s.sendall(b"hello"); print(s.version(), s.cipher()[0]); s.close()
+            """
+        let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-c", script]).finish(within: 20)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(eventually { received.withLock { !$0.isEmpty } })
+        let header = received.withLock { $0 }
+        XCTAssertEqual(header[12], 0x21, "PROXY command")
+        // Walk the TLVs after the IPv4 addresses (12 bytes).
+        var tlvs: [UInt8: [UInt8]] = [:]
+        var i = 16 + 12
+        while i + 3 <= header.count {
+            let length = Int(header[i + 1]) << 8 | Int(header[i + 2])
+            tlvs[header[i]] = Array(header[(i + 3)..<(i + 3 + length)])
+            i += 3 + length
+        }
+        XCTAssertEqual(i, header.count, "the TLVs fill the header's length exactly")
+        XCTAssertEqual(tlvs[0x02].map { String(decoding: $0, as: UTF8.self) }, "localhost", "PP2_TYPE_AUTHORITY: the SNI")
+        let ssl = try XCTUnwrap(tlvs[0x20], "PP2_TYPE_SSL")
+        XCTAssertEqual(ssl[0], 0x07, "client: SSL, certificate on this connection and session")
+        XCTAssertEqual(Array(ssl[1..<5]), [0, 0, 0, 0], "verify: 0, the certificate verified")
+        var sub: [UInt8: String] = [:]
+        var j = 5
+        while j + 3 <= ssl.count {
+            let length = Int(ssl[j + 1]) << 8 | Int(ssl[j + 2])
+            sub[ssl[j]] = String(decoding: ssl[(j + 3)..<(j + 3 + length)], as: UTF8.self)
+            j += 3 + length
+        }
+        XCTAssertEqual(sub[0x21], "TLSv1.3")
+        XCTAssertEqual(sub[0x22], "device-1")
+        XCTAssertTrue(output.contains(sub[0x23] ?? "none"), "the cipher the client saw: \(output) vs \(sub)")
+    }
 }

@@ -57,23 +57,28 @@ extension EngineConfig {
             }
             return min(first, frontend.maxconn ?? first)
         }
-        /// The v2 TLVs describe the client's TLS session (not terminated yet), a unique id (no
-        /// `unique-id-format` yet) or a checksum: each is refused at its line, so a broker never
-        /// gets a header without a TLV the configuration promised.
-        func refuseProxyV2Options(_ server: EffectiveServer) {
-            let needsTLS = "PROXY v2 headers with the client's TLS details need TLS termination, which is not implemented yet"
-            if server.sendProxyV2SSL { refuse(server.location, "send-proxy-v2-ssl", needsTLS, hint: "use 'send-proxy-v2'") }
-            if server.sendProxyV2SSLCN { refuse(server.location, "send-proxy-v2-ssl-cn", needsTLS, hint: "use 'send-proxy-v2'") }
+        /// The v2 TLVs about the client's TLS session; `unique-id` (no `unique-id-format` yet),
+        /// `crc32c`, `cert-sig` and `cert-key` are refused at their line, so a broker never gets
+        /// a header without a TLV the configuration promised.
+        func proxyV2TLVs(_ server: EffectiveServer) -> ProxyV2TLVs {
+            var tlvs: ProxyV2TLVs = []
+            if server.sendProxyV2SSL { tlvs.insert(.ssl) }
+            if server.sendProxyV2SSLCN { tlvs.formUnion([.ssl, .certCN]) }
             for option in server.proxyV2Options {
                 switch option {
+                case "ssl": tlvs.insert(.ssl)
+                case "cert-cn": tlvs.formUnion([.ssl, .certCN])
+                case "ssl-cipher": tlvs.formUnion([.ssl, .sslCipher])
+                case "authority": tlvs.insert(.authority)
                 case "unique-id":
                     refuse(server.location, "proxy-v2-options", "'unique-id' needs 'unique-id-format', which is not implemented yet")
                 case "crc32c":
                     refuse(server.location, "proxy-v2-options", "'crc32c' (the checksum TLV) is not implemented yet")
                 default:
-                    refuse(server.location, "proxy-v2-options", "'\(option)' describes the client's TLS session; TLS termination is not implemented yet")
+                    refuse(server.location, "proxy-v2-options", "'\(option)' is not implemented yet", hint: "ssl, cert-cn, ssl-cipher and authority are")
                 }
             }
+            return tlvs
         }
 
         // Backends first: frontends refer to them by index.
@@ -87,7 +92,6 @@ extension EngineConfig {
             }
             var servers: [ServerConfig] = []
             for server in backend.servers {
-                refuseProxyV2Options(server)
                 if server.ssl { refuse(server.location, "ssl", "TLS towards servers is not implemented yet") }
                 if server.maxconn != nil { refuse(server.location, "maxconn", "per-server maxconn (queueing) is not implemented yet") }
                 if server.checkSendProxy && !server.check {
@@ -99,6 +103,7 @@ extension EngineConfig {
                     config.check = healthCheck(server, address: address, in: backend, connectTimeoutDefaultMs: EngineConfig.connectTimeoutDefaultMs) {
                         refuse($0, $1, $2, hint: $3)
                     }
+                    config.proxyV2TLVs = proxyV2TLVs(server)
                     config.backup = server.backup
                     config.startsInMaintenance = server.disabled
                     config.observe = server.observe

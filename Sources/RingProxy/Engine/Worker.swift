@@ -49,6 +49,8 @@ final class Worker {
     /// Per server (flat, like serverAddresses): the PROXY protocol version its connections
     /// start with (`send-proxy`: 1, `send-proxy-v2`: 2), 0 for none.
     let serverProxyProtocol: UnsafeMutablePointer<UInt8>
+    /// Per server (flat): the ProxyV2TLVs its v2 headers carry for TLS clients.
+    let serverProxyTLVs: [ProxyV2TLVs]
     /// Per listener: its bound address, and whether that is a wildcard (then the address a
     /// client reached is looked up for a PROXY header; see Worker+ProxyProtocol).
     let listenerAddresses: UnsafeMutablePointer<SocketAddress>
@@ -240,6 +242,7 @@ final class Worker {
         checkAddresses = .allocate(capacity: max(1, checkedServers.count))
         checkAddresses.initialize(from: checkedServers.map { allServers[$0].check!.address }, count: checkedServers.count)
         serverObserve = allServers.map(\.observe)
+        serverProxyTLVs = allServers.map(\.proxyV2TLVs)
         serverShutdownOnDown = allServers.map(\.shutdownSessionsOnDown)
         serverShutdownBackupsOnUp = allServers.map(\.shutdownBackupSessionsOnUp)
         serverIsBackup = allServers.map(\.backup)

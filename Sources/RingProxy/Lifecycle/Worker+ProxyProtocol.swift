@@ -4,6 +4,7 @@
 // client's pipe when the connect succeeds (so it leaves in the same send as the held bytes,
 // once, for the server that answered), and the address it names as the destination. Once per
 // connection, never per packet; allocates nothing.
+import CTLS
 import CUring
 import Glibc
 
@@ -45,9 +46,11 @@ extension Worker {
         }
         let addresses = proxyAddresses(slot)
         if addresses == nil { count(.proxyHeadersUnknown) }
-        let n = version == 1
+        var n = version == 1
             ? ProxyHeader.writeV1(addresses, to: pool.address(bid), capacity: pool.sizeBytes)
             : ProxyHeader.writeV2(addresses, to: pool.address(bid), capacity: pool.sizeBytes)
+        let tlvs = serverProxyTLVs[backendServerBase[Int(conns[s].backend)] + Int(conns[s].server)]
+        if version == 2 && addresses != nil && !tlvs.isEmpty && conns[s].tls { appendTLSTLVs(slot, tlvs, header: pool.address(bid), length: &n) }
         pool.length[Int(bid)] = UInt32(n)
         enqueueFront(s * 2, bid)
         count(.proxyHeadersSent)
@@ -157,5 +160,59 @@ extension Worker {
                         + "(IORING_OP_FIXED_FD_INSTALL, Linux 6.8+): those headers say UNKNOWN (v1) or LOCAL (v2); "
                         + "bind the specific address to have it named")
         }
+    }
+
+    /// The client's TLS session as v2 TLVs (proxy-protocol.txt §2.2.5): PP2_TYPE_AUTHORITY
+    /// (the SNI), PP2_TYPE_SSL with its client flags, the verify result and the version, CN
+    /// and cipher sub-TLVs. Written from the SSL's facts into the header's buffer; no allocation.
+    func appendTLSTLVs(_ slot: Int32, _ tlvs: ProxyV2TLVs, header: UnsafeMutableRawPointer, length: inout Int) {
+        guard let ssl = tlsSessions[Int(slot)] else { return }
+        let capacity = pool.sizeBytes
+        if tlvs.contains(.authority), let sni = ctls_sni(ssl) {
+            ProxyHeader.appendV2TLV(header, length: &length, capacity: capacity, type: ProxyHeader.TLV.authority,
+                                    value: UnsafeRawBufferPointer(start: sni, count: strlen(sni)))
+        }
+        guard tlvs.contains(.ssl) else { return }
+        // The SSL TLV's value: client (1), verify (4), then sub-TLVs, built after the header
+        // and appended as one TLV.
+        let start = length + 3
+        guard start + 5 + 3 * 300 <= capacity else { return }
+        let value = header + start
+        let presented = ctls_client_cert_presented(ssl) != 0
+        var client = ProxyHeader.TLV.clientSSL
+        if presented { client |= ProxyHeader.TLV.clientCertConnection | ProxyHeader.TLV.clientCertSession }
+        value.storeBytes(of: client, as: UInt8.self)
+        let verified = presented && ctls_verify_result(ssl) == 0
+        value.storeBytes(of: UInt32(verified ? 0 : 1).bigEndian, toByteOffset: 1, as: UInt32.self)
+        var valueLength = 5
+        func sub(_ type: UInt8, _ text: UnsafePointer<CChar>?, _ count: Int) {
+            guard let text, count > 0 else { return }
+            let n = min(count, 255)
+            (value + valueLength).storeBytes(of: type, as: UInt8.self)
+            (value + valueLength).storeBytes(of: UInt16(n).bigEndian, toByteOffset: 1, as: UInt16.self)
+            (value + valueLength + 3).copyMemory(from: text, byteCount: n)
+            valueLength += 3 + n
+        }
+        let version = ctls_version(ssl)
+        sub(ProxyHeader.TLV.sslVersion, version, version.map { strlen($0) } ?? 0)
+        if tlvs.contains(.certCN) && presented {
+            let buffer = (value + valueLength + 3).assumingMemoryBound(to: CChar.self)
+            let n = ctls_client_cn(ssl, buffer, 256)
+            if n > 0 {
+                (value + valueLength).storeBytes(of: ProxyHeader.TLV.sslCN, as: UInt8.self)
+                (value + valueLength).storeBytes(of: UInt16(min(n, 255)).bigEndian, toByteOffset: 1, as: UInt16.self)
+                valueLength += 3 + min(n, 255)
+            }
+        }
+        if tlvs.contains(.sslCipher) {
+            let cipher = ctls_cipher(ssl)
+            sub(ProxyHeader.TLV.sslCipher, cipher, cipher.map { strlen($0) } ?? 0)
+        }
+        // The value is already in place: write the TLV's type and length in front of it.
+        header.storeBytes(of: ProxyHeader.TLV.ssl, toByteOffset: length, as: UInt8.self)
+        header.storeBytes(of: UInt16(valueLength).bigEndian, toByteOffset: length + 1, as: UInt16.self)
+        length += 3 + valueLength
+        let addressLength = UInt16(bigEndian: header.loadUnaligned(fromByteOffset: 14, as: UInt16.self))
+        header.storeBytes(of: (addressLength + UInt16(3 + valueLength)).bigEndian, toByteOffset: 14, as: UInt16.self)
     }
 }

@@ -406,6 +406,35 @@ enum ProxyHeader {
         return v2FixedBytes + length
     }
 
+    /// proxy-protocol.txt §2.2.1-2.2.5: TLV types and SSL sub-types ringproxy writes.
+    enum TLV {
+        static let authority: UInt8 = 0x02
+        static let ssl: UInt8 = 0x20
+        static let sslVersion: UInt8 = 0x21
+        static let sslCN: UInt8 = 0x22
+        static let sslCipher: UInt8 = 0x23
+        /// PP2_TYPE_SSL client flags.
+        static let clientSSL: UInt8 = 0x01
+        static let clientCertConnection: UInt8 = 0x02
+        static let clientCertSession: UInt8 = 0x04
+    }
+
+    /// Appends a TLV to the v2 header at `header` (its length `headerLength` grows, and the
+    /// header's length field with it). False when `capacity` has no room or the value is too long.
+    @discardableResult
+    static func appendV2TLV(_ header: UnsafeMutableRawPointer, length headerLength: inout Int, capacity: Int,
+                            type: UInt8, value: UnsafeRawBufferPointer) -> Bool {
+        guard value.count <= 0xFFFF, headerLength + 3 + value.count <= capacity else { return false }
+        let at = header + headerLength
+        at.storeBytes(of: type, as: UInt8.self)
+        at.storeBytes(of: UInt16(value.count).bigEndian, toByteOffset: 1, as: UInt16.self)
+        if let base = value.baseAddress { (at + 3).copyMemory(from: base, byteCount: value.count) }
+        headerLength += 3 + value.count
+        let addressLength = UInt16(bigEndian: header.loadUnaligned(fromByteOffset: 14, as: UInt16.self))
+        header.storeBytes(of: (addressLength + UInt16(3 + value.count)).bigEndian, toByteOffset: 14, as: UInt16.self)
+        return true
+    }
+
     /// Text into caller-owned memory.
     private struct ByteWriter {
         let base: UnsafeMutableRawPointer

@@ -155,7 +155,7 @@ final class TLSTerminationTests: XCTestCase {
         _ = TestSocket.writeAll(fd, [0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xFC, 0x03, 0x03] + Array(repeating: 7, count: 29))
         XCTAssertTrue(TestSocket.isClosedByPeer(fd, withinSeconds: 3))
         XCTAssertEqual(engine.statistics().total[.inspectTimeouts], 1)
-        XCTAssertEqual(engine.statistics().total[.active], 0)
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
     }
 
     /// `send-proxy-v2` with `proxy-v2-options ssl,cert-cn,ssl-cipher,authority`: the broker
@@ -213,5 +213,23 @@ final class TLSTerminationTests: XCTestCase {
         XCTAssertEqual(sub[0x21], "TLSv1.3")
         XCTAssertEqual(sub[0x22], "device-1")
         XCTAssertTrue(output.contains(sub[0x23] ?? "none"), "the cipher the client saw: \(output) vs \(sub)")
+    }
+
+    func testTheConnectionLogShowsTheTLSVersionCipherAndClientSubject() throws {
+        let syslog = SyslogReceiver()
+        let broker = try Mosquitto()
+        defer { broker.stop() }
+        let (engine, port) = try startTLS(servers: [broker.port], cores: 1) { config in
+            config.frontends[0].requireMQTT = true
+            config.frontends[0].tls!.caFile = self.certificate("ca.pem")
+            config.frontends[0].tls!.verify = .optional
+            config.log = syslog.logConfig
+        }
+        defer { engine.stop(); engine.wait() }
+        XCTAssertEqual(try publish(port: port, clientID: "logged-device", cert: "client.pem").0, 0)
+        let lines = syslog.receive { $0.contains { $0.contains("{logged-device}") } }
+        let line = try XCTUnwrap(lines.first { $0.contains("{logged-device}") })
+        XCTAssertTrue(line.contains("{logged-device} {TLSv1.3,TLS_"), line)
+        XCTAssertTrue(line.hasSuffix(",/C=FR/O=Ringproxy Tests/CN=device-1}"), line)
     }
 }

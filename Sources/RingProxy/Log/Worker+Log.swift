@@ -1,5 +1,6 @@
 // Worker+Log: formats a closed connection's tcplog line into the worker's log buffer. Runs
 // once per connection at close, never per packet, and allocates nothing.
+import CTLS
 import CUring
 import Glibc
 
@@ -98,6 +99,23 @@ extension Worker {
         if conns[s].clientIDLength > 0 {
             line.byte(0x20); line.byte(0x7B)
             withUnsafeBytes(of: &conns[s].clientID) { line.sanitized($0.baseAddress!, Int(conns[s].clientIDLength)) }
+            line.byte(0x7D)
+        }
+        // TLS: {version,cipher[,client certificate subject]}, HAProxy's %[ssl_fc_protocol],
+        // %[ssl_fc_cipher] and %[ssl_c_s_dn].
+        if conns[s].tls, let ssl = tlsSessions[s], line.remaining > 600, let version = ctls_version(ssl) {
+            line.byte(0x20); line.byte(0x7B)
+            line.sanitized(UnsafeRawPointer(version), strlen(version))
+            if let cipher = ctls_cipher(ssl) {
+                line.byte(0x2C)
+                line.sanitized(UnsafeRawPointer(cipher), strlen(cipher))
+            }
+            if ctls_client_cert_presented(ssl) != 0 {
+                line.byte(0x2C)
+                let out = UnsafeMutableRawPointer(line.base + line.count).assumingMemoryBound(to: CChar.self)
+                let n = ctls_client_subject(ssl, out, 512)
+                line.count += min(n, 511)
+            }
             line.byte(0x7D)
         }
     }

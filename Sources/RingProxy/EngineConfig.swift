@@ -155,6 +155,15 @@ public struct EngineConfig: Sendable {
     public var acceptDepth: Int = 8
     /// How long a stopping engine lets connections finish.
     public var drainGraceMs: Int = 5_000
+    /// TLS handshakes a worker runs at once; past it, its TLS listeners stop accepting (clients
+    /// wait in the kernel backlog) until one finishes. Established connections are not
+    /// affected. Bounds the CPU a handshake storm can take.
+    public var tlsHandshakesInFlightMax: Int = 256
+    /// `maxsslrate`: new TLS sessions per second for the process (each worker its share);
+    /// nil: no limit.
+    public var tlsHandshakeRateMax: Int?
+    /// Workers of the generation (set by Engine.prepare; per-worker shares divide by it).
+    public var workerCount: Int = 1
     /// Pin each worker to its CPU.
     public var pinThreads: Bool = true
     /// One line per closed connection (HAProxy's tcplog layout); nil: no connection log.

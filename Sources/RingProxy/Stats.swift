@@ -30,7 +30,7 @@ public enum Counter: Int, CaseIterable, Sendable {
     case proxyRejectedTruncated
     case checksStarted, checksPassed, checksFailed, observedErrorLimits, serverShutdownSessions
     case webSocketUpgrades, webSocketRejectedRequests, webSocketRejectedFrames, webSocketServerRefused
-    case tlsHandshakes, tlsResumedHandshakes, tlsHandshakeFailures, tlsRecordErrors, tlsNoBuffer
+    case tlsHandshakes, tlsResumedHandshakes, tlsHandshakeFailures, tlsRecordErrors, tlsNoBuffer, tlsAcceptsHeld
 
     /// The operator's name (snake_case, as in the SIGUSR1 report and metrics), kind and help.
     public var info: (name: String, kind: CounterKind, help: String) {
@@ -103,6 +103,7 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .tlsResumedHandshakes: return ("tls_resumed_handshakes", .counter, "of those, resumed sessions (ticket or cache)")
         case .tlsHandshakeFailures: return ("tls_handshake_failures", .counter, "TLS handshakes that failed (not TLS, no shared cipher or version, a refused client certificate ...)")
         case .tlsRecordErrors: return ("tls_record_errors", .counter, "established TLS connections closed on a record error or fatal alert")
+        case .tlsAcceptsHeld: return ("tls_accepts_held", .counter, "times TLS listeners stopped accepting: handshakes in flight at their bound, or maxsslrate's share spent this second")
         case .tlsNoBuffer: return ("tls_no_buffer", .counter, "TLS calls that found no owned buffer for their output")
         case .serverShutdownSessions: return ("server_shutdown_sessions", .counter, "sessions closed because their server went DOWN (shutdown-sessions) or an active server came back (shutdown-backup-sessions)")
         }

@@ -232,4 +232,72 @@ final class TLSTerminationTests: XCTestCase {
         XCTAssertTrue(line.contains("{logged-device} {TLSv1.3,TLS_"), line)
         XCTAssertTrue(line.hasSuffix(",/C=FR/O=Ringproxy Tests/CN=device-1}"), line)
     }
+
+    /// Handshakes are bounded per worker: two clients stalled mid-handshake hold the gate, a
+    /// third waits in the backlog until the inspect delay frees one, and an established
+    /// connection keeps flowing meanwhile.
+    func testHandshakesInFlightAreBoundedAndEstablishedConnectionsKeepFlowing() throws {
+        let echo = TestServer.echo()
+        defer { echo.stop() }
+        let (engine, port) = try startTLS(servers: [echo.port], cores: 1) { config in
+            config.tlsHandshakesInFlightMax = 2
+            config.frontends[0].inspectTimeoutMs = 1_500
+        }
+        defer { engine.stop(); engine.wait() }
+        let script = """
+            import socket, ssl, sys, time
+            ctx = ssl.create_default_context(cafile="\(certificate("ca.pem"))")
+            established = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port))), server_hostname="localhost")
+            established.sendall(b"a"); assert established.recv(1) == b"a"
+            stalled = []
+            for _ in range(2):
+                s = socket.create_connection(("127.0.0.1", \(port)))
+                s.sendall(bytes([0x16, 0x03, 0x01, 0x01, 0x00, 0x01]))
+                stalled.append(s)
+            time.sleep(0.2)
+            start = time.time()
+            established.sendall(b"b"); assert established.recv(1) == b"b"
+            flowing = time.time() - start
+            late = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port)), timeout=10), server_hostname="localhost")
+            waited = time.time() - start
+            late.sendall(b"c"); assert late.recv(1) == b"c"
+            print("FLOWING %.3f WAITED %.3f" % (flowing, waited))
+            """
+        let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-c", script]).finish(within: 30)
+        XCTAssertEqual(status, 0, output)
+        let numbers = output.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        XCTAssertEqual(numbers.count, 2, output)
+        XCTAssertLessThan(numbers.first ?? 9, 0.5, "the established connection is not held back: \(output)")
+        XCTAssertGreaterThan(numbers.last ?? 0, 1.0, "the third handshake waited for a stalled one's inspect delay: \(output)")
+        XCTAssertGreaterThanOrEqual(engine.statistics().total[.tlsAcceptsHeld], 1)
+        XCTAssertEqual(engine.statistics().total[.inspectTimeouts], 2)
+    }
+
+    func testMaxSSLRateSpreadsNewSessionsOverSeconds() throws {
+        let echo = TestServer.echo()
+        defer { echo.stop() }
+        let (engine, port) = try startTLS(servers: [echo.port], cores: 1) { config in
+            config.tlsHandshakeRateMax = 4
+        }
+        defer { engine.stop(); engine.wait() }
+        let script = """
+            import socket, ssl, threading, time
+            ctx = ssl.create_default_context(cafile="\(certificate("ca.pem"))")
+            done = []
+            def one():
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port)), timeout=15), server_hostname="localhost")
+                s.sendall(b"x"); s.recv(1); done.append(time.time()); s.close()
+            start = time.time()
+            threads = [threading.Thread(target=one) for _ in range(10)]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            print("N %d SPAN %.2f" % (len(done), max(done) - start))
+            """
+        let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-c", script]).finish(within: 40)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("N 10 "), output)
+        let span = Double(output.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        XCTAssertGreaterThan(span, 1.0, "10 sessions at 4 a second cannot all start within the first second: \(output)")
+        XCTAssertEqual(engine.statistics().total[.tlsHandshakes], 10)
+    }
 }

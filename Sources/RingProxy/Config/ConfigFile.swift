@@ -44,6 +44,8 @@ public struct GlobalSection: Sendable, Equatable {
     public var location: SourceLocation?
     public var logTargets: [LogTarget] = []
     public var maxconn: Int?
+    /// `maxsslrate`: new TLS sessions per second for the whole process.
+    public var maxSSLRate: Int?
     public var nbthread: Int?
     /// `tune.bufsize`: the largest first packet (MQTT CONNECT) held while inspecting.
     public var bufsize: Int?

@@ -78,7 +78,7 @@ enum ConfigKeywords {
 
     /// Global keywords ringproxy reads.
     static let global: Set<String> = [
-        "log", "maxconn", "nbthread", "daemon", "crt-base", "ca-base",
+        "log", "maxconn", "nbthread", "daemon", "crt-base", "ca-base", "maxsslrate",
         "setenv", "presetenv", "unsetenv", "resetenv",
     ]
 
@@ -104,7 +104,7 @@ enum ConfigKeywords {
         for keyword in [
             "node", "description", "log-tag", "log-send-hostname", "hard-stop-after", "grace",
             "spread-checks", "max-spread-checks", "quiet", "zero-warning", "maxconnrate",
-            "maxsessrate", "maxsslconn", "maxsslrate", "maxpipes", "maxzlibmem", "maxcomprate",
+            "maxsessrate", "maxsslconn", "maxpipes", "maxzlibmem", "maxcomprate",
             "maxcompcpuusage", "noepoll", "nopoll", "nosplice", "noreuseport", "nogetaddrinfo",
             "noevports", "nokqueue", "server-state-base", "server-state-file", "strict-limits",
             "insecure-fork-wanted", "insecure-setuid-wanted", "expose-experimental-directives",

@@ -51,6 +51,9 @@ extension ConfigParser.State {
         case "maxconn":
             guard expect(words, arguments: 1, keyword: keyword, usage: "maxconn <number>") else { return }
             config.global.maxconn = integer(words[1], in: 1...Int(Int32.max), keyword: keyword, what: "value")
+        case "maxsslrate":
+            guard expect(words, arguments: 1, keyword: keyword, usage: "maxsslrate <new TLS sessions per second>") else { return }
+            config.global.maxSSLRate = integer(words[1], in: 1...Int(Int32.max), keyword: keyword, what: "value")
         case "nbthread":
             guard expect(words, arguments: 1, keyword: keyword, usage: "nbthread <number>") else { return }
             config.global.nbthread = integer(words[1], in: 1...4096, keyword: keyword, what: "value")

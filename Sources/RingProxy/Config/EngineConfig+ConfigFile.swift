@@ -301,6 +301,7 @@ extension EngineConfig {
         engine.log = log
         engine.cores = file.global.nbthread
         engine.maxConnections = file.global.maxconn
+        engine.tlsHandshakeRateMax = file.global.maxSSLRate
         engine.statsPages = statsPages
         engine.statsSocket = statsSocket(file.global)
         return LoadedConfiguration(engine: engine, notes: notes)

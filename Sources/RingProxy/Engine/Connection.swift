@@ -87,6 +87,8 @@ struct Connection {
     var closeAfterAnswer = false
     /// TLS is terminated on the client side (Worker+TLS; the SSL is Worker.tlsSessions[slot]).
     var tls = false
+    /// Counted in the worker's handshakes in flight (until tlsHandshakeEnded).
+    var tlsHandshaking = false
     var stickHash: UInt64 = 0
     var attempts: UInt8 = 0
     var pendingOps: Int32 = 0

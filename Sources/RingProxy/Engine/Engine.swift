@@ -264,6 +264,7 @@ public final class Engine: @unchecked Sendable {
         generation.tlsContexts = contexts
         var workerConfig = config
         workerConfig.maxConnections = generation.maxConnections
+        workerConfig.workerCount = coreCount
         if contexts.contains(where: { $0 != nil }) {
             // Handshake flights, alerts and tickets are written into owned buffers.
             workerConfig.ownedBuffersPerWorker = max(config.ownedBuffersPerWorker, config.buffersPerWorker / 4)

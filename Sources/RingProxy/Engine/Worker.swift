@@ -122,6 +122,14 @@ final class Worker {
     let tlsSessions: UnsafeMutablePointer<OpaquePointer?>
     let tlsScratch: UnsafeMutableRawBufferPointer
     var tlsOverflow: UInt16 = BufferPool.none
+    /// The TLS admission gate (Worker+TLS): handshakes running, new TLS sessions left this
+    /// second (maxsslrate's share), whether TLS listeners are held back, which listeners are TLS.
+    var tlsHandshakesInFlight = 0
+    var tlsRateLeft = Int.max
+    var tlsRateSecond = 0
+    let tlsRatePerWorker: Int?
+    var tlsAcceptsHeld = false
+    let listenerIsTLS: [Bool]
     let frontendIsWebSocket: [Bool]
     let webSocketPolicies: [WebSocketUpgradePolicy]
     let webSocketPaths: [UnsafeMutableRawBufferPointer]
@@ -272,6 +280,9 @@ final class Worker {
         tlsSessions = .allocate(capacity: usesTLS ? slotCount : 1)
         tlsSessions.initialize(repeating: nil, count: usesTLS ? slotCount : 1)
         tlsScratch = .allocate(byteCount: usesTLS ? config.bufferSizeBytes + 32 * 1024 : 1, alignment: 16)
+        listenerIsTLS = listeners.map { $0.frontend < config.frontends.count && config.frontends[$0.frontend].tls != nil }
+        tlsRatePerWorker = config.tlsHandshakeRateMax.map { max(1, $0 / max(1, config.workerCount)) }
+        tlsRateLeft = tlsRatePerWorker ?? Int.max
         frontendIsWebSocket = config.frontends.map { $0.webSocket != nil }
         let paths: [UnsafeMutableRawBufferPointer] = config.frontends.map { frontend in
             let bytes = Array((frontend.webSocket?.path ?? "").utf8)
@@ -371,6 +382,7 @@ final class Worker {
         nowMs = cu_now_ms()
         timers.schedule(id: WorkerTimer.scan.rawValue, atMs: nowMs + Self.scanIntervalMs)
         scheduleFirstChecks()
+        tlsRateSecond = nowMs / 1000
         serverEventsSeen = shared.serverEvents
         for b in balancers.indices { balancers[b].refreshWeights(shared: shared) }
         for l in listeners.indices { fillAccepts(l) }

@@ -18,6 +18,12 @@ extension Worker {
     func armAccept(_ l: Int) -> Bool {
         let fd = listeners[l].fd
         guard fd >= 0, !draining else { return false }
+        if listenerIsTLS[l] && !tlsMayAccept(armed: acceptsArmed[l]) {
+            // Handshakes are bounded: the client waits in the backlog (Worker+TLS).
+            if !tlsAcceptsHeld { count(.tlsAcceptsHeld) }
+            tlsAcceptsHeld = true
+            return false
+        }
         guard let slot = allocateSlot() else {
             if !listenersPaused { count(.acceptPaused) }
             listenersPaused = true

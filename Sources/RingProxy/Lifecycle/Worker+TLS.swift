@@ -25,12 +25,46 @@ extension Worker {
         tlsSessions[Int(slot)] = ssl
         conns[Int(slot)].tls = true
         conns[Int(slot)].stagesLeft.insert(.tlsHandshake)
+        conns[Int(slot)].tlsHandshaking = true
+        tlsHandshakesInFlight += 1
+        if tlsRatePerWorker != nil { tlsRateLeft -= 1 }
         return true
+    }
+
+    /// Whether a TLS listener may arm another accept: handshakes in flight (with the accepts
+    /// already armed) under the bound, and the second's share of maxsslrate not spent.
+    @inline(__always)
+    func tlsMayAccept(armed: Int) -> Bool {
+        tlsHandshakesInFlight + armed < config.tlsHandshakesInFlightMax && tlsRateLeft - armed > 0
+    }
+
+    /// A handshake ended (done, failed, or its connection closed): the gate may open again.
+    func tlsHandshakeEnded(_ s: Int) {
+        guard conns[s].tlsHandshaking else { return }
+        conns[s].tlsHandshaking = false
+        tlsHandshakesInFlight -= 1
+        if tlsAcceptsHeld { releaseTLSAccepts() }
+    }
+
+    /// Called by the periodic scan: a new second refills maxsslrate's share.
+    func refreshTLSRate() {
+        guard let perSecond = tlsRatePerWorker else { return }
+        let second = nowMs / 1000
+        guard second != tlsRateSecond else { return }
+        tlsRateSecond = second
+        tlsRateLeft = perSecond
+        if tlsAcceptsHeld { releaseTLSAccepts() }
+    }
+
+    private func releaseTLSAccepts() {
+        tlsAcceptsHeld = false
+        for l in listeners.indices where listenerIsTLS[l] { fillAccepts(l) }
     }
 
     /// Frees the connection's SSL (its slot is being released).
     func endTLS(_ slot: Int32) {
         let s = Int(slot)
+        tlsHandshakeEnded(s)
         if let ssl = tlsSessions[s] {
             ctls_free(ssl)
             tlsSessions[s] = nil
@@ -55,6 +89,7 @@ extension Worker {
             switch result {
             case Int32(CTLS_OK):
                 conns[s].stagesLeft.remove(.tlsHandshake)
+                tlsHandshakeEnded(s)
                 count(.tlsHandshakes)
                 if ctls_session_reused(ssl) != 0 { count(.tlsResumedHandshakes) }
             case Int32(CTLS_WANT_READ):
@@ -178,6 +213,7 @@ extension Worker {
         ctls_error_reason(&reason, reason.count)
         let handshaking = conns[s].stagesLeft.contains(.tlsHandshake)
         count(handshaking ? .tlsHandshakeFailures : .tlsRecordErrors)
+        tlsHandshakeEnded(s)
         warnRateLimited(slot, "TLS \(step) failed: \(String(cString: reason))")
         if handshaking && pipes[s * 2 + 1].head != BufferPool.none {
             // Let the alert reach the client (a browser or mosquitto_pub shows its reason).

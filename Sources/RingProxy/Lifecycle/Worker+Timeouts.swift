@@ -18,6 +18,7 @@ extension Worker {
         case .scan:
             timers.schedule(id: WorkerTimer.scan.rawValue, atMs: nowMs + Self.scanIntervalMs)
             scanTimeouts()
+            refreshTLSRate()
             if listenersPaused { resumeListeners() }
         case nil:
             if id >= Self.checkTimerBase && Int(id - Self.checkTimerBase) < checks.count {

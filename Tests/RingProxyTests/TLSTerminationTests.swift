@@ -300,4 +300,78 @@ final class TLSTerminationTests: XCTestCase {
         XCTAssertGreaterThan(span, 1.0, "10 sessions at 4 a second cannot all start within the first second: \(output)")
         XCTAssertEqual(engine.statistics().total[.tlsHandshakes], 10)
     }
+
+    /// Certificate rotation through SIGHUP: new handshakes get the new certificate, a session
+    /// established before keeps going, and a broken file keeps the running set with the reason.
+    func testSighupRotatesTheCertificateAndKeepsSessions() throws {
+        let binary = Tools.ringproxy
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkipError("run `swift build` first") }
+        let echo = TestServer.echo()
+        defer { echo.stop() }
+        let port = TestSocket.unusedPort()
+        let dir = try TemporaryDirectory()
+        let pem = dir.file("current.pem")
+        try FileManager.default.copyItem(atPath: TLSTestCertificates.path("server.pem"), toPath: pem)
+        let path = dir.file("haproxy.cfg")
+        try """
+            \(tcpDefaults)
+            backend b
+              server s1 127.0.0.1:\(echo.port)
+            frontend f
+              bind 127.0.0.1:\(port) ssl crt \(pem)
+              default_backend b
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let child = try ChildProcess(binary, ["-f", path, "--cores", "2"])
+        XCTAssertTrue(eventually { Mosquitto.listening(port) })
+        // A Python client that holds one session open across the reloads and reports the
+        // certificate subject each new handshake sees.
+        let script = """
+            import socket, ssl, sys
+            ctx = ssl.create_default_context(cafile="\(TLSTestCertificates.path("ca.pem"))")
+            ctx.check_hostname = False
+            def subject():
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port))), server_hostname="localhost")
+                cn = dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+                s.close(); return cn
+            held = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port))), server_hostname="localhost")
+            print("BEFORE", subject(), flush=True)
+            sys.stdin.readline()
+            held.sendall(b"1"); assert held.recv(1) == b"1"
+            print("AFTER", subject(), flush=True)
+            sys.stdin.readline()
+            held.sendall(b"2"); assert held.recv(1) == b"2"
+            print("BROKEN", subject(), "HELD OK", flush=True)
+            """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", script]
+        let input = Foundation.Pipe(), output = Foundation.Pipe()
+        python.standardInput = input
+        python.standardOutput = output
+        python.standardError = output
+        try python.run()
+        defer { if python.isRunning { python.terminate() } }
+        func nextLine() -> String {
+            var line: [UInt8] = []
+            while let byte = try? output.fileHandleForReading.read(upToCount: 1), let b = byte.first, b != 10 { line.append(b) }
+            return String(decoding: line, as: UTF8.self)
+        }
+        XCTAssertEqual(nextLine(), "BEFORE localhost")
+        try FileManager.default.removeItem(atPath: pem)
+        try FileManager.default.copyItem(atPath: TLSTestCertificates.path("second.pem"), toPath: pem)
+        child.signal(SIGHUP)
+        usleep(700_000)
+        input.fileHandleForWriting.write("\n".data(using: .utf8)!)
+        XCTAssertEqual(nextLine(), "AFTER broker.example.com", "new handshakes use the new certificate")
+        try "not a certificate".write(toFile: pem, atomically: true, encoding: .utf8)
+        child.signal(SIGHUP)
+        usleep(700_000)
+        input.fileHandleForWriting.write("\n".data(using: .utf8)!)
+        XCTAssertEqual(nextLine(), "BROKEN broker.example.com HELD OK", "a broken file keeps the running set; the held session went on")
+        child.signal(SIGTERM)
+        let (status, log) = child.finish(within: 10)
+        XCTAssertEqual(status, 0, log)
+        XCTAssertTrue(log.contains("reload failed, keeping the running configuration"), log)
+        XCTAssertTrue(log.contains("current.pem"), log)
+    }
 }

@@ -110,6 +110,11 @@ public final class Engine: @unchecked Sendable {
         log.info("started \(generation.workers.count) worker(s) on CPU(s) \(generation.workers.compactMap(\.cpu).map(String.init).joined(separator: ",")); "
                  + "listening on \(generation.boundAddresses.flatMap { $0 }.map(\.description).joined(separator: ", ")); "
                  + "maxconn \(generation.maxConnections) (capacity \(generation.capacity))")
+        if config.frontends.contains(where: { $0.tls != nil }) {
+            let probe = TLSKernelOffload.probe
+            log.info("TLS: records sealed and opened in userspace over the rings' buffers; kernel TLS "
+                     + (probe.supported ? "is available (the key hand-off is verified, the relay does not use it yet)" : "unavailable: \(probe.reason)"))
+        }
     }
 
     /// Applies a new configuration without dropping a connection: new workers take the

@@ -1,6 +1,6 @@
 // Server contexts from plain options: certificates (HAProxy `crt` files, SNI among several),
-// client verification with CA and CRL files, protocol bounds, ciphers, groups, ALPN, session
-// cache and tickets. Runs at start-up and reload only; errors name the file and the reason.
+// client verification with CA and CRL files, protocol bounds, ciphers (and whose order wins),
+// groups, signature algorithms, ALPN, session cache and tickets. Runs at start-up and reload only; errors name the file and the reason.
 #define _GNU_SOURCE
 #include "internal.h"
 #include <pthread.h>
@@ -20,6 +20,7 @@ typedef struct ctls_cert {
 // ALPN's protocol list in wire format.
 typedef struct ctls_ctx_data {
     size_t cert_count;
+    int strict_sni;
     unsigned char alpn[256];
     unsigned alpn_len;
     ctls_cert certs[];
@@ -108,12 +109,14 @@ static int load_cert_file(const char *path, ctls_cert *out, char *err, size_t er
 
 // SNI (RFC 6066 §3): the certificate whose SAN dNSName or CN matches the name exactly, else one
 // whose wildcard covers it (one label deep: *.example.com covers a.example.com only), else the
-// default already on the SSL.
+// default already on the SSL. With strict_sni (HAProxy's strict-sni) no default: a ClientHello
+// without SNI or with a name no certificate covers gets a fatal unrecognized_name alert.
 static int pick_certificate(SSL *ssl, int *alert, void *arg) {
-    (void)alert;
     const ctls_ctx_data *d = arg;
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    if (name == NULL || d->cert_count < 2) return SSL_TLSEXT_ERR_OK;
+    if (!d->strict_sni && (name == NULL || d->cert_count < 2)) return SSL_TLSEXT_ERR_OK;
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    if (name == NULL) return SSL_TLSEXT_ERR_ALERT_FATAL;
     const unsigned int passes[2] = {
         X509_CHECK_FLAG_ALWAYS_CHECK_SUBJECT | X509_CHECK_FLAG_NO_WILDCARDS,
         X509_CHECK_FLAG_ALWAYS_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
@@ -128,7 +131,7 @@ static int pick_certificate(SSL *ssl, int *alert, void *arg) {
             return SSL_TLSEXT_ERR_OK;
         }
     }
-    return SSL_TLSEXT_ERR_OK;
+    return d->strict_sni ? SSL_TLSEXT_ERR_ALERT_FATAL : SSL_TLSEXT_ERR_OK;
 }
 
 // ALPN (RFC 7301 §3.2): the first of our protocols the client offers; none in common means no
@@ -199,7 +202,8 @@ SSL_CTX *ctls_server_ctx_new(const ctls_server_options *o, char *err, size_t err
     const ctls_cert *first = &d->certs[0];
     if (!SSL_CTX_use_cert_and_key(ctx, first->cert, first->key, first->chain, 1))
         return fail(ctx, err, err_len, base_name(o->cert_files[0]), openssl_reason("unusable"));
-    if (o->cert_count > 1) {
+    d->strict_sni = o->strict_sni;
+    if (o->cert_count > 1 || o->strict_sni) {
         SSL_CTX_set_tlsext_servername_callback(ctx, pick_certificate);
         SSL_CTX_set_tlsext_servername_arg(ctx, d);
     }
@@ -239,6 +243,10 @@ SSL_CTX *ctls_server_ctx_new(const ctls_server_options *o, char *err, size_t err
         return fail(ctx, err, err_len, "ciphersuites", openssl_reason("no cipher match"));
     if (o->curves && !SSL_CTX_set1_groups_list(ctx, o->curves))
         return fail(ctx, err, err_len, "curves", openssl_reason("unknown group"));
+    if (o->sigalgs && !SSL_CTX_set1_sigalgs_list(ctx, o->sigalgs))
+        return fail(ctx, err, err_len, "sigalgs", openssl_reason("unknown signature algorithm"));
+    if (o->client_sigalgs && !SSL_CTX_set1_client_sigalgs_list(ctx, o->client_sigalgs))
+        return fail(ctx, err, err_len, "client-sigalgs", openssl_reason("unknown signature algorithm"));
     if (o->alpn) {
         if (!alpn_wire(o->alpn, d->alpn, &d->alpn_len))
             return fail(ctx, err, err_len, "alpn", "empty or too long protocol name");
@@ -259,8 +267,8 @@ SSL_CTX *ctls_server_ctx_new(const ctls_server_options *o, char *err, size_t err
     }
     SSL_CTX_set_timeout(ctx, o->session_timeout_s > 0 ? o->session_timeout_s : 300);
 
-    uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE
-                     | SSL_OP_NO_COMPRESSION;
+    uint64_t options = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
+    if (!o->prefer_client_ciphers) options |= SSL_OP_CIPHER_SERVER_PREFERENCE;
     if (!o->tickets) options |= SSL_OP_NO_TICKET;
     SSL_CTX_set_options(ctx, options);
     long mode = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;

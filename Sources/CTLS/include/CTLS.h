@@ -56,6 +56,10 @@ typedef struct ctls_server_options {
     int tickets;                     // 1 = session tickets (RFC 5077 / TLS 1.3 stateless)
     int release_buffers;             // 1 = SSL_MODE_RELEASE_BUFFERS
     int keep_traffic_secrets;        // 1 = keylog callback keeps secrets for kTLS
+    int prefer_client_ciphers;       // 1 = no SSL_OP_CIPHER_SERVER_PREFERENCE
+    int strict_sni;                  // 1 = refuse a ClientHello whose SNI matches no certificate
+    const char *sigalgs;             // signature algorithms we sign with, or NULL
+    const char *client_sigalgs;      // signature algorithms asked of client certificates, or NULL
 } ctls_server_options;
 
 // A context, or NULL with err = "file: reason". On success err holds warnings ("" if none),

@@ -60,6 +60,33 @@ public struct GlobalSection: Sendable, Equatable {
     public var statsSocketLocation: SourceLocation?
     /// `stats timeout`: how long an idle stats socket session lasts.
     public var statsTimeoutMs: Int?
+    /// `ssl-default-bind-*`: what every `bind ... ssl` line gets unless it says otherwise.
+    public var sslDefaultBind = SSLDefaultBind()
+    /// `tune.ssl.cachesize`: sessions each TLS context's cache keeps (0: no cache).
+    public var sslCacheEntriesMax: Int?
+    /// `tune.ssl.lifetime`: how long a session or ticket can be resumed.
+    public var sslLifetimeS: Int?
+
+    public init() {}
+}
+
+/// The global `ssl-default-bind-ciphers`, `-ciphersuites`, `-curves`, `-sigalgs`,
+/// `-client-sigalgs` and `-options` lines, in a bind line's words.
+public struct SSLDefaultBind: Sendable, Equatable {
+    public var ciphers: String?
+    public var ciphersuites: String?
+    public var curves: String?
+    public var sigalgs: String?
+    public var clientSigalgs: String?
+    /// `ssl-default-bind-options` values.
+    public var sslMinVersion: String?
+    public var sslMaxVersion: String?
+    public var disabledVersions: Set<String> = []
+    public var noTLSTickets: Bool = false
+    public var preferClientCiphers: Bool = false
+    public var strictSNI: Bool = false
+    /// Where `ssl-default-bind-options` was (for messages about a bind it applies to).
+    public var optionsLocation: SourceLocation?
 
     public init() {}
 }

@@ -80,6 +80,9 @@ enum ConfigKeywords {
     static let global: Set<String> = [
         "log", "maxconn", "nbthread", "daemon", "crt-base", "ca-base", "maxsslrate",
         "setenv", "presetenv", "unsetenv", "resetenv",
+        "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites", "ssl-default-bind-curves",
+        "ssl-default-bind-sigalgs", "ssl-default-bind-client-sigalgs", "ssl-default-bind-options",
+        "ssl-dh-param-file", "tune.ssl.cachesize", "tune.ssl.lifetime", "tune.ssl.default-dh-param",
     ]
 
     /// Global keywords ringproxy accepts and ignores, with the reason given in the warning.
@@ -92,14 +95,13 @@ enum ConfigKeywords {
         for keyword in ["nbproc", "cpu-map", "numa-cpu-mapping", "busy-polling"] {
             table[keyword] = "ignored: ringproxy runs one worker per core; use 'nbthread' to limit them"
         }
+        // `server ... ssl` is refused at its line, so these have nothing to apply to.
         for keyword in [
-            "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites", "ssl-default-bind-options",
-            "ssl-default-bind-curves", "ssl-default-bind-sigalgs", "ssl-default-bind-client-sigalgs",
             "ssl-default-server-ciphers", "ssl-default-server-ciphersuites", "ssl-default-server-options",
-            "ssl-dh-param-file", "ssl-server-verify", "ssl-engine", "ssl-mode-async", "ssl-propquery",
-            "ssl-provider", "ssl-provider-path", "ssl-skip-self-issued-ca", "issuers-chain-path",
+            "ssl-default-server-curves", "ssl-default-server-sigalgs", "ssl-default-server-client-sigalgs",
+            "ssl-server-verify",
         ] {
-            table[keyword] = "ignored: set TLS parameters on each 'bind' or 'server' line"
+            table[keyword] = "ignored: TLS towards servers is not implemented yet ('server ... ssl' is refused at its line)"
         }
         for keyword in [
             "node", "description", "log-tag", "log-send-hostname", "hard-stop-after", "grace",
@@ -120,6 +122,15 @@ enum ConfigKeywords {
 
     /// Global keywords whose effect ringproxy cannot reproduce: errors.
     static let globalUnsupported: [String: String] = [
+        "ssl-engine": "OpenSSL engines are not supported by ringproxy: it uses OpenSSL's default provider",
+        "ssl-mode-async": "asynchronous OpenSSL engines are not supported by ringproxy",
+        "ssl-provider": "loading OpenSSL providers is not supported by ringproxy: it uses the default provider",
+        "ssl-provider-path": "loading OpenSSL providers is not supported by ringproxy: it uses the default provider",
+        "ssl-propquery": "OpenSSL property queries are not supported by ringproxy: it uses the default provider",
+        "ssl-skip-self-issued-ca": "not implemented by ringproxy: the chain is sent as the 'crt' file holds it",
+        "issuers-chain-path": "not implemented by ringproxy: put the chain in the 'crt' file",
+        "ssl-load-extra-files": "not implemented by ringproxy: each 'crt' file holds its certificate, chain and key",
+        "ssl-security-level": "not implemented by ringproxy: OpenSSL's system-wide security level applies",
         "lua-load": "Lua scripts are not supported by ringproxy",
         "lua-load-per-thread": "Lua scripts are not supported by ringproxy",
         "lua-prepend-path": "Lua scripts are not supported by ringproxy",

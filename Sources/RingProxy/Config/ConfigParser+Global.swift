@@ -19,6 +19,7 @@ extension ConfigParser.State {
             }
             return
         }
+        if readGlobalTLS(words) { return }
         if keyword.hasPrefix("tune.") {
             warning(keyword, "ignored: HAProxy tuning has no ringproxy equivalent")
             return

@@ -1,6 +1,7 @@
 // Reads `server`, `default-server` and `bind` lines: addresses, ports and their options, with
 // HAProxy's limits (weight 0-256, ports 1-65535, TLS that needs a certificate). Options HAProxy
-// has but ringproxy does not act on are accepted with a warning; unknown ones are errors.
+// has but ringproxy does not act on are accepted with a warning, except TLS ones, which are
+// refused (ConfigParser+TLS.swift); unknown ones are errors.
 
 extension ConfigParser.State {
     // MARK: server
@@ -279,7 +280,7 @@ extension ConfigParser.State {
             error("bind", "'verify \(verify.rawValue)' needs 'ca-file'", hint: "name the CAs that sign client certificates: 'ca-file <path>'")
             return
         }
-        if !bind.ssl, !bind.certificates.isEmpty || bind.caFile != nil || bind.verify != nil {
+        if !bind.ssl, bind.hasTLSSettings {
             warning("bind", "TLS settings without 'ssl': this listener accepts plain TCP", hint: "add 'ssl' to terminate TLS")
         }
         draft!.binds.append(bind)
@@ -328,6 +329,13 @@ extension ConfigParser.State {
             case "ssl": bind.ssl = true
             case "accept-proxy": bind.acceptProxy = true
             default:
+                if readBindTLSFlag(option, into: &bind) { continue }
+                if let refused = Self.refusedBindTLSOptions[option] {
+                    error("bind", refused.reason, hint: refused.hint)
+                    if refused.takesValue { index += 1 }
+                    failed = true
+                    continue
+                }
                 if Self.ignoredBindFlags.contains(option) {
                     warning("bind", "'\(option)' ignored: not implemented by ringproxy")
                     continue
@@ -339,6 +347,7 @@ extension ConfigParser.State {
                         index += 1  // its file name
                     } else {
                         let candidates = ["ssl", "accept-proxy"] + Self.bindValueOptions + Self.ignoredBindFlags + Self.ignoredBindValueOptions
+                            + Self.bindTLSFlags + Array(Self.refusedBindTLSOptions.keys)
                         let hint = ConfigKeywords.suggestion(for: option, among: candidates).map { "did you mean '\($0)'?" }
                         error("bind", "unknown option '\(option)'", hint: hint)
                     }
@@ -371,13 +380,15 @@ extension ConfigParser.State {
                 case "ciphers": bind.ciphers = value
                 case "ciphersuites": bind.ciphersuites = value
                 case "ssl-min-ver", "ssl-max-ver":
-                    let versions = ["SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
-                    guard versions.contains(value) else {
-                        error("bind", "invalid '\(option)' value '\(value)'", hint: "known: " + versions.joined(separator: ", "))
+                    guard let version = sslVersion(option, value, keyword: "bind") else {
                         failed = true
                         continue
                     }
-                    if option == "ssl-min-ver" { bind.sslMinVersion = value } else { bind.sslMaxVersion = value }
+                    if option == "ssl-min-ver" { bind.sslMinVersion = version } else { bind.sslMaxVersion = version }
+                case "curves": bind.curves = value
+                case "ecdhe": bind.ecdhe = value
+                case "sigalgs": bind.sigalgs = value
+                case "client-sigalgs": bind.clientSigalgs = value
                 case "maxconn":
                     guard let number = integer(value, in: 1...Int(Int32.max), keyword: "bind", what: "maxconn") else {
                         failed = true
@@ -394,22 +405,18 @@ extension ConfigParser.State {
 
     static let bindValueOptions = [
         "crt", "ca-file", "crl-file", "verify", "alpn", "name", "ciphers", "ciphersuites",
-        "ssl-min-ver", "ssl-max-ver", "maxconn",
+        "ssl-min-ver", "ssl-max-ver", "maxconn", "curves", "ecdhe", "sigalgs", "client-sigalgs",
     ]
 
+    /// Socket and process options with no TLS meaning (TLS ones: ConfigParser+TLS.swift).
     static let ignoredBindFlags = [
-        "v4v6", "v6only", "transparent", "tfo", "defer-accept", "strict-sni", "prefer-client-ciphers",
-        "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12", "no-tlsv13", "force-sslv3",
-        "force-tlsv10", "force-tlsv11", "force-tlsv12", "force-tlsv13", "allow-0rtt", "no-ca-names",
-        "no-tls-tickets", "tls-tickets", "generate-certificates", "no-alpn", "quic-force-retry",
-        "ssl-default-bind-options",
+        "v4v6", "v6only", "transparent", "tfo", "defer-accept", "quic-force-retry",
     ]
 
     static let ignoredBindValueOptions = [
         "backlog", "id", "interface", "mss", "nice", "process", "thread", "tcp-ut", "user",
-        "group", "uid", "gid", "mode", "namespace", "npn", "curves", "ecdhe", "sigalgs",
-        "client-sigalgs", "ca-verify-file", "ca-ignore-err", "crt-ignore-err", "level",
-        "severity-output", "expose-fd", "shards", "label", "quic-cc-algo", "proto", "ca-sign-file",
-        "ca-sign-pass", "idle-ping", "guid-prefix",
+        "group", "uid", "gid", "mode", "namespace", "level",
+        "severity-output", "expose-fd", "shards", "label", "quic-cc-algo", "proto",
+        "idle-ping", "guid-prefix",
     ]
 }

@@ -222,9 +222,17 @@ extension EngineConfig {
             // a frontend terminates TLS with the same settings, or none does.
             let tlsBinds = frontend.binds.filter(\.ssl)
             var tls: TLSBindConfig?
-            if let first = tlsBinds.first {
-                tls = tlsBindConfig(first, global: file.global)
-                for bind in frontend.binds where !bind.ssl || tlsBindConfig(bind, global: file.global) != tls {
+            func resolvedTLS(_ bind: FrontendBind) -> TLSBindConfig? {
+                switch tlsBindConfig(bind, global: file.global) {
+                case .success(let config): return config
+                case .failure(let problem):
+                    refuse(bind.location, "bind", problem.message, hint: problem.hint)
+                    return nil
+                }
+            }
+            if let first = tlsBinds.first, let firstTLS = resolvedTLS(first) {
+                tls = firstTLS
+                for bind in frontend.binds where !bind.ssl || resolvedTLS(bind).map({ $0 != firstTLS }) == true {
                     refuse(bind.location, "bind", "frontend '\(frontend.name)' terminates TLS with other settings on another bind (line \(first.location.line))",
                            hint: "ringproxy applies one TLS setting to a whole frontend: put these listeners in separate frontends")
                 }
@@ -307,17 +315,64 @@ extension EngineConfig {
         return LoadedConfiguration(engine: engine, notes: notes)
     }
 
-    /// A `bind ... ssl` line's TLS settings, over the global `ssl-default-bind-*` ones.
-    static func tlsBindConfig(_ bind: FrontendBind, global: GlobalSection) -> TLSBindConfig {
+    /// A `bind ... ssl` line's TLS settings over the global `ssl-default-bind-*` ones (the
+    /// bind's own keyword wins, as in HAProxy), or why they cannot be built.
+    static func tlsBindConfig(_ bind: FrontendBind, global: GlobalSection) -> Result<TLSBindConfig, ConfigValueError> {
+        let defaults = global.sslDefaultBind
         var tls = TLSBindConfig(certificatePaths: bind.certificates)
         tls.caFile = bind.caFile
         tls.crlFile = bind.crlFile
         tls.verify = bind.verify ?? .none
         tls.alpn = bind.alpn
-        tls.ciphers = bind.ciphers
-        tls.ciphersuites = bind.ciphersuites
-        if let text = bind.sslMinVersion, let version = TLSProtocolVersion(rawValue: text) { tls.minVersion = version }
-        if let text = bind.sslMaxVersion, let version = TLSProtocolVersion(rawValue: text) { tls.maxVersion = version }
-        return tls
+        tls.ciphers = bind.ciphers ?? defaults.ciphers
+        tls.ciphersuites = bind.ciphersuites ?? defaults.ciphersuites
+        tls.curves = bind.curves ?? bind.ecdhe ?? defaults.curves
+        tls.sigalgs = bind.sigalgs ?? defaults.sigalgs
+        tls.clientSigalgs = bind.clientSigalgs ?? defaults.clientSigalgs
+        tls.tickets = bind.tickets ?? !defaults.noTLSTickets
+        tls.preferClientCiphers = bind.preferClientCiphers || defaults.preferClientCiphers
+        tls.strictSNI = bind.strictSNI ?? defaults.strictSNI
+        if let entries = global.sslCacheEntriesMax { tls.sessionCacheEntriesMax = entries }
+        if let lifetime = global.sslLifetimeS { tls.sessionLifetimeS = lifetime }
+        switch tlsVersions(bind, defaults) {
+        case .success(let (min, max)):
+            tls.minVersion = min
+            tls.maxVersion = max
+        case .failure(let problem):
+            return .failure(problem)
+        }
+        return .success(tls)
+    }
+
+    /// HAProxy's ssl_sock_prepare_ctx: `ssl-min-ver`/`ssl-max-ver` (the bind's, else the global
+    /// ones), the minimum TLS 1.2 by default; `no-tlsv1x` flags (bind and global together)
+    /// narrow that range, but HAProxy ignores them once a min or max is set: where that would
+    /// drop a version the operator disabled, ringproxy refuses instead. The parser has refused
+    /// every version below TLS 1.2 already. A nil maximum is OpenSSL's highest (TLS 1.3).
+    static func tlsVersions(_ bind: FrontendBind, _ defaults: SSLDefaultBind) -> Result<(TLSProtocolVersion, TLSProtocolVersion?), ConfigValueError> {
+        let supported: [TLSProtocolVersion] = [.tls12, .tls13]
+        let min = (bind.sslMinVersion ?? defaults.sslMinVersion).flatMap(TLSProtocolVersion.init(rawValue:))
+        let max = (bind.sslMaxVersion ?? defaults.sslMaxVersion).flatMap(TLSProtocolVersion.init(rawValue:))
+        let disabled = bind.disabledVersions.union(defaults.disabledVersions)
+        let inRange = supported.filter { $0.wireValue >= (min ?? .tls12).wireValue && $0.wireValue <= (max ?? .tls13).wireValue }
+        if min != nil || max != nil {
+            if let dropped = inRange.first(where: { disabled.contains($0.rawValue) }) {
+                let name = dropped == .tls12 ? "no-tlsv12" : "no-tlsv13"
+                let source = bind.sslMinVersion != nil || bind.sslMaxVersion != nil ? "on this line"
+                    : "by 'ssl-default-bind-options' at line \(defaults.optionsLocation?.line ?? 0)"
+                return .failure(ConfigValueError(
+                    message: "'\(name)' has no effect once 'ssl-min-ver' or 'ssl-max-ver' is set (\(source)): HAProxy ignores it, ringproxy refuses it",
+                    hint: "use only 'ssl-min-ver' and 'ssl-max-ver'"))
+            }
+            guard let lowest = inRange.first else {
+                return .failure(ConfigValueError(message: "'ssl-min-ver' is above 'ssl-max-ver': all SSL/TLS versions are disabled"))
+            }
+            return .success((lowest, max == nil ? nil : inRange.last))
+        }
+        let enabled = inRange.filter { !disabled.contains($0.rawValue) }
+        guard let lowest = enabled.first, let highest = enabled.last else {
+            return .failure(ConfigValueError(message: "all SSL/TLS versions are disabled", hint: "ringproxy terminates TLS 1.2 and 1.3"))
+        }
+        return .success((lowest, highest == .tls13 ? nil : highest))
     }
 }

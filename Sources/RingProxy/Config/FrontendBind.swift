@@ -50,13 +50,37 @@ public struct FrontendBind: Sendable, Equatable {
     public var name: String?
     public var ciphers: String?
     public var ciphersuites: String?
+    /// `ssl-min-ver` / `ssl-max-ver` (`force-tlsv12` sets both, as in HAProxy).
     public var sslMinVersion: String?
     public var sslMaxVersion: String?
+    /// `no-sslv3`, `no-tlsv10` ... `no-tlsv13`: the versions named ("TLSv1.3").
+    public var disabledVersions: Set<String> = []
+    /// `curves`, and `ecdhe` (HAProxy's older single-curve form, used when `curves` is absent).
+    public var curves: String?
+    public var ecdhe: String?
+    /// `sigalgs` (the server's signature algorithms), `client-sigalgs` (asked of client
+    /// certificates): OpenSSL's list syntax.
+    public var sigalgs: String?
+    public var clientSigalgs: String?
+    /// `tls-tickets` (true) / `no-tls-tickets` (false); nil when the line says neither.
+    public var tickets: Bool?
+    /// `prefer-client-ciphers`.
+    public var preferClientCiphers: Bool = false
+    /// `strict-sni` (true) / `no-strict-sni` (false); nil when the line says neither.
+    public var strictSNI: Bool?
     public var maxconn: Int?
     public var location: SourceLocation
 
     public init(addresses: [BindAddress], location: SourceLocation) {
         self.addresses = addresses
         self.location = location
+    }
+
+    /// Any TLS setting written on the line (they mean nothing without `ssl`).
+    var hasTLSSettings: Bool {
+        !certificates.isEmpty || caFile != nil || crlFile != nil || verify != nil || !alpn.isEmpty
+            || ciphers != nil || ciphersuites != nil || sslMinVersion != nil || sslMaxVersion != nil
+            || !disabledVersions.isEmpty || curves != nil || ecdhe != nil || sigalgs != nil
+            || clientSigalgs != nil || tickets != nil || preferClientCiphers || strictSNI != nil
     }
 }

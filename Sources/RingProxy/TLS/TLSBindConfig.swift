@@ -40,8 +40,17 @@ public struct TLSBindConfig: Equatable, Sendable {
     /// `ciphers` (TLS 1.2 and below) and `ciphersuites` (TLS 1.3), OpenSSL's list syntax.
     public var ciphers: String?
     public var ciphersuites: String?
-    /// `curves`: key exchange groups, "X25519:P-256".
+    /// `curves` (or `ecdhe`): key exchange groups, "X25519:P-256".
     public var curves: String?
+    /// `sigalgs`: the signature algorithms the server signs with; `client-sigalgs`: those it
+    /// accepts from client certificates. OpenSSL's list syntax ("ECDSA+SHA256:RSA-PSS+SHA256").
+    public var sigalgs: String?
+    public var clientSigalgs: String?
+    /// `prefer-client-ciphers`: the client's order of ciphers wins (default: the server's).
+    public var preferClientCiphers: Bool = false
+    /// `strict-sni`: a handshake without SNI, or whose SNI matches no certificate, is refused
+    /// (unrecognized_name) instead of getting the default certificate.
+    public var strictSNI: Bool = false
     /// `alpn`: protocols in the server's order of preference.
     public var alpn: [String] = []
     /// Session tickets (`no-tls-tickets` turns them off).

@@ -28,6 +28,8 @@ public final class TLSContext {
             withOptionalCString(config.ciphersuites) { suites in
             withOptionalCString(config.curves) { curves in
             withOptionalCString(config.alpn.isEmpty ? nil : config.alpn.joined(separator: ",")) { alpn in
+            withOptionalCString(config.sigalgs) { sigalgs in
+            withOptionalCString(config.clientSigalgs) { clientSigalgs in
                 var o = ctls_server_options()
                 o.cert_files = paths.baseAddress
                 o.cert_count = paths.count
@@ -45,8 +47,12 @@ public final class TLSContext {
                 o.tickets = config.tickets ? 1 : 0
                 o.release_buffers = config.releasesBuffers ? 1 : 0
                 o.keep_traffic_secrets = config.keepsTrafficSecrets ? 1 : 0
+                o.prefer_client_ciphers = config.preferClientCiphers ? 1 : 0
+                o.strict_sni = config.strictSNI ? 1 : 0
+                o.sigalgs = sigalgs
+                o.client_sigalgs = clientSigalgs
                 return ctls_server_ctx_new(&o, &errorText, errorText.count)
-            }}}}}}
+            }}}}}}}}
         }
         let text = String(cString: errorText)
         guard let made else { throw TLSError(text) }

@@ -16,6 +16,17 @@ to show it is not the bottleneck. Workloads, interleaved per repeat:
   bulk-1/100 raw bytes streamed both ways through 1 and 100 connections
   latency    1 connection, 1 message in flight: the latency a hop adds (p50, p99)
   idle       10k, 50k, 100k MQTT connections held with keepalive pings: RSS per connection
+With --tls, the TLS workloads of issue 11 instead (ringproxy and HAProxy load the same
+haproxy.cfg, `bind ... ssl crt`; nginx `listen ... ssl`; one throwaway certificate per run, TLS 1.3,
+TLS_AES_128_GCM_SHA256, X25519, all three with SSL_MODE_RELEASE_BUFFERS; load from tlsbench, C,
+OpenSSL + epoll, on CPU 1 with the echo backend; its own CPU is reported):
+  tls-full-ecdsa/-rsa  full handshakes (ECDSA P-256 / RSA-2048 certificate): connect, handshake,
+                       one 64-byte message echoed, close_notify, close; 32 in flight, no resumption
+  tls-resume           the same offering each slot's last TLS 1.3 ticket (resumed handshakes)
+  tls-pingpong         100 connections x 16 MQTT-sized (64 B) messages in flight, a record each
+  tls-bulk-1/100       16 KiB writes streamed both ways through 1 and 100 connections
+  tls-idle             3,000 TLS connections held: RSS per connection
+--smoke adds tls-full-ecdsa (1 s) to the plain smoke run; --tls --smoke runs only it (~20 s).
 Results: results.json, results.md and PNG charts in --out.
 """
 import argparse
@@ -67,12 +78,32 @@ UNITS = {
     "bulk-100": ("MB/s", "CPU-µs/MB"),
     "latency": ("round trips/s", "p99 µs"),
     "idle": ("conns held", "RSS B/conn"),
+    "tls-full-ecdsa": ("handshakes/s", "CPU-µs/handshake"),
+    "tls-full-rsa": ("handshakes/s", "CPU-µs/handshake"),
+    "tls-resume": ("handshakes/s", "CPU-µs/handshake"),
+    "tls-pingpong": ("round trips/s", "CPU-µs/round trip"),
+    "tls-bulk-1": ("MB/s", "CPU-µs/MB"),
+    "tls-bulk-100": ("MB/s", "CPU-µs/MB"),
+    "tls-idle": ("conns held", "RSS B/conn"),
 }
 # Reference proxy for the "ratio" column of each workload: the seed's MQTT configuration of
 # HAProxy wherever the traffic is MQTT, plain HAProxy for raw bytes.
 REFERENCE = {"conn": "haproxy-mqtt", "conn-mosquitto": "haproxy-mqtt", "conn-loaded": "haproxy-mqtt", "reconnect": "haproxy-mqtt",
              "pingpong": "haproxy-mqtt", "latency": "haproxy-mqtt", "idle": "haproxy-mqtt",
              "bulk-1": "haproxy", "bulk-100": "haproxy"}
+# TLS: the same three proxies terminating TLS in front of the echo backend (plain TCP mode, no
+# MQTT check: the TLS work is what differs). ringproxy and HAProxy load the same haproxy.cfg.
+TLS_PROXIES = [
+    ("ringproxy-tls", dict(kind="ringproxy-cfg", mqtt=False)),
+    ("haproxy-tls", dict(kind="haproxy", mqtt=False)),
+    ("nginx-tls", dict(kind="nginx", mqtt=False)),
+]
+TLS_PROXY_NAMES = [p for p, _ in TLS_PROXIES]
+TLS_SUITE, TLS_GROUP = "TLS_AES_128_GCM_SHA256", "X25519"
+TLS_IDLE = 3000
+for _w in UNITS:
+    if _w.startswith("tls-"):
+        REFERENCE[_w] = "haproxy-tls"
 
 procs = []  # every Popen we started (each in its own session/process group)
 scratch = None
@@ -256,6 +287,12 @@ def build(skip):
         if r.returncode != 0:
             die(f"gcc {src} failed: {r.stderr}")
         tools[t] = dst
+    src = os.path.join(REPO, "Benchmarks", "tools", "tlsbench.c")
+    dst = os.path.join(scratch, "rp-tlsbench")
+    r = subprocess.run(["gcc", "-O2", src, "-o", dst, "-lssl", "-lcrypto"], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        die(f"gcc {src} failed (libssl-dev?): {r.stderr}")
+    tools["tlsbench"] = dst
     ringbench = os.path.join(os.path.dirname(binpath), "ringbench")
     if not os.access(ringbench, os.X_OK):
         die(f"ringbench not found at {ringbench}")
@@ -284,9 +321,10 @@ def start_backends(cfg, tools):
             die(f"backend on port {port} did not come up")
 
 
-def haproxy_cfg(mqtt, port, backends, maxconn):
+def haproxy_cfg(mqtt, port, backends, maxconn, crt=None):
     """The seed's MQTT configuration (mqtt_is_valid + stick table on the client id), or plain
-    round robin; one thread."""
+    round robin; one thread. With crt: TLS termination on the bind line (TLS 1.3 only, one
+    suite, one group), the file ringproxy loads too."""
     lines = ["global", "  nbthread 1", f"  maxconn {maxconn}",
              "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 60s", "  timeout server 60s",
              "backend b", "  balance roundrobin"]
@@ -294,24 +332,30 @@ def haproxy_cfg(mqtt, port, backends, maxconn):
         lines += ["  stick-table type string len 32 size 100k expire 30m",
                   "  stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)"]
     lines += [f"  server s{i} 127.0.0.1:{b}" for i, b in enumerate(backends)]
-    lines += ["frontend f", f"  bind 127.0.0.1:{port}", "  default_backend b"]
+    ssl = (f" ssl crt {crt} ssl-min-ver TLSv1.3 ciphersuites {TLS_SUITE} curves {TLS_GROUP}" if crt else "")
+    lines += ["frontend f", f"  bind 127.0.0.1:{port}{ssl}", "  default_backend b"]
     if mqtt:
         lines += ["  tcp-request inspect-delay 5s",
                   "  tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }"]
     return "\n".join(lines) + "\n"
 
 
-def nginx_cfg(port, backends, workers, per_worker):
+def nginx_cfg(port, backends, workers, per_worker, crt=None):
     servers = "".join(f"    server 127.0.0.1:{b};\n" for b in backends)
+    ssl = ""
+    if crt:
+        ssl = (f" ssl; ssl_certificate {crt}; ssl_certificate_key {crt}; ssl_protocols TLSv1.3;"
+               f" ssl_conf_command Ciphersuites {TLS_SUITE}; ssl_ecdh_curve {TLS_GROUP}; ssl_session_tickets on")
     return (f"load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
             f"worker_processes {workers};\nworker_rlimit_nofile {min(19_990, per_worker * 2 + 200)};\n"
             f"pid {scratch}/nginx.pid;\nerror_log {scratch}/nginx-error.log;\n"
             f"events {{ worker_connections {min(19_900, per_worker * 2 + 100)}; }}\n"
             f"stream {{\n  upstream b {{\n{servers}  }}\n"
-            f"  server {{ listen 127.0.0.1:{port}{' reuseport' if workers > 1 else ''}; proxy_pass b; }}\n}}\n")
+            f"  server {{ listen 127.0.0.1:{port}{' reuseport' if workers > 1 else ''}{' ssl' if crt else ''};"
+            f"{ssl.replace(' ssl;', '', 1)}{';' if crt else ''} proxy_pass b; }}\n}}\n")
 
 
-def start_proxy(name, spec, binpath, port, backends, conns):
+def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
     """Starts the proxy on CPU 0 sized for `conns` connections. With more than one process's
     worth (the open-files limit is 20,000 per process, and per io_uring fixed-file table),
     ringproxy runs more workers, HAProxy more processes sharing the port (SO_REUSEPORT) and
@@ -328,15 +372,21 @@ def start_proxy(name, spec, binpath, port, backends, conns):
             cmd += ["--backend", f"127.0.0.1:{b}"]
         cmd += ["--cores", str(instances), "--log", "none", "--maxconn", str(conns + 1000)] + spec["args"]
         cmds = [cmd]
+    elif kind == "ringproxy-cfg":
+        # TLS has no command-line flags: ringproxy reads the very file HAProxy gets.
+        cfg = os.path.join(scratch, f"{name}.cfg")
+        with open(cfg, "w") as f:
+            f.write(haproxy_cfg(spec["mqtt"], port, backends, conns + 1000, crt))
+        cmds = [["taskset", "-c", "0", binpath, "-f", cfg]]
     elif kind == "haproxy":
         cfg = os.path.join(scratch, f"{name}.cfg")
         with open(cfg, "w") as f:
-            f.write(haproxy_cfg(spec["mqtt"], port, backends, per))
+            f.write(haproxy_cfg(spec["mqtt"], port, backends, per, crt))
         cmds = [["taskset", "-c", "0", "haproxy", "-f", cfg, "-db"] for _ in range(instances)]
     elif kind == "nginx":
         cfg = os.path.join(scratch, "nginx.conf")
         with open(cfg, "w") as f:
-            f.write(nginx_cfg(port, backends, instances, min(conns + 500, 9_950)))
+            f.write(nginx_cfg(port, backends, instances, min(conns + 500, 9_950), crt))
         cmds = [["taskset", "-c", "0", "nginx", "-c", cfg, "-p", scratch, "-g", "daemon off;"]]
     else:
         raise ValueError(kind)
@@ -529,6 +579,126 @@ WORKLOADS = [
 ]
 
 
+# ---------------------------------------------------------------- TLS workloads (issue 11)
+
+def make_certificates():
+    """Throwaway self-signed certificates, certificate and key in one file (HAProxy's `crt`,
+    nginx takes the same file for both)."""
+    certs = {}
+    for name, key in (("ecdsa", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]),
+                      ("rsa", ["-newkey", "rsa:2048"])):
+        k, c, pem = (os.path.join(scratch, f"{name}.{x}") for x in ("key", "crt", "pem"))
+        subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "30", "-subj", "/CN=localhost",
+                        "-keyout", k, "-out", c] + key, check=True, capture_output=True, timeout=60)
+        with open(pem, "w") as f:
+            f.write(open(c).read() + open(k).read())
+        os.chmod(pem, 0o644)
+        certs[name] = pem
+    return certs
+
+
+def tlsbench(tools, mode, port, args, seconds):
+    out = run(["taskset", "-c", "1", tools["tlsbench"], mode, "127.0.0.1", str(port), "--seconds", str(seconds),
+               "--ciphersuites", TLS_SUITE, "--groups", TLS_GROUP] + args, timeout=seconds + 60)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def tls_result(j, cpu, busy, work, rate):
+    """Per-unit figures of a TLS run, with the load generator's own CPU share."""
+    res = with_machine(dict(raw=j, rate=rate, cpu_s=cpu, work=work, backend_busy=busy,
+                            per_unit=per_unit(cpu, work), client_busy=j["client_busy"],
+                            client_per_unit=per_unit(j["client_cpu_s"], work)))
+    # The machine is shared: CPU that neither the proxy, the client nor the backend used.
+    secs = max(1e-9, j["seconds"])
+    res["other_busy"] = max(0.0, (last_machine["cpu"] - (cpu or 0) - j["client_cpu_s"] - busy * secs) / secs)
+    if j.get("failed"):
+        res["failed"] = j["failed"]
+        if j["failed"] > 0.01 * max(1, j["operations"]):
+            res["warning"] = f"{j['failed']} failed ({j.get('last_error')})"
+    return res
+
+
+def w_tls_handshakes(cert, resume):
+    def f(cfg, tools, port, pids, backends):
+        args = ["--connections", "32", "--size", "64"] + (["--resume"] if resume else [])
+        j, cpu, busy = measured(cfg, pids, backends, lambda: tlsbench(tools, "handshake", port, args, cfg.seconds))
+        if j["operations"] == 0:
+            raise RuntimeError(f"no handshake completed ({j['failed']} failed: {j.get('last_error')})")
+        res = tls_result(j, cpu, busy, j["operations"], j["per_second"])
+        res.update(p50=j["p50_us"], p99=j["p99_us"], resumed_share=j["resumed"] / max(1, j["handshakes"]),
+                   tickets_per_handshake=j["tickets"] / max(1, j["handshakes"]))
+        if resume and res["resumed_share"] < 0.9:
+            res["warning"] = f"only {100 * res['resumed_share']:.0f} % of the handshakes resumed"
+        return res
+    f.cert = cert
+    return f
+
+
+def w_tls_pingpong(cfg, tools, port, pids, backends):
+    j, cpu, busy = measured(cfg, pids, backends, lambda: tlsbench(
+        tools, "pingpong", port, ["--connections", "100", "--window", "16", "--size", "64"], cfg.seconds))
+    if j["operations"] == 0:
+        raise RuntimeError(f"no round trip ({j['failed']} failed: {j.get('last_error')})")
+    return tls_result(j, cpu, busy, j["operations"], j["per_second"])
+w_tls_pingpong.cert = "ecdsa"
+
+
+def w_tls_bulk(streams):
+    def f(cfg, tools, port, pids, backends):
+        j, cpu, busy = measured(cfg, pids, backends, lambda: tlsbench(
+            tools, "bulk", port, ["--connections", str(streams), "--chunk", "16384"], cfg.seconds))
+        mb = 2 * j["bytes"] / 1e6   # echoed: every byte crossed the proxy once each way
+        if mb == 0:
+            raise RuntimeError(f"no bytes echoed ({j['failed']} failed: {j.get('last_error')})")
+        return tls_result(j, cpu, busy, mb, mb / max(1e-9, j["seconds"]))
+    f.cert = "ecdsa"
+    return f
+
+
+def w_tls_idle(cfg, tools, port, pids, backends):
+    """n TLS connections (handshake and one message echoed each) held idle: the proxy's RSS
+    after minus before, per connection."""
+    n = 300 if cfg.smoke else TLS_IDLE
+    time.sleep(0.3)
+    before = rss_all(pids)
+    c0 = cpu_all(pids)
+    p = start(["taskset", "-c", "1", tools["tlsbench"], "idle", "127.0.0.1", str(port), "--connections", str(n),
+               "--seconds", "4", "--ciphersuites", TLS_SUITE, "--groups", TLS_GROUP],
+              stdout=subprocess.PIPE, text=True)
+    try:
+        ready = wait_ready(p, 120)
+        if ready is None:
+            raise RuntimeError("tlsbench idle did not report its connections open")
+        time.sleep(2)
+        after = rss_all(pids)
+        cpu = cpu_all(pids) - c0
+        out, _ = p.communicate(timeout=70)
+        final = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    finally:
+        stop(p)
+        forget(p)
+    held = ready["connections"]
+    res = dict(raw=dict(ready=ready, final=final, requested=n, rss_before_kb=before, rss_after_kb=after),
+               rate=held, cpu_s=cpu, work=held, per_unit=(after - before) * 1024 / max(1, held))
+    if held < n or final.get("failed"):
+        res["warning"] = f"held {held} of {n}, {final.get('failed', '?')} failed ({final.get('last_error')})"
+    return res
+w_tls_idle.cert = "ecdsa"
+
+
+# (name, function, backend ports); each function names its certificate (f.cert)
+TLS_WORKLOADS = [
+    ("tls-full-ecdsa", w_tls_handshakes("ecdsa", False), [ECHO_PORT]),
+    ("tls-full-rsa", w_tls_handshakes("rsa", False), [ECHO_PORT]),
+    ("tls-resume", w_tls_handshakes("ecdsa", True), [ECHO_PORT]),
+    ("tls-pingpong", w_tls_pingpong, [ECHO_PORT]),
+    ("tls-bulk-1", w_tls_bulk(1), [ECHO_PORT]),
+    ("tls-bulk-100", w_tls_bulk(100), [ECHO_PORT]),
+    ("tls-idle", w_tls_idle, [ECHO_PORT]),
+]
+TLS_SMOKE = ["tls-full-ecdsa"]
+
+
 # ---------------------------------------------------------------- report
 
 def machine():
@@ -556,7 +726,8 @@ def machine():
 
 def summarize(runs):
     """{workload: {proxy: {rate|per_unit|p50|p99|backend_busy: (med, lo, hi)}}}"""
-    keys = ("rate", "per_unit", "p50", "p99", "backend_busy", "machine_per_unit")
+    keys = ("rate", "per_unit", "p50", "p99", "backend_busy", "machine_per_unit", "client_busy", "client_per_unit",
+            "tickets_per_handshake", "resumed_share", "other_busy")
     out = {}
     for r in runs:
         if r.get("error") or r.get("result") is None:
@@ -712,10 +883,12 @@ def write_report(out, cfg, runs, mach, elapsed):
             md.append(f"| {p} | {d['p50'][0]:.1f} | {d['p99'][0]:.1f} | {added_latency(summary, p, 'p50'):.1f} | "
                       f"{added_latency(summary, p, 'p99'):.1f} |")
         md.append("")
-    md += ["## Targets (ringproxy vs HAProxy 2.6 with the seed's MQTT configuration, same CPU, same run)", "",
-           "| measure | measured | target | met |", "|---|---|---|---|"]
-    for label, value, target, met in targets(summary, cfg.idle_sizes, 300 if cfg.smoke else LOADED_IDLE):
-        md.append(f"| {label} | {value} | {target} | {met} |")
+    md += tls_report(summary, runs)
+    if any(w in summary for w, *_ in WORKLOADS):
+        md += ["## Targets (ringproxy vs HAProxy 2.6 with the seed's MQTT configuration, same CPU, same run)", "",
+               "| measure | measured | target | met |", "|---|---|---|---|"]
+        for label, value, target, met in targets(summary, cfg.idle_sizes, 300 if cfg.smoke else LOADED_IDLE):
+            md.append(f"| {label} | {value} | {target} | {met} |")
     md += ["", "## Machine", ""] + [f"- {k}: {v}" for k, v in mach.items()] + [
         f"- command: `python3 Benchmarks/driver/sidebyside.py {' '.join(sys.argv[1:])}`".rstrip(),
         f"- driver wall time: {elapsed:.0f} s", ""]
@@ -723,6 +896,62 @@ def write_report(out, cfg, runs, mach, elapsed):
         f.write("\n".join(md))
     charts(out, summary, idle_names)
     return "\n".join(md)
+
+
+def tls_report(summary, runs):
+    """The TLS workloads: per proxy, its CPU per unit and the ratios to HAProxy and nginx; the
+    whole machine's CPU per unit (the client's TLS work included: no kTLS, every record is
+    sealed and opened in some process); the load generator's own CPU share."""
+    ws = [w for w, *_ in TLS_WORKLOADS if w in summary]
+    if not ws:
+        return []
+    md = ["## TLS (TLS 1.3, TLS_AES_128_GCM_SHA256, X25519; ringproxy and HAProxy load the same haproxy.cfg)", "",
+          "Proxy on CPU 0; tlsbench (OpenSSL + epoll, one thread) and the echo backend on CPU 1. "
+          "\"client busy\" = tlsbench's CPU share of the run (near 100 %: the load generator was the limit, "
+          "not the proxy; the per-unit figures still hold, the rates do not). \"machine\" = both CPUs "
+          "(/proc/stat) per unit: proxy, client and backend together. \"others busy\" = CPU (of 2) not charged "
+          "to the proxy, client or backend during the run: other users of a shared machine, plus softirq time "
+          "charged to no task; well above ~10 %, the machine figures of that run are noisy.", ""]
+    for w in ws:
+        rate_u, unit_label = unit(w)
+        digits = 2 if w == "tls-pingpong" else 1
+        hs = w.startswith("tls-full") or w == "tls-resume"
+        md += [f"### {w}", "", f"| proxy | {rate_u} | {unit_label} | ÷ haproxy-tls | ÷ nginx-tls |"
+               + ("" if w == "tls-idle" else " machine CPU-µs/unit | client CPU-µs/unit | client busy | backend busy | others busy |")
+               + (" tickets/handshake | resumed | p50 µs | p99 µs |" if hs else ""),
+               "|---|---|---|---|---|" + ("" if w == "tls-idle" else "---|---|---|---|---|") + ("---|---|---|---|" if hs else "")]
+        for p in TLS_PROXY_NAMES:
+            d = summary[w].get(p)
+            if not d:
+                continue
+            r1, r2 = ratio(summary, w, p, "haproxy-tls"), ratio(summary, w, p, "nginx-tls")
+            pct = lambda t: "–" if t is None else f"{100 * t[0]:.0f} %"
+            row = (f"| {p} | {fmt(d['rate'], 0)} | {fmt(d['per_unit'], digits)} | {'–' if r1 is None else f'{r1:.2f}'} | "
+                   f"{'–' if r2 is None else f'{r2:.2f}'} |")
+            if w != "tls-idle":
+                row += (f" {fmt(d['machine_per_unit'], digits)} | {fmt(d['client_per_unit'], digits)} | "
+                        f"{pct(d['client_busy'])} | {pct(d['backend_busy'])} | {pct(d['other_busy'])} |")
+            if hs:
+                row += (f" {fmt(d['tickets_per_handshake'], 1)} | {pct(d['resumed_share'])} | "
+                        f"{fmt(d['p50'], 0)} | {fmt(d['p99'], 0)} |")
+            md.append(row)
+        for e in runs:
+            if e["workload"] != w:
+                continue
+            if e.get("error"):
+                md.append(f"\nFailed: {e['proxy']} (repeat {e['repeat']}): {e['error']}")
+            elif e["result"].get("warning"):
+                md.append(f"\nWarning: {e['proxy']} (repeat {e['repeat']}): {e['result']['warning']}")
+            elif e["result"].get("failed"):
+                md.append(f"\nNote: {e['proxy']} (repeat {e['repeat']}): {e['result']['failed']} failed connections")
+        md.append("")
+    md += ["### TLS ratios (ringproxy-tls ÷ peer, proxy CPU per unit or RSS per connection: below 1 is better)", "",
+           "| workload | ÷ haproxy-tls | ÷ nginx-tls |", "|---|---|---|"]
+    for w in ws:
+        r1, r2 = ratio(summary, w, "ringproxy-tls", "haproxy-tls"), ratio(summary, w, "ringproxy-tls", "nginx-tls")
+        md.append(f"| {w} | {'–' if r1 is None else f'{r1:.2f}'} | {'–' if r2 is None else f'{r2:.2f}'} |")
+    md.append("")
+    return md
 
 
 def charts(out, summary, idle_names):
@@ -734,7 +963,9 @@ def charts(out, summary, idle_names):
         log("matplotlib not installed (pip install matplotlib): no charts")
         return
     groups = {"conn": ["conn", "conn-loaded", "reconnect"], "pingpong": ["pingpong"], "bulk": ["bulk-1", "bulk-100"],
-              "idle": idle_names, "latency": ["latency"]}
+              "idle": idle_names, "latency": ["latency"],
+              "tls-handshakes": ["tls-full-ecdsa", "tls-full-rsa", "tls-resume"],
+              "tls-records": ["tls-pingpong", "tls-bulk-1", "tls-bulk-100", "tls-idle"]}
     for chart, ws in groups.items():
         ws = [w for w in ws if w in summary]
         if not ws:
@@ -742,7 +973,7 @@ def charts(out, summary, idle_names):
         fig, axes = plt.subplots(1, len(ws), figsize=(5.5 * len(ws), 4), squeeze=False)
         for ax, w in zip(axes[0], ws):
             names, meds, lo, hi = [], [], [], []
-            for p in PROXY_NAMES:
+            for p in (TLS_PROXY_NAMES if w.startswith("tls-") else PROXY_NAMES):
                 d = summary[w].get(p)
                 if not d or not d["per_unit"]:
                     continue
@@ -760,11 +991,11 @@ def charts(out, summary, idle_names):
 
 # ---------------------------------------------------------------- main
 
-def one_run(rec, name, spec, binpath, port, backends, conns, body):
+def one_run(rec, name, spec, binpath, port, backends, conns, body, crt=None):
     pids = []
     started = []
     try:
-        started, lport = start_proxy(name, spec, binpath, port, backends, conns)
+        started, lport = start_proxy(name, spec, binpath, port, backends, conns, crt)
         pids = [p.pid for p in started]
         rec["result"] = body(lport, pids)
         res = rec["result"]
@@ -772,6 +1003,8 @@ def one_run(rec, name, spec, binpath, port, backends, conns, body):
             w = rec["workload"]
             pu = "" if res["per_unit"] is None else f"{res['per_unit']:10.2f} {unit(w)[1]}"
             busy = "" if res.get("backend_busy") is None else f"  backend {100 * res['backend_busy']:3.0f} %"
+            if res.get("client_busy") is not None:
+                busy += f"  client {100 * res['client_busy']:3.0f} %"
             log(f"r{rec['repeat']} {w:12s} {name:17s} rate {res['rate']:>12,.0f} {unit(w)[0]:14s} {pu}{busy}")
     except Exception as e:
         rec["error"] = str(e)
@@ -795,9 +1028,12 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated workloads (conn,conn-loaded,reconnect,pingpong,bulk-1,bulk-100,latency,idle)")
     ap.add_argument("--proxies", default="", help="comma-separated proxies (default: all)")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any run failed (CI's smoke run)")
+    ap.add_argument("--tls", action="store_true", help="the TLS workloads (issue 11) instead of the plain ones")
     cfg = ap.parse_args()
     if cfg.smoke:
         cfg.repeat, cfg.seconds, cfg.idle = 1, 1.0, "500"
+    if cfg.tls and cfg.out == ap.get_default("out"):
+        cfg.out = os.path.join(REPO, "Benchmarks", "results", "latest-tls")
     cfg.idle_sizes = [int(x) for x in cfg.idle.split(",") if x.strip()]
     if os.cpu_count() < 2:
         die("needs at least 2 CPUs (proxy on CPU 0, load on CPU 1)")
@@ -818,10 +1054,28 @@ def main():
     workloads = list(WORKLOADS)
     if cfg.mosquitto:
         workloads.append(("conn-mosquitto", w_conn, MOSQUITTO_PORTS, True))
+    # TLS: all of them with --tls; the plain smoke run covers one so that it never rots.
+    tls_workloads = [t for t in TLS_WORKLOADS if (cfg.tls and not cfg.smoke) or t[0] in TLS_SMOKE] \
+        if (cfg.tls or cfg.smoke) else []
+    if cfg.tls:
+        workloads = []
     try:
         binpath, tools = build(cfg.no_build)
         start_backends(cfg, tools)
+        certs = make_certificates() if tls_workloads else {}
         for rep in range(cfg.repeat):
+            for wi, (w, fn, backends) in enumerate(tls_workloads):
+                if only and w not in only:
+                    continue
+                for pi, (name, spec) in enumerate(TLS_PROXIES):
+                    if cfg.proxies and name not in chosen:
+                        continue
+                    rec = dict(repeat=rep, workload=w, proxy=name)
+                    capacity = (300 if cfg.smoke else TLS_IDLE) + 500 if w == "tls-idle" else 3000
+                    one_run(rec, name, spec, binpath, PROXY_PORT_BASE + 200 + wi * 10 + pi, backends, capacity,
+                            lambda lport, pids, fn=fn, backends=backends: fn(cfg, tools, lport, pids, backends),
+                            crt=certs[fn.cert])
+                    runs.append(rec)
             for wi, (w, fn, backends, mqtt_ok) in enumerate(workloads):
                 if only and w not in only:
                     continue
@@ -834,7 +1088,7 @@ def main():
                             lambda lport, pids: fn(cfg, tools, lport, pids, backends))
                     runs.append(rec)
             # RSS per idle connection moves little between repeats: the first repeat measures it.
-            if rep == 0 and (not only or "idle" in only):
+            if rep == 0 and not cfg.tls and (not only or "idle" in only):
                 for si, n in enumerate(cfg.idle_sizes):
                     for pi, (name, spec) in enumerate(PROXIES):
                         if name not in chosen or spec["kind"] == "direct":

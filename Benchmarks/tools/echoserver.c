@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -13,6 +14,7 @@
 
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: echoserver PORT\n"); return 2; }
+    signal(SIGPIPE, SIG_IGN);   // a client gone with echoes in flight (EPIPE) must not end the server
     int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

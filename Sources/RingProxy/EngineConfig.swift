@@ -118,6 +118,8 @@ public struct FrontendConfig: Sendable, Equatable {
     /// Where the TLS settings were written ("file:line"), for errors found when the
     /// certificates are loaded.
     public var tlsSource: String?
+    /// `unique-id-format`: the id a PROXY v2 header carries with `proxy-v2-options unique-id`.
+    public var uniqueIDFormat: UniqueIDFormat?
 
     public init(name: String, binds: [SocketAddress], backendIndex: Int, requireMQTT: Bool = false) {
         self.name = name
@@ -203,4 +205,6 @@ public struct ProxyV2TLVs: OptionSet, Sendable, Hashable {
     public static let sslCipher = ProxyV2TLVs(rawValue: 1 << 2)
     /// PP2_TYPE_AUTHORITY: the SNI the client sent.
     public static let authority = ProxyV2TLVs(rawValue: 1 << 3)
+    /// PP2_TYPE_UNIQUE_ID: the connection's id from its frontend's `unique-id-format`.
+    public static let uniqueID = ProxyV2TLVs(rawValue: 1 << 4)
 }

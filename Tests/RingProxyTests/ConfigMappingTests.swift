@@ -26,8 +26,8 @@ final class ConfigMappingTests: XCTestCase {
         let cases: [(String, String)] = [
             ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 proxy-v2-options cert-sig\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
              "t.cfg:7: 'proxy-v2-options': 'cert-sig' is not implemented yet (ssl, cert-cn, ssl-cipher and authority are)"),
-            ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 proxy-v2-options unique-id\nfrontend f\n  bind 127.0.0.1:1883\n  default_backend b",
-             "t.cfg:7: 'proxy-v2-options': 'unique-id' needs 'unique-id-format', which is not implemented yet"),
+            ("backend b\n  server s 127.0.0.1:1 send-proxy-v2 proxy-v2-options unique-id\nfrontend f\n  bind 127.0.0.1:1883\n  unique-id-format %[src]\n  default_backend b",
+             "t.cfg:10: 'unique-id-format': sample fetches ('%[...]') in unique-id-format are not supported by ringproxy (use %ci %cp %fi %fp %Ts %ms %rt %pid %H %f)"),
             ("backend b\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:1883 accept-proxy\n  bind 127.0.0.1:1884\n  default_backend b",
              "t.cfg:10: 'bind': frontend 'f' has 'accept-proxy' on another bind but not on this one; ringproxy applies it to a whole frontend"),
             ("backend b\n  stick-table type ip size 1k expire 30s store conn_cur\n  server s 127.0.0.1:1\nfrontend f\n  bind 127.0.0.1:1883 accept-proxy\n"

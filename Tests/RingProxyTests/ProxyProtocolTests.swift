@@ -341,3 +341,47 @@ extension TestServer {
         }
     }
 }
+
+extension ProxyProtocolTests {
+    /// `unique-id-format` + `proxy-v2-options unique-id`: PP2_TYPE_UNIQUE_ID carries the id the
+    /// format makes of the connection (HAProxy's log-format variables, `%{+X}o` for hex).
+    func testTheUniqueIDTLVCarriesTheFormattedID() throws {
+        let headers = Locked<[[UInt8]]>([])
+        let server = TestServer { fd in
+            guard let fixed = TestSocket.readExactly(fd, 16) else { return }
+            let length = Int(fixed[14]) << 8 | Int(fixed[15])
+            guard let rest = TestSocket.readExactly(fd, length) else { return }
+            headers.withLock { $0.append(fixed + rest) }
+            _ = TestSocket.readToEnd(fd) { _ in }
+        }
+        defer { server.stop() }
+        func uniqueID(_ format: String) throws -> (String, UInt16) {
+            headers.withLock { $0 = [] }
+            let parsed = try UniqueIDFormat.parse(format).get()
+            let (engine, port) = try startEngine(servers: [server.port], cores: 1) { config in
+                config.frontends[0].uniqueIDFormat = parsed
+                config.backends[0].servers[0].proxyProtocol = .v2
+                config.backends[0].servers[0].proxyV2TLVs = [.uniqueID]
+            }
+            defer { engine.stop(); engine.wait() }
+            let fd = TestSocket.connect(port: port)
+            let clientPort = TestSocket.localAddress(fd).port
+            _ = TestSocket.writeAll(fd, [1])
+            XCTAssertTrue(eventually { headers.withLock { !$0.isEmpty } })
+            close(fd)
+            let header = headers.withLock { $0[0] }
+            let tlv = Array(header[(16 + 12)...])
+            XCTAssertEqual(tlv[0], 0x05, "PP2_TYPE_UNIQUE_ID")
+            let length = Int(tlv[1]) << 8 | Int(tlv[2])
+            XCTAssertEqual(tlv.count, 3 + length)
+            return (String(decoding: tlv[3...], as: UTF8.self), clientPort)
+        }
+        let (id, clientPort) = try uniqueID("%ci:%cp_%fi:%fp_%rt:%pid-%f")
+        XCTAssertTrue(id.hasPrefix("127.0.0.1:\(clientPort)_127.0.0.1:"), id)
+        XCTAssertTrue(id.hasSuffix(":\(getpid())-test"), id)
+        // HAProxy's documented example, in hex.
+        let (hex, hexPort) = try uniqueID("%{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid")
+        XCTAssertTrue(hex.hasPrefix("7F000001:\(String(hexPort, radix: 16, uppercase: true))_7F000001:"), hex)
+        XCTAssertFalse(hex.contains("-"), hex)
+    }
+}

@@ -27,6 +27,7 @@ public struct EffectiveFrontend: Sendable, Equatable {
     public var inspectDelayMs: Int?
     /// `option mqtt-websocket` (ringproxy extension); nil or `.off` when not set.
     public var mqttWebSocket: MQTTWebSocketSetting?
+    public var uniqueIDFormat: UniqueIDFormat?
     /// The statistics page, when enabled.
     public var stats: StatsSettings?
     public var acls: [ACLDefinition]
@@ -230,6 +231,7 @@ extension ConfigFile {
             tcpRequestRules: frontend.tcpRequestRules,
             inspectDelayMs: settings.inspectDelayMs,
             mqttWebSocket: settings.mqttWebSocket,
+            uniqueIDFormat: settings.uniqueIDFormat,
             stats: settings.stats.flatMap { $0.isEnabled ? $0 : nil },
             acls: frontend.acls,
             stickTable: frontend.stickTable)

@@ -157,6 +157,7 @@ enum ConfigKeywords {
         "stick": KeywordPlacement(.backend),
         "stick-table": KeywordPlacement([.frontend, .backend]),
         "tcp-check": KeywordPlacement([.defaults, .backend]),
+        "unique-id-format": KeywordPlacement([.defaults, .frontend]),
         "tcp-request": KeywordPlacement(.all),
         "timeout": KeywordPlacement(.all),
         "use_backend": KeywordPlacement(.frontend),
@@ -171,7 +172,7 @@ enum ConfigKeywords {
         var table: [String: String] = [:]
         for keyword in [
             "backlog", "id", "log-tag", "log-format", "log-format-sd", "error-log-format",
-            "unique-id-format", "unique-id-header", "errorfile", "errorfiles", "errorloc",
+            "unique-id-header", "errorfile", "errorfiles", "errorloc",
             "errorloc302", "errorloc303", "http-error", "email-alert", "monitor-uri", "monitor",
             "clitcpka-cnt", "clitcpka-idle", "clitcpka-intvl", "srvtcpka-cnt", "srvtcpka-idle",
             "srvtcpka-intvl", "fullconn", "hash-type", "load-server-state-from-file",

@@ -57,6 +57,12 @@ extension ConfigParser.State {
         case "default-server": readDefaultServer(words)
         case "tcp-request": readTCPRequest(words)
         case "tcp-check": readTCPCheck(words)
+        case "unique-id-format":
+            guard expect(words, arguments: 1, keyword: keyword, usage: "unique-id-format <format>") else { return }
+            switch UniqueIDFormat.parse(words[1]) {
+            case .success(let format): draft!.settings.uniqueIDFormat = format
+            case .failure(let problem): error(keyword, problem)
+            }
         case "stick": readStick(words)
         case "stick-table": readStickTable(words)
         case "description": break

@@ -57,8 +57,8 @@ extension EngineConfig {
             }
             return min(first, frontend.maxconn ?? first)
         }
-        /// The v2 TLVs about the client's TLS session; `unique-id` (no `unique-id-format` yet),
-        /// `crc32c`, `cert-sig` and `cert-key` are refused at their line, so a broker never gets
+        /// The v2 TLVs about the client's TLS session and its unique id; `crc32c`, `cert-sig` and
+        /// `cert-key` are refused at their line, so a broker never gets
         /// a header without a TLV the configuration promised.
         func proxyV2TLVs(_ server: EffectiveServer) -> ProxyV2TLVs {
             var tlvs: ProxyV2TLVs = []
@@ -70,8 +70,7 @@ extension EngineConfig {
                 case "cert-cn": tlvs.formUnion([.ssl, .certCN])
                 case "ssl-cipher": tlvs.formUnion([.ssl, .sslCipher])
                 case "authority": tlvs.insert(.authority)
-                case "unique-id":
-                    refuse(server.location, "proxy-v2-options", "'unique-id' needs 'unique-id-format', which is not implemented yet")
+                case "unique-id": tlvs.insert(.uniqueID)
                 case "crc32c":
                     refuse(server.location, "proxy-v2-options", "'crc32c' (the checksum TLV) is not implemented yet")
                 default:
@@ -264,6 +263,7 @@ extension EngineConfig {
                              + "IPv6 clients are not tracked, as in HAProxy (use 'type ipv6' to track both)")
             }
             config.tls = tls
+            config.uniqueIDFormat = frontend.uniqueIDFormat
             if tls != nil && (acceptProxy || expectProxy != nil) {
                 refuse(tlsBinds.first?.location, "bind", "a PROXY header in front of TLS on one listener is not supported yet",
                        hint: "terminate TLS on the front balancer, or listen without 'accept-proxy'")

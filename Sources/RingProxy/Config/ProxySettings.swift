@@ -69,6 +69,9 @@ public struct ProxySettings: Sendable, Equatable {
     /// `option mqtt-websocket [path <p>] [subprotocol required|optional]` (a ringproxy
     /// extension); `no option mqtt-websocket` stores `.off`.
     public var mqttWebSocket: MQTTWebSocketSetting?
+    /// `unique-id-format`: each connection's unique id (sent in PROXY v2 headers with
+    /// `proxy-v2-options unique-id`).
+    public var uniqueIDFormat: UniqueIDFormat?
 
     public init() {}
 
@@ -93,6 +96,7 @@ public struct ProxySettings: Sendable, Equatable {
         result.healthCheck = healthCheck ?? base.healthCheck
         result.tcpCheckRules = tcpCheckRules.isEmpty ? base.tcpCheckRules : tcpCheckRules
         result.mqttWebSocket = mqttWebSocket ?? base.mqttWebSocket
+        result.uniqueIDFormat = uniqueIDFormat ?? base.uniqueIDFormat
         switch (stats, base.stats) {
         case let (own?, inherited?): result.stats = own.merged(over: inherited)
         case let (own, inherited): result.stats = own ?? inherited

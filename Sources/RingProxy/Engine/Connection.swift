@@ -100,6 +100,9 @@ struct Connection {
     /// Why it ended (Termination raw value; the first cause wins).
     var termination: UInt8 = 0
     var clientIDLength: UInt8 = 0
+    /// HAProxy's %rt for `unique-id-format`: the worker's accept count at accept, made unique in
+    /// the process by interleaving workers.
+    var sequence: UInt32 = 0
     var acceptedAtMs: Int = 0
     var connectStartMs: Int = 0
     var connectedAtMs: Int = 0

@@ -51,6 +51,10 @@ final class Worker {
     let serverProxyProtocol: UnsafeMutablePointer<UInt8>
     /// Per server (flat): the ProxyV2TLVs its v2 headers carry for TLS clients.
     let serverProxyTLVs: [ProxyV2TLVs]
+    /// Per frontend: `unique-id-format`; the host name for %H; accepted connections (for %rt).
+    let frontendUniqueID: [UniqueIDFormat?]
+    let hostName: [UInt8]
+    var acceptSequence: UInt32 = 0
     /// Per listener: its bound address, and whether that is a wildcard (then the address a
     /// client reached is looked up for a PROXY header; see Worker+ProxyProtocol).
     let listenerAddresses: UnsafeMutablePointer<SocketAddress>
@@ -251,6 +255,10 @@ final class Worker {
         checkAddresses.initialize(from: checkedServers.map { allServers[$0].check!.address }, count: checkedServers.count)
         serverObserve = allServers.map(\.observe)
         serverProxyTLVs = allServers.map(\.proxyV2TLVs)
+        frontendUniqueID = config.frontends.map(\.uniqueIDFormat)
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        hostName = host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
         serverShutdownOnDown = allServers.map(\.shutdownSessionsOnDown)
         serverShutdownBackupsOnUp = allServers.map(\.shutdownBackupSessionsOnUp)
         serverIsBackup = allServers.map(\.backup)

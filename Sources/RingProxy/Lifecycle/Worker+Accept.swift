@@ -93,6 +93,8 @@ extension Worker {
             return
         }
         conns[s].counted = true
+        acceptSequence &+= 1
+        conns[s].sequence = acceptSequence
         count(.accepted)
         countFrontend(f, .sessions)
         count(.active)

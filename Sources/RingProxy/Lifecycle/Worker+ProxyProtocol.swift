@@ -50,7 +50,10 @@ extension Worker {
             ? ProxyHeader.writeV1(addresses, to: pool.address(bid), capacity: pool.sizeBytes)
             : ProxyHeader.writeV2(addresses, to: pool.address(bid), capacity: pool.sizeBytes)
         let tlvs = serverProxyTLVs[backendServerBase[Int(conns[s].backend)] + Int(conns[s].server)]
-        if version == 2 && addresses != nil && !tlvs.isEmpty && conns[s].tls { appendTLSTLVs(slot, tlvs, header: pool.address(bid), length: &n) }
+        if version == 2 && addresses != nil && !tlvs.isEmpty {
+            if conns[s].tls { appendTLSTLVs(slot, tlvs, header: pool.address(bid), length: &n) }
+            if tlvs.contains(.uniqueID) { appendUniqueID(slot, header: pool.address(bid), length: &n) }
+        }
         pool.length[Int(bid)] = UInt32(n)
         enqueueFront(s * 2, bid)
         count(.proxyHeadersSent)
@@ -214,5 +217,32 @@ extension Worker {
         length += 3 + valueLength
         let addressLength = UInt16(bigEndian: header.loadUnaligned(fromByteOffset: 14, as: UInt16.self))
         header.storeBytes(of: (addressLength + UInt16(3 + valueLength)).bigEndian, toByteOffset: 14, as: UInt16.self)
+    }
+
+    /// PP2_TYPE_UNIQUE_ID (proxy-protocol.txt §2.2.6): the connection's id from its frontend's
+    /// `unique-id-format`, at most 128 bytes; none without a format.
+    func appendUniqueID(_ slot: Int32, header: UnsafeMutableRawPointer, length: inout Int) {
+        let s = Int(slot)
+        let f = Int(conns[s].frontend)
+        guard let format = frontendUniqueID[f] else { return }
+        let capacity = pool.sizeBytes
+        guard length + 3 + UniqueIDFormat.bytesMax <= capacity else { return }
+        let peer = UnsafeRawPointer(conns + s) + Worker.peerOffset
+        let frontend: UnsafeRawPointer? = conns[s].destinationKnown ? UnsafeRawPointer(destinations + s)
+            : (listenerWildcard[Int(conns[s].listener)] ? nil : UnsafeRawPointer(listenerAddresses + Int(conns[s].listener)))
+        let wallMs = cu_wall_ms() - (nowMs - conns[s].acceptedAtMs)
+        let counter = UInt64(conns[s].sequence) &* UInt64(config.workerCount) &+ UInt64(index)
+        let n = hostName.withUnsafeBytes { host in
+            frontendNames.withName(f) { name in
+                format.format(UniqueIDFormat.Facts(client: peer, frontend: frontend, acceptedWallMs: wallMs,
+                                                   requestCounter: counter, pid: Int(getpid()), hostname: host, frontendName: name),
+                              to: header + length + 3)
+            }
+        }
+        header.storeBytes(of: ProxyHeader.TLV.uniqueID, toByteOffset: length, as: UInt8.self)
+        header.storeBytes(of: UInt16(n).bigEndian, toByteOffset: length + 1, as: UInt16.self)
+        length += 3 + n
+        let addressLength = UInt16(bigEndian: header.loadUnaligned(fromByteOffset: 14, as: UInt16.self))
+        header.storeBytes(of: (addressLength + UInt16(3 + n)).bigEndian, toByteOffset: 14, as: UInt16.self)
     }
 }

@@ -150,6 +150,11 @@ struct NameTable {
         line.bytes(bytes + offsets[i], offsets[i + 1] - offsets[i])
     }
 
+    /// Name i's bytes, for the time of `body`.
+    func withName<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        body(UnsafeRawBufferPointer(start: bytes + offsets[i], count: offsets[i + 1] - offsets[i]))
+    }
+
     func deallocate() {
         bytes.deallocate()
         offsets.deallocate()

@@ -409,6 +409,7 @@ enum ProxyHeader {
     /// proxy-protocol.txt §2.2.1-2.2.5: TLV types and SSL sub-types ringproxy writes.
     enum TLV {
         static let authority: UInt8 = 0x02
+        static let uniqueID: UInt8 = 0x05
         static let ssl: UInt8 = 0x20
         static let sslVersion: UInt8 = 0x21
         static let sslCN: UInt8 = 0x22

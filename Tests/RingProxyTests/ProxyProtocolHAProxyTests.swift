@@ -129,4 +129,49 @@ final class ProxyProtocolHAProxyTests: XCTestCase {
         let (_, output) = behind.finish(within: 10)
         for line in expectedLines { XCTAssertTrue(output.contains(line), "expected '\(line)' in HAProxy's log: \(output)") }
     }
+
+    /// Behind TLS termination: ringproxy's v2 header for a TLS client, read by HAProxy's
+    /// `accept-proxy`, which shows the address and the TLVs it can (authority, unique id).
+    func testHAProxyReadsTheAddressAndTLVsOfATLSClientsHeader() throws {
+        _ = try haproxy()
+        let received = Locked<[[UInt8]]>([])
+        let broker = TestServer.recorder(received)
+        defer { broker.stop() }
+        let dir = try TemporaryDirectory()
+        let haproxyPort = TestSocket.unusedPort()
+        let behind = try startHAProxy("""
+            global
+              log stdout format raw local0 info
+            \(tcpDefaults)
+              log global
+            frontend from_ringproxy
+              bind 127.0.0.1:\(haproxyPort) accept-proxy
+              log-format "learned %ci authority=%[fc_pp_authority] uid=%[fc_pp_unique_id]"
+              default_backend broker
+            backend broker
+              server broker 127.0.0.1:\(broker.port)
+            """, listening: haproxyPort, in: dir)
+        let (engine, port) = try startEngine(servers: [haproxyPort], cores: 1) { config in
+            config.frontends[0].tls = TLSBindConfig(certificatePaths: [TLSTestCertificates.path("server.pem")])
+            config.frontends[0].uniqueIDFormat = try? UniqueIDFormat.parse("rp-%rt-%f").get()
+            config.backends[0].servers[0].proxyProtocol = .v2
+            config.backends[0].servers[0].proxyV2TLVs = [.ssl, .authority, .uniqueID]
+        }
+        let script = """
+            import socket, ssl
+            ctx = ssl.create_default_context(cafile="\(TLSTestCertificates.path("ca.pem"))")
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port))), server_hostname="localhost")
+            s.sendall(b"over tls"); s.unwrap().close()
+            """
+        let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-c", script]).finish(within: 20)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(eventually { received.current.contains(Array("over tls".utf8)) }, "HAProxy forwarded the plaintext after the header")
+        engine.stop()
+        engine.wait()
+        usleep(200_000)
+        behind.signal(SIGTERM)
+        let (_, log) = behind.finish(within: 10)
+        XCTAssertTrue(log.contains("learned 127.0.0.1 authority=localhost uid=rp-"), log)
+        XCTAssertTrue(log.contains("-test"), log)
+    }
 }

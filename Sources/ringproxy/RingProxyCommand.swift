@@ -177,6 +177,9 @@ struct RingProxyCommand: ParsableCommand {
     }
 
     func run() throws {
+        // The main thread waits for the control signals (below): blocked before any thread
+        // (engine workers, the admin server) starts, so they all inherit the mask.
+        cu_block_control_signals(1)
         let log = Log()
         let config = try file.map { try fileConfig($0, log: log) } ?? engineConfig()
         if check {

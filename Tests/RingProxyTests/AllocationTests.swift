@@ -44,3 +44,22 @@ final class AllocationTests: XCTestCase {
                        "the worker allocated while relaying \(relayed) buffers over \(connections) connections")
     }
 }
+
+final class EngineSignalMaskTests: XCTestCase {
+    /// Starting an engine leaves the caller's signal mask as it was: an embedding program (or a
+    /// process it starts afterwards, such as a test's nginx) still gets SIGTERM.
+    func testStartingAnEngineLeavesTheCallersSignalMaskAlone() throws {
+        var before = sigset_t()
+        pthread_sigmask(SIG_SETMASK, nil, &before)
+        let server = TestServer.echo()
+        defer { server.stop() }
+        let (engine, port) = try startEngine(servers: [server.port], cores: 1)
+        defer { engine.stop(); engine.wait() }
+        XCTAssertTrue(echoRoundTrip(port: port))
+        var after = sigset_t()
+        pthread_sigmask(SIG_SETMASK, nil, &after)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGUSR1] {
+            XCTAssertEqual(sigismember(&after, signal), sigismember(&before, signal), "signal \(signal)")
+        }
+    }
+}

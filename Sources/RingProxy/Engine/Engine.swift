@@ -286,7 +286,17 @@ public final class Engine: @unchecked Sendable {
     }
 
     private func launch(_ generation: Generation) throws(EngineError) {
-        cu_block_control_signals(1)
+        // Workers never take SIGINT/SIGTERM/SIGHUP/SIGUSR1 (the executable's main thread waits
+        // for them): blocked while the threads are made, which inherit the mask, then the
+        // caller's own mask is restored (an embedding program, or a process it starts later,
+        // keeps its signals).
+        var controls = sigset_t()
+        var callerMask = sigset_t()
+        sigemptyset(&controls)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGUSR1] { sigaddset(&controls, signal) }
+        pthread_sigmask(SIG_BLOCK, &controls, &callerMask)
+        defer { pthread_sigmask(SIG_SETMASK, &callerMask, nil) }
+        signal(SIGPIPE, SIG_IGN)
         for worker in generation.workers {
             var thread = pthread_t()
             let context = Unmanaged.passRetained(worker).toOpaque()

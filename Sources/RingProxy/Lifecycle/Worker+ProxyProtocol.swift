@@ -56,6 +56,8 @@ extension Worker {
         }
         pool.length[Int(bid)] = UInt32(n)
         enqueueFront(s * 2, bid)
+        // A WebSocket upgrade replayed after the header: the header goes before it.
+        if conns[s].transform == .webSocketUpgradeResponse { webSocketStates[s].headUnsent += UInt32(n) }
         count(.proxyHeadersSent)
         return true
     }

@@ -230,6 +230,10 @@ extension Worker {
         guard !pipes[p].sendInFlight, pipes[p].head != BufferPool.none, canSend(p) else { return }
         let bid = pipes[p].head
         let offset = Int(pipes[p].sentOffset)
+        if p & 1 == 0 && conns[s].transform == .webSocketUpgradeResponse {
+            issueUpgradeSend(p)
+            return
+        }
         let sqe = ring.sqe()
         if pipes[p].count > 1 && gatherSends {
             let vectors = gatherVectors + p * Self.gatherMax
@@ -283,6 +287,9 @@ extension Worker {
             return
         }
         if p & 1 == 0 { conns[s].lastServerMs = nowMs } else { conns[s].lastClientMs = nowMs }
+        if p & 1 == 0 && conns[s].transform == .webSocketUpgradeResponse {
+            webSocketStates[s].headUnsent -= UInt32(min(Int(result), Int(webSocketStates[s].headUnsent)))
+        }
         // Retire every buffer the send covered (one, or several for a gathered send); a short
         // send leaves the rest of the head buffer for the next one.
         if retireHeld(p, bytes: Int(result)) { count(.shortSends) }

@@ -26,6 +26,19 @@ import sys
 import tempfile
 import time
 
+
+def driver_port():
+    """A free loopback port for chromedriver, below the ephemeral range (20000-29999)."""
+    for _ in range(50):
+        port = random.randint(20000, 29999)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    return 0
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKEND = "brokers"
 SERVERS = ("b1", "b2", "b3")
@@ -123,7 +136,17 @@ class Page:
                     "--disable-background-networking", "--disable-sync", "--disable-component-update"):
             options.add_argument(arg)
         # The driver's path is given, so Selenium Manager never looks for (or downloads) one.
-        self.driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        # chromedriver exits at start when its port was taken meanwhile: a few bounded tries.
+        for attempt in range(3):
+            try:
+                # A port below the ephemeral range: Selenium's own pick can be taken by an outgoing
+                # connection before chromedriver binds it (seen under connection storms).
+                self.driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver", port=driver_port()), options=options)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+                time.sleep(1.0)
         self.driver.set_page_load_timeout(10)
         self.driver.get(url)
 

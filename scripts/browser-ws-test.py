@@ -34,6 +34,19 @@ import tempfile
 import time
 import urllib.parse
 
+
+def driver_port():
+    """A free loopback port for chromedriver, below the ephemeral range (20000-29999)."""
+    for _ in range(50):
+        port = random.randint(20000, 29999)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    return 0
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVERS = ("b1", "b2")
 # Client id -> page loads. Each load is a new WebSocket, a new TCP connection, a new CONNECT.
@@ -204,7 +217,17 @@ class Browser:
             options.add_argument(arg)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         # The driver's path is given, so Selenium Manager never looks for (or downloads) one.
-        self.driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        # chromedriver exits at start when its port was taken meanwhile: a few bounded tries.
+        for attempt in range(3):
+            try:
+                # A port below the ephemeral range: Selenium's own pick can be taken by an outgoing
+                # connection before chromedriver binds it (seen under connection storms).
+                self.driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver", port=driver_port()), options=options)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+                time.sleep(1.0)
         self.driver.set_page_load_timeout(10)
 
     def console(self):

@@ -27,6 +27,18 @@ OpenSSL + epoll, on CPU 1 with the echo backend; its own CPU is reported):
   tls-bulk-1/100       16 KiB writes streamed both ways through 1 and 100 connections
   tls-idle             3,000 TLS connections held: RSS per connection
 --smoke adds tls-full-ecdsa (1 s) to the plain smoke run; --tls --smoke runs only it (~20 s).
+With --ws, the MQTT-over-WebSocket workloads of issue 14 instead (not part of the default or --smoke
+runs). Backends: mqttbackend --websocket (answers the upgrade, unmasks frames, echoes PUBLISH);
+load: wsbench (C, epoll, one thread: upgrade with subprotocol mqtt, masked frames, the 101's
+Sec-WebSocket-Accept checked). Proxies: direct; ringproxy and HAProxy loading the same file, the
+seed's mqtt-ws.cfg (mode tcp passthrough; logging off, ports rewritten); ringproxy-mqttws, the
+same file plus `option mqtt-websocket path /mqtt` and a stick table on the MQTT client id (a
+ringproxy extension: HAProxy has no equivalent, so it does more work than its peer); nginx stream.
+  ws-conn      session: connect, upgrade, CONNECT/CONNACK, DISCONNECT, close; 32 in flight
+  ws-pingpong  100 connections x 16 PUBLISH of 64 B in flight, one frame each, echoed
+  ws-idle      8,000 WebSocket MQTT connections held (two halves): RSS per connection, and the
+               second half's growth alone (one-off costs excluded)
+--ws --smoke runs each for 1 s (idle: 300) with one repeat.
 Results: results.json, results.md and PNG charts in --out.
 """
 import argparse
@@ -85,6 +97,9 @@ UNITS = {
     "tls-bulk-1": ("MB/s", "CPU-µs/MB"),
     "tls-bulk-100": ("MB/s", "CPU-µs/MB"),
     "tls-idle": ("conns held", "RSS B/conn"),
+    "ws-conn": ("sessions/s", "CPU-µs/session"),
+    "ws-pingpong": ("round trips/s", "CPU-µs/round trip"),
+    "ws-idle": ("conns held", "RSS B/conn"),
 }
 # Reference proxy for the "ratio" column of each workload: the seed's MQTT configuration of
 # HAProxy wherever the traffic is MQTT, plain HAProxy for raw bytes.
@@ -104,6 +119,22 @@ TLS_IDLE = 3000
 for _w in UNITS:
     if _w.startswith("tls-"):
         REFERENCE[_w] = "haproxy-tls"
+# WebSocket (issue 14): kind "cfg" loads ws_cfg()'s text (the seed's mqtt-ws.cfg), mqttws adds
+# ringproxy's MQTT-aware WebSocket mode and a stick table on the client id.
+WS_PORTS = [29051, 29052, 29053]                   # mqttbackend --websocket x 3
+WS_PROXIES = [
+    ("direct", dict(kind="direct", mqtt=False)),
+    ("ringproxy", dict(kind="ringproxy-cfg", mqtt=False, mqttws=False)),
+    ("ringproxy-mqttws", dict(kind="ringproxy-cfg", mqtt=False, mqttws=True)),
+    ("haproxy", dict(kind="haproxy", mqtt=False, mqttws=False)),
+    ("nginx", dict(kind="nginx", mqtt=False)),
+]
+WS_PROXY_NAMES = [p for p, _ in WS_PROXIES]
+WS_PATH = "/mqtt"
+WS_IDLE = 8000     # one process/worker holds them (2 fds each, 20,000 open files per process)
+for _w in UNITS:
+    if _w.startswith("ws-"):
+        REFERENCE[_w] = "haproxy"
 
 procs = []  # every Popen we started (each in its own session/process group)
 scratch = None
@@ -261,11 +292,11 @@ def check_tools(cfg):
         die(f"missing: {', '.join(fatal)} (bash scripts/install-bench-deps.sh)")
 
 
-def build(skip):
+def build(skip, ws=False):
     if not skip:
         if shutil.which("swift") is None:
             die("swift not found")
-        for product in ("ringproxy", "ringbench"):
+        for product in (("ringproxy",) if ws else ("ringproxy", "ringbench")):
             log(f"swift build -c release --product {product} (under flock)")
             r = subprocess.run(["flock", BUILD_LOCK, "swift", "build", "-c", "release", "--product", product],
                                cwd=REPO, capture_output=True, text=True, timeout=3600)
@@ -283,7 +314,7 @@ def build(skip):
     for t in ("echoserver", "mqttbackend"):
         src = os.path.join(REPO, "Benchmarks", "tools", f"{t}.c")
         dst = os.path.join(scratch, f"rp-{t}")
-        r = subprocess.run(["gcc", "-O2", "-pthread", src, "-o", dst], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(["gcc", "-O2", "-pthread", src, "-o", dst, "-lcrypto"], capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             die(f"gcc {src} failed: {r.stderr}")
         tools[t] = dst
@@ -293,7 +324,15 @@ def build(skip):
     if r.returncode != 0:
         die(f"gcc {src} failed (libssl-dev?): {r.stderr}")
     tools["tlsbench"] = dst
+    src = os.path.join(REPO, "Benchmarks", "tools", "wsbench.c")
+    dst = os.path.join(scratch, "rp-wsbench")
+    r = subprocess.run(["gcc", "-O2", src, "-o", dst, "-lcrypto"], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        die(f"gcc {src} failed (libssl-dev?): {r.stderr}")
+    tools["wsbench"] = dst
     ringbench = os.path.join(os.path.dirname(binpath), "ringbench")
+    if ws:
+        return binpath, tools       # the WebSocket workloads need no ringbench
     if not os.access(ringbench, os.X_OK):
         die(f"ringbench not found at {ringbench}")
     tools["ringbench"] = ringbench
@@ -307,6 +346,8 @@ def start_backends(cfg, tools):
     ports = {ECHO_PORT: [tools["echoserver"], str(ECHO_PORT)]}
     for port in MQTT_PORTS + IDLE_PORTS:
         ports[port] = [tools["mqttbackend"], str(port)]
+    if cfg.ws:
+        ports = {port: [tools["mqttbackend"], str(port), "1", "--websocket"] for port in WS_PORTS}
     for port, cmd in ports.items():
         backend_pids[port] = start(["taskset", "-c", "1"] + cmd).pid
     if cfg.mosquitto:
@@ -337,6 +378,25 @@ def haproxy_cfg(mqtt, port, backends, maxconn, crt=None):
     if mqtt:
         lines += ["  tcp-request inspect-delay 5s",
                   "  tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }"]
+    return "\n".join(lines) + "\n"
+
+
+def ws_cfg(mqttws, port, backends, maxconn):
+    """The seed's mqtt-ws.cfg (Tests/.../seed/mqtt-ws.cfg): mode tcp, round robin over three
+    WebSocket brokers with `check`, its timeouts; here with one thread, no logging (no proxy
+    logs in these runs) and the benchmark's ports. mqttws: plus ringproxy's extension, `option
+    mqtt-websocket path /mqtt` and a stick table on the MQTT client id, as on 1883."""
+    lines = ["global", "  nbthread 1", f"  maxconn {maxconn}",
+             "defaults", "  mode tcp", "  timeout connect 10000", "  timeout client 240s", "  timeout server 240s",
+             f"  maxconn {maxconn}",
+             "backend mqtt_ws_backend", "  mode tcp", "  balance roundrobin"]
+    if mqttws:
+        lines += ["  tcp-request inspect-delay 5s", "  stick-table type string len 32 size 100k expire 30m",
+                  "  stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)"]
+    lines += [f"  server emqx{i + 1} 127.0.0.1:{b} check" for i, b in enumerate(backends)]
+    lines += ["frontend mqtt_ws_frontend", f"  bind 127.0.0.1:{port}", "  mode tcp", "  default_backend mqtt_ws_backend"]
+    if mqttws:
+        lines += ["  tcp-request inspect-delay 5s", f"  option mqtt-websocket path {WS_PATH}"]
     return "\n".join(lines) + "\n"
 
 
@@ -376,12 +436,14 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
         # TLS has no command-line flags: ringproxy reads the very file HAProxy gets.
         cfg = os.path.join(scratch, f"{name}.cfg")
         with open(cfg, "w") as f:
-            f.write(haproxy_cfg(spec["mqtt"], port, backends, conns + 1000, crt))
+            f.write(ws_cfg(spec["mqttws"], port, backends, conns + 1000) if "mqttws" in spec
+                    else haproxy_cfg(spec["mqtt"], port, backends, conns + 1000, crt))
         cmds = [["taskset", "-c", "0", binpath, "-f", cfg]]
     elif kind == "haproxy":
         cfg = os.path.join(scratch, f"{name}.cfg")
         with open(cfg, "w") as f:
-            f.write(haproxy_cfg(spec["mqtt"], port, backends, per, crt))
+            f.write(ws_cfg(spec["mqttws"], port, backends, per) if "mqttws" in spec
+                    else haproxy_cfg(spec["mqtt"], port, backends, per, crt))
         cmds = [["taskset", "-c", "0", "haproxy", "-f", cfg, "-db"] for _ in range(instances)]
     elif kind == "nginx":
         cfg = os.path.join(scratch, "nginx.conf")
@@ -699,6 +761,86 @@ TLS_WORKLOADS = [
 TLS_SMOKE = ["tls-full-ecdsa"]
 
 
+# ---------------------------------------------------------------- WebSocket workloads (issue 14)
+
+def wsbench(tools, mode, port, args, seconds):
+    out = run(["taskset", "-c", "1", tools["wsbench"], mode, "127.0.0.1", str(port), "--seconds", str(seconds),
+               "--path", WS_PATH] + args, timeout=seconds + 60)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def w_ws_conn(cfg, tools, port, pids, backends):
+    j, cpu, busy = measured(cfg, pids, backends, lambda: wsbench(
+        tools, "session", port, ["--connections", "32", "--ids", "10000"], cfg.seconds))
+    if j["operations"] == 0:
+        raise RuntimeError(f"no session completed ({j['failed']} failed: {j.get('last_error')})")
+    res = tls_result(j, cpu, busy, j["operations"], j["per_second"])
+    res.update(p50=j["p50_us"], p99=j["p99_us"])
+    return res
+
+
+def w_ws_pingpong(cfg, tools, port, pids, backends):
+    j, cpu, busy = measured(cfg, pids, backends, lambda: wsbench(
+        tools, "pingpong", port, ["--connections", "100", "--window", "16", "--size", "64"], cfg.seconds))
+    if j["operations"] == 0 or j["failed"]:
+        raise RuntimeError(f"{j['operations']} round trips, {j['failed']} failed: {j.get('last_error')}")
+    return tls_result(j, cpu, busy, j["operations"], j["per_second"])
+
+
+def w_ws_idle(cfg, tools, port, pids, backends):
+    """n WebSocket MQTT connections (upgrade, CONNECT/CONNACK each) held idle, opened in two
+    halves by two wsbench processes (distinct client ids): per_unit is the proxy's RSS after
+    minus before, per connection (one-off costs such as buffers first touched included, as in
+    the plain idle runs); marginal_per_conn is the second half's growth alone, which leaves
+    them out."""
+    if not pids:
+        return None
+    n = 300 if cfg.smoke else WS_IDLE
+    half = n // 2
+    time.sleep(0.3)
+    rss = [rss_all(pids)]
+    c0 = cpu_all(pids)
+    holders, readies, finals = [], [], []
+    try:
+        for k in range(2):
+            p = start(["taskset", "-c", "1", tools["wsbench"], "idle", "127.0.0.1", str(port), "--connections", str(half),
+                       "--seconds", str(8 - 4 * k), "--path", WS_PATH, "--ids", str(half), "--id-base", str(k * half)],
+                      stdout=subprocess.PIPE, text=True)
+            holders.append(p)
+            ready = wait_ready(p, 120)
+            if ready is None:
+                raise RuntimeError("wsbench idle did not report its connections open")
+            readies.append(ready)
+            time.sleep(2)
+            rss.append(rss_all(pids))
+        cpu = cpu_all(pids) - c0
+        for p in holders:
+            out, _ = p.communicate(timeout=70)
+            finals.append(json.loads(out.strip().splitlines()[-1]) if out.strip() else {})
+    finally:
+        for p in holders:
+            stop(p)
+            forget(p)
+    held = sum(r["connections"] for r in readies)
+    res = dict(raw=dict(ready=readies, final=finals, requested=n, rss_kb=rss, rss_before_kb=rss[0], rss_after_kb=rss[2]),
+               rate=held, cpu_s=cpu, work=held, per_unit=(rss[2] - rss[0]) * 1024 / max(1, held),
+               marginal_per_conn=(rss[2] - rss[1]) * 1024 / max(1, readies[1]["connections"]),
+               rss_start_mb=rss[0] / 1024, rss_held_mb=rss[2] / 1024)
+    still = sum(f.get("held", 0) for f in finals)
+    if held < 2 * half or still < held or any(f.get("failed") for f in finals):
+        res["warning"] = (f"held {held} of {2 * half} ({still} at the end), "
+                          f"{sum(f.get('failed', 0) for f in finals)} failed ({[f.get('last_error') for f in finals]})")
+    return res
+
+
+# (name, function, backend ports)
+WS_WORKLOADS = [
+    ("ws-conn", w_ws_conn, WS_PORTS),
+    ("ws-pingpong", w_ws_pingpong, WS_PORTS[:1]),
+    ("ws-idle", w_ws_idle, WS_PORTS),
+]
+
+
 # ---------------------------------------------------------------- report
 
 def machine():
@@ -727,7 +869,7 @@ def machine():
 def summarize(runs):
     """{workload: {proxy: {rate|per_unit|p50|p99|backend_busy: (med, lo, hi)}}}"""
     keys = ("rate", "per_unit", "p50", "p99", "backend_busy", "machine_per_unit", "client_busy", "client_per_unit",
-            "tickets_per_handshake", "resumed_share", "other_busy")
+            "tickets_per_handshake", "resumed_share", "other_busy", "marginal_per_conn", "rss_start_mb", "rss_held_mb")
     out = {}
     for r in runs:
         if r.get("error") or r.get("result") is None:
@@ -884,6 +1026,7 @@ def write_report(out, cfg, runs, mach, elapsed):
                       f"{added_latency(summary, p, 'p99'):.1f} |")
         md.append("")
     md += tls_report(summary, runs)
+    md += ws_report(summary, runs)
     if any(w in summary for w, *_ in WORKLOADS):
         md += ["## Targets (ringproxy vs HAProxy 2.6 with the seed's MQTT configuration, same CPU, same run)", "",
                "| measure | measured | target | met |", "|---|---|---|---|"]
@@ -954,6 +1097,70 @@ def tls_report(summary, runs):
     return md
 
 
+def ws_report(summary, runs):
+    """The WebSocket workloads: per proxy, its CPU per unit (RSS per connection for ws-idle) and
+    the ratios to HAProxy and nginx; the whole machine's and the load generator's CPU."""
+    ws = [w for w, *_ in WS_WORKLOADS if w in summary]
+    if not ws:
+        return []
+    md = ["## MQTT over WebSocket (the seed's mqtt-ws.cfg: mode tcp passthrough; ringproxy-mqttws adds "
+          "`option mqtt-websocket path /mqtt` + a stick table on the client id)", "",
+          "Proxy on CPU 0; wsbench (C, epoll, one thread) and the mqttbackend --websocket backends on CPU 1. "
+          "ringproxy and haproxy load the same file. HAProxy has no MQTT-aware WebSocket mode: ringproxy-mqttws "
+          "÷ haproxy compares ringproxy doing more work (it answers the upgrade itself, reads and checks the "
+          "CONNECT inside the frames, looks up the stick table, replays the upgrade to the broker and checks its "
+          "101). \"client busy\" = wsbench's CPU share of the run; \"machine\" = both CPUs (/proc/stat) per unit; "
+          "\"others busy\" = CPU (of 2) charged to none of proxy, client, backend.", ""]
+    for w in ws:
+        rate_u, unit_label = unit(w)
+        digits = 2 if w == "ws-pingpong" else 0 if w == "ws-idle" else 1
+        idle = w == "ws-idle"
+        md += [f"### {w}", "", f"| proxy | {rate_u} | {unit_label} | ÷ haproxy | ÷ nginx |"
+               + ("" if idle else " machine CPU-µs/unit | client CPU-µs/unit | client busy | backend busy | others busy |")
+               + (" p50 µs | p99 µs |" if w == "ws-conn" else "") + (" RSS B/conn, 2nd half only | its ÷ haproxy | RSS MB at start | RSS MB, all held |" if idle else ""),
+               "|---|---|---|---|---|" + ("" if idle else "---|---|---|---|---|") + ("---|---|" if w == "ws-conn" else "")
+               + ("---|---|---|---|" if idle else "")]
+        for p in WS_PROXY_NAMES:
+            d = summary[w].get(p)
+            if not d:
+                continue
+            r1, r2 = ratio(summary, w, p, "haproxy"), ratio(summary, w, p, "nginx")
+            pct = lambda t: "–" if t is None else f"{100 * t[0]:.0f} %"
+            row = (f"| {p} | {fmt(d['rate'], 0)} | {fmt(d['per_unit'], digits)} | {'–' if r1 is None else f'{r1:.2f}'} | "
+                   f"{'–' if r2 is None else f'{r2:.2f}'} |")
+            if not idle:
+                row += (f" {fmt(d['machine_per_unit'], digits)} | {fmt(d['client_per_unit'], digits)} | "
+                        f"{pct(d['client_busy'])} | {pct(d['backend_busy'])} | {pct(d['other_busy'])} |")
+            if w == "ws-conn":
+                row += f" {fmt(d['p50'], 0)} | {fmt(d['p99'], 0)} |"
+            if idle:
+                try:
+                    rm = d["marginal_per_conn"][0] / summary[w]["haproxy"]["marginal_per_conn"][0]
+                except (KeyError, TypeError, ZeroDivisionError):
+                    rm = None
+                row += (f" {fmt(d['marginal_per_conn'], 0)} | {'–' if rm is None else f'{rm:.2f}'} | "
+                        f"{fmt(d['rss_start_mb'], 1)} | {fmt(d['rss_held_mb'], 1)} |")
+            md.append(row)
+        for e in runs:
+            if e["workload"] != w:
+                continue
+            if e.get("error"):
+                md.append(f"\nFailed: {e['proxy']} (repeat {e['repeat']}): {e['error']}")
+            elif e["result"] and e["result"].get("warning"):
+                md.append(f"\nWarning: {e['proxy']} (repeat {e['repeat']}): {e['result']['warning']}")
+            elif e["result"] and e["result"].get("failed"):
+                md.append(f"\nNote: {e['proxy']} (repeat {e['repeat']}): {e['result']['failed']} failed sessions")
+        md.append("")
+    md += ["### WebSocket ratios (÷ haproxy, proxy CPU per unit or RSS per connection: below 1 is better)", "",
+           "| workload | ringproxy ÷ haproxy (both passthrough) | ringproxy-mqttws ÷ haproxy (more work) | nginx ÷ haproxy |",
+           "|---|---|---|---|"]
+    for w in ws:
+        cells = [ratio(summary, w, p, "haproxy") for p in ("ringproxy", "ringproxy-mqttws", "nginx")]
+        md.append(f"| {w} | " + " | ".join("–" if r is None else f"{r:.2f}" for r in cells) + " |")
+    md.append("")
+    return md
+
+
 def charts(out, summary, idle_names):
     try:
         import matplotlib
@@ -965,7 +1172,8 @@ def charts(out, summary, idle_names):
     groups = {"conn": ["conn", "conn-loaded", "reconnect"], "pingpong": ["pingpong"], "bulk": ["bulk-1", "bulk-100"],
               "idle": idle_names, "latency": ["latency"],
               "tls-handshakes": ["tls-full-ecdsa", "tls-full-rsa", "tls-resume"],
-              "tls-records": ["tls-pingpong", "tls-bulk-1", "tls-bulk-100", "tls-idle"]}
+              "tls-records": ["tls-pingpong", "tls-bulk-1", "tls-bulk-100", "tls-idle"],
+              "ws": ["ws-conn", "ws-pingpong", "ws-idle"]}
     for chart, ws in groups.items():
         ws = [w for w in ws if w in summary]
         if not ws:
@@ -973,7 +1181,7 @@ def charts(out, summary, idle_names):
         fig, axes = plt.subplots(1, len(ws), figsize=(5.5 * len(ws), 4), squeeze=False)
         for ax, w in zip(axes[0], ws):
             names, meds, lo, hi = [], [], [], []
-            for p in (TLS_PROXY_NAMES if w.startswith("tls-") else PROXY_NAMES):
+            for p in (TLS_PROXY_NAMES if w.startswith("tls-") else WS_PROXY_NAMES if w.startswith("ws-") else PROXY_NAMES):
                 d = summary[w].get(p)
                 if not d or not d["per_unit"]:
                     continue
@@ -1029,11 +1237,16 @@ def main():
     ap.add_argument("--proxies", default="", help="comma-separated proxies (default: all)")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any run failed (CI's smoke run)")
     ap.add_argument("--tls", action="store_true", help="the TLS workloads (issue 11) instead of the plain ones")
+    ap.add_argument("--ws", action="store_true", help="the MQTT-over-WebSocket workloads (issue 14) instead of the plain ones")
     cfg = ap.parse_args()
+    if cfg.tls and cfg.ws:
+        die("--tls and --ws are separate runs")
     if cfg.smoke:
         cfg.repeat, cfg.seconds, cfg.idle = 1, 1.0, "500"
     if cfg.tls and cfg.out == ap.get_default("out"):
         cfg.out = os.path.join(REPO, "Benchmarks", "results", "latest-tls")
+    if cfg.ws and cfg.out == ap.get_default("out"):
+        cfg.out = os.path.join(REPO, "Benchmarks", "results", "latest-ws")
     cfg.idle_sizes = [int(x) for x in cfg.idle.split(",") if x.strip()]
     if os.cpu_count() < 2:
         die("needs at least 2 CPUs (proxy on CPU 0, load on CPU 1)")
@@ -1050,17 +1263,18 @@ def main():
     os.chmod(scratch, 0o777)  # mosquitto drops root to its own user
     runs = []
     only = set(filter(None, cfg.only.split(",")))
-    chosen = set(filter(None, cfg.proxies.split(","))) or set(PROXY_NAMES)
+    chosen = set(filter(None, cfg.proxies.split(","))) or set(PROXY_NAMES) | set(WS_PROXY_NAMES)
     workloads = list(WORKLOADS)
     if cfg.mosquitto:
         workloads.append(("conn-mosquitto", w_conn, MOSQUITTO_PORTS, True))
     # TLS: all of them with --tls; the plain smoke run covers one so that it never rots.
     tls_workloads = [t for t in TLS_WORKLOADS if (cfg.tls and not cfg.smoke) or t[0] in TLS_SMOKE] \
-        if (cfg.tls or cfg.smoke) else []
-    if cfg.tls:
+        if (cfg.tls or (cfg.smoke and not cfg.ws)) else []
+    ws_workloads = WS_WORKLOADS if cfg.ws else []
+    if cfg.tls or cfg.ws:
         workloads = []
     try:
-        binpath, tools = build(cfg.no_build)
+        binpath, tools = build(cfg.no_build, cfg.ws)
         start_backends(cfg, tools)
         certs = make_certificates() if tls_workloads else {}
         for rep in range(cfg.repeat):
@@ -1076,6 +1290,17 @@ def main():
                             lambda lport, pids, fn=fn, backends=backends: fn(cfg, tools, lport, pids, backends),
                             crt=certs[fn.cert])
                     runs.append(rec)
+            for wi, (w, fn, backends) in enumerate(ws_workloads):
+                if only and w not in only:
+                    continue
+                for pi, (name, spec) in enumerate(WS_PROXIES):
+                    if name not in chosen or (w == "ws-idle" and spec["kind"] == "direct"):
+                        continue
+                    rec = dict(repeat=rep, workload=w, proxy=name)
+                    capacity = (300 if cfg.smoke else WS_IDLE) + 500 if w == "ws-idle" else 3000
+                    one_run(rec, name, spec, binpath, PROXY_PORT_BASE + 300 + wi * 10 + pi, backends, capacity,
+                            lambda lport, pids, fn=fn, backends=backends: fn(cfg, tools, lport, pids, backends))
+                    runs.append(rec)
             for wi, (w, fn, backends, mqtt_ok) in enumerate(workloads):
                 if only and w not in only:
                     continue
@@ -1088,7 +1313,7 @@ def main():
                             lambda lport, pids: fn(cfg, tools, lport, pids, backends))
                     runs.append(rec)
             # RSS per idle connection moves little between repeats: the first repeat measures it.
-            if rep == 0 and not cfg.tls and (not only or "idle" in only):
+            if rep == 0 and not cfg.tls and not cfg.ws and (not only or "idle" in only):
                 for si, n in enumerate(cfg.idle_sizes):
                     for pi, (name, spec) in enumerate(PROXIES):
                         if name not in chosen or spec["kind"] == "direct":

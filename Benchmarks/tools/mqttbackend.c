@@ -2,7 +2,12 @@
 // CONNECT with CONNACK (success), PINGREQ with PINGRESP, echoes PUBLISH back to its sender,
 // closes on DISCONNECT. No sessions, no routing. THREADS epoll threads share the port with
 // SO_REUSEPORT. Prints its own CPU seconds on SIGTERM/SIGINT, so a driver can show it idles.
-// Usage: mqttbackend PORT [THREADS]
+// --websocket: MQTT over WebSocket (RFC 6455) instead, like a broker's `protocol websockets`
+// listener: answers the HTTP/1.1 Upgrade with 101 (Sec-WebSocket-Accept per §4.2.2, the `mqtt`
+// subprotocol echoed when offered), reads masked client frames (binary and continuation frames
+// are unmasked into one MQTT byte stream, so fragments and packets split across frames are fine;
+// pings get pongs, a close gets a close), and sends each reply packet as one unmasked binary frame.
+// Usage: mqttbackend PORT [THREADS] [--websocket]
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,10 +23,13 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #define BUF 65536
-struct conn { int fd; int len; unsigned char buf[BUF]; };
-static int port;
+// buf: the MQTT byte stream; raw (--websocket): bytes as received, HTTP head then frames.
+struct conn { int fd; int len; int upgraded; int rlen; unsigned char buf[BUF]; unsigned char raw[]; };
+static int port, websocket;
 
 static int listener(void) {
     int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
@@ -54,12 +62,26 @@ static int flush_out(int fd) {
     return 0;
 }
 
-static int send_all(int fd, const unsigned char *p, int n) {
+static int send_raw(int fd, const unsigned char *p, int n) {
     if (out_len + n > BUF && flush_out(fd) < 0) return -1;
     if (n > BUF) return -1;
     memcpy(out + out_len, p, (size_t)n);
     out_len += n;
     return 0;
+}
+
+// RFC 6455 §5.2: a server's frame is unmasked; FIN set, one packet per binary message.
+static int send_frame(int fd, unsigned char opcode, const unsigned char *p, int n) {
+    unsigned char h[4] = { (unsigned char)(0x80 | opcode) };
+    int hl = 2;
+    if (n < 126) h[1] = (unsigned char)n;
+    else { h[1] = 126; h[2] = (unsigned char)(n >> 8); h[3] = (unsigned char)n; hl = 4; }
+    if (n > 65535 || send_raw(fd, h, hl) < 0) return -1;
+    return send_raw(fd, p, n);
+}
+
+static int send_all(int fd, const unsigned char *p, int n) {
+    return websocket ? send_frame(fd, 0x2, p, n) : send_raw(fd, p, n);
 }
 
 // Handles the complete packets at the start of c->buf; returns -1 to close.
@@ -92,6 +114,99 @@ static int handle(struct conn *c) {
     return 0;
 }
 
+// The value of header `name` (case-insensitive) in the head [h, end), or NULL; *len its length.
+static const char *header(const char *h, const char *end, const char *name, int *len) {
+    size_t nl = strlen(name);
+    for (const char *l = h; l < end; ) {
+        const char *eol = memmem(l, (size_t)(end - l), "\r\n", 2);
+        if (!eol) eol = end;
+        if ((size_t)(eol - l) > nl && strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+            const char *v = l + nl + 1;
+            while (v < eol && (*v == ' ' || *v == '\t')) v++;
+            const char *e = eol;
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
+            *len = (int)(e - v);
+            return v;
+        }
+        l = eol + 2;
+    }
+    return NULL;
+}
+
+// Answers the upgrade once its head is complete; returns bytes consumed, 0 for more, -1 to close.
+static int upgrade(struct conn *c) {
+    const char *h = (const char *)c->raw;
+    const char *end = memmem(h, (size_t)c->rlen, "\r\n\r\n", 4);
+    if (!end) return c->rlen >= 8192 ? -1 : 0;
+    int kl = 0, pl = 0;
+    const char *key = header(h, end, "Sec-WebSocket-Key", &kl);
+    const char *proto = header(h, end, "Sec-WebSocket-Protocol", &pl);
+    if (!key || kl > 64 || strncmp(h, "GET ", 4) != 0) return -1;
+    // RFC 6455 §4.2.2: base64(SHA-1(key + GUID)).
+    char cat[128];
+    memcpy(cat, key, (size_t)kl);
+    memcpy(cat + kl, "258EAFA5-E914-47DA-95CA-C5AB0DC85B11", 36);
+    unsigned char digest[SHA_DIGEST_LENGTH], accept[32];
+    SHA1((const unsigned char *)cat, (size_t)kl + 36, digest);
+    EVP_EncodeBlock(accept, digest, SHA_DIGEST_LENGTH);
+    char resp[256];
+    int n = snprintf(resp, sizeof resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n", accept,
+                     proto && memmem(proto, (size_t)pl, "mqtt", 4) ? "Sec-WebSocket-Protocol: mqtt\r\n" : "");
+    if (send_raw(c->fd, (const unsigned char *)resp, n) < 0 || flush_out(c->fd) < 0) return -1;
+    c->upgraded = 1;
+    return (int)(end + 4 - h);
+}
+
+// Unmasks the complete frames at the start of c->raw into c->buf; returns bytes consumed or -1.
+static int frames(struct conn *c) {
+    int off = 0;
+    while (off + 2 <= c->rlen) {
+        unsigned char *f = c->raw + off;
+        int op = f[0] & 0x0F, masked = f[1] & 0x80, hl = 2;
+        long n = f[1] & 0x7F;
+        if (n == 126) { if (off + 4 > c->rlen) break; n = (f[2] << 8) | f[3]; hl = 4; }
+        else if (n == 127) return -1;               // 64-bit lengths: never sent by the load generator
+        if (!masked) return -1;                     // §5.1: a client's frames are masked
+        if (off + hl + 4 + n > c->rlen) break;
+        if (n > BUF) return -1;
+        unsigned char *mask = f + hl, *p = f + hl + 4;
+        for (long i = 0; i < n; i++) p[i] ^= mask[i & 3];
+        if (op == 0x0 || op == 0x2) {               // binary or its continuation: MQTT bytes
+            if (c->len + n > BUF) return -1;
+            memcpy(c->buf + c->len, p, (size_t)n);
+            c->len += (int)n;
+        } else if (op == 0x9) {                     // ping: pong with the same payload
+            if (send_frame(c->fd, 0xA, p, (int)n) < 0) return -1;
+        } else if (op == 0x8) {                     // close: answer it, then close
+            send_frame(c->fd, 0x8, p, n >= 2 ? 2 : 0);
+            flush_out(c->fd);
+            return -1;
+        } else if (op != 0xA) {
+            return -1;                              // text or unknown: not MQTT
+        }
+        off += hl + 4 + (int)n;
+    }
+    return off;
+}
+
+// New bytes in c->raw (--websocket); returns -1 to close.
+static int handle_ws(struct conn *c) {
+    int used = 0;
+    if (!c->upgraded) {
+        used = upgrade(c);
+        if (used <= 0) return used;
+    }
+    for (;;) {
+        memmove(c->raw, c->raw + used, (size_t)(c->rlen - used));
+        c->rlen -= used;
+        used = frames(c);
+        if (used < 0) return -1;
+        if (used == 0) break;
+    }
+    return handle(c);
+}
+
 static void *serve(void *arg) {
     (void)arg;
     int l = listener(), ep = epoll_create1(0), one = 1;
@@ -106,18 +221,19 @@ static void *serve(void *arg) {
                 int fd;
                 while ((fd = accept4(l, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                    struct conn *nc = malloc(sizeof *nc);
-                    nc->fd = fd; nc->len = 0;
+                    struct conn *nc = malloc(sizeof *nc + (websocket ? BUF : 0));
+                    nc->fd = fd; nc->len = 0; nc->upgraded = 0; nc->rlen = 0;
                     struct epoll_event ce = { .events = EPOLLIN, .data.ptr = nc };
                     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce);
                 }
                 continue;
             }
             for (;;) {
-                ssize_t r = read(c->fd, c->buf + c->len, (size_t)(BUF - c->len));
+                ssize_t r = websocket ? read(c->fd, c->raw + c->rlen, (size_t)(BUF - c->rlen))
+                                      : read(c->fd, c->buf + c->len, (size_t)(BUF - c->len));
                 if (r > 0) {
-                    c->len += (int)r;
-                    if (handle(c) < 0) { close(c->fd); free(c); break; }
+                    if (websocket) c->rlen += (int)r; else c->len += (int)r;
+                    if ((websocket ? handle_ws(c) : handle(c)) < 0) { close(c->fd); free(c); break; }
                     continue;
                 }
                 if (r == 0 || errno != EAGAIN) { close(c->fd); free(c); }
@@ -137,7 +253,8 @@ static void report(int sig) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: mqttbackend PORT [THREADS]\n"); return 2; }
+    if (argc > 1 && strcmp(argv[argc - 1], "--websocket") == 0) { websocket = 1; argc--; }
+    if (argc < 2) { fprintf(stderr, "usage: mqttbackend PORT [THREADS] [--websocket]\n"); return 2; }
     port = atoi(argv[1]);
     int threads = argc > 2 ? atoi(argv[2]) : 1;
     struct rlimit rl;

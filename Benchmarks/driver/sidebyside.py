@@ -477,11 +477,15 @@ last_machine = {}   # the machine CPU of the last measured() run, for per-unit f
 def measured(cfg, pids, backend_ports, body):
     """Runs body(); returns (its JSON, proxy CPU seconds, backend CPU share of the run)."""
     bpids = [backend_pids[p] for p in backend_ports]
-    c0, b0, m0, t0 = cpu_all(pids), cpu_all(bpids), machine_busy(), time.time()
+    # The load generator is the only child reaped during body(): its CPU is the children's delta.
+    children = lambda: (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
+    c0, b0, m0, t0, g0 = cpu_all(pids), cpu_all(bpids), machine_busy(), time.time(), children()
     j = body()
-    c1, b1, m1, t1 = cpu_all(pids), cpu_all(bpids), machine_busy(), time.time()
+    c1, b1, m1, t1, g1 = cpu_all(pids), cpu_all(bpids), machine_busy(), time.time(), children()
     last_machine["cpu"] = m1 - m0
     last_machine["backend_cpu"] = b1 - b0
+    # CPU (of 2) charged to none of proxy, backend, load generator: a shared machine's others.
+    last_machine["other_busy"] = max(0.0, (m1 - m0) - (c1 - c0) - (b1 - b0) - (g1 - g0)) / max(1e-9, t1 - t0)
     return j, (c1 - c0 if pids else None), (b1 - b0) / max(1e-9, t1 - t0)
 
 
@@ -493,6 +497,7 @@ def with_machine(res):
     """Adds the whole machine's CPU per unit (proxy, load generator and backends together)."""
     res["machine_per_unit"] = per_unit(last_machine.get("cpu"), res["work"])
     res["backend_per_unit"] = per_unit(last_machine.get("backend_cpu"), res["work"])
+    res["other_busy"] = last_machine.get("other_busy")   # tls_result computes its own
     return res
 
 
@@ -980,20 +985,24 @@ def pp2_report(summary, runs):
           "generated haproxy.cfg mirroring the `ringproxy` command line (one worker, roundrobin, timeouts "
           "connect 5 s / client 240 s / server 240 s, retries 3, maxconn, no log); ringproxy-file has no "
           "send-proxy-v2 and shows what loading a file instead of the command line changes. Added cost and "
-          "ratios are taken per repeat (each repeat runs every proxy back to back): median (min–max).", ""]
+          "ratios are taken per repeat (each repeat runs every proxy back to back): median (min–max). "
+          "\"others busy\" = CPU (of 2) charged to neither the proxy, the backend nor ringbench during the "
+          "run: other users of a shared machine plus softirq time charged to no task.", ""]
     names = [p for p in PROXY_NAMES if p in ("ringproxy", "ringproxy-file", "ringproxy-pp2", "haproxy", "haproxy-pp2")]
     for w in ws:
         rate_u, unit_label = unit(w)
         digits = 2 if w == "pingpong" else 1
-        md += [f"### {w}", "", f"| proxy | {rate_u} | proxy {unit_label} | backend {unit_label} | backend busy |",
-               "|---|---|---|---|---|"]
+        md += [f"### {w}", "", f"| proxy | {rate_u} | proxy {unit_label} | backend {unit_label} | backend busy | others busy |",
+               "|---|---|---|---|---|---|"]
         for p in names:
             d = summary[w].get(p)
             if not d:
                 continue
             busy = "–" if d["backend_busy"] is None else f"{100 * d['backend_busy'][0]:.0f} %"
+            others = "–" if d.get("other_busy") is None else \
+                f"{100 * d['other_busy'][0]:.0f} % ({100 * d['other_busy'][1]:.0f}–{100 * d['other_busy'][2]:.0f})"
             md.append(f"| {p} | {fmt(d['rate'], 0)} | {fmt(d['per_unit'], digits)} | "
-                      f"{fmt(d.get('backend_per_unit'), digits)} | {busy} |")
+                      f"{fmt(d.get('backend_per_unit'), digits)} | {busy} | {others} |")
         md += ["", f"| {unit_label} | median (min–max) of the per-repeat figures |", "|---|---|"]
         rows = [("added by the header, ringproxy: ringproxy-pp2 − ringproxy", "ringproxy-pp2", "ringproxy", "-"),
                 ("added by the header, ringproxy, same file: ringproxy-pp2 − ringproxy-file", "ringproxy-pp2", "ringproxy-file", "-"),

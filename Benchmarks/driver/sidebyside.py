@@ -16,6 +16,14 @@ to show it is not the bottleneck. Workloads, interleaved per repeat:
   bulk-1/100 raw bytes streamed both ways through 1 and 100 connections
   latency    1 connection, 1 message in flight: the latency a hop adds (p50, p99)
   idle       10k, 50k, 100k MQTT connections held with keepalive pings: RSS per connection
+Opt-in proxies (only when named in --proxies), issue 12's PROXY protocol cost:
+  ringproxy-pp2  ringproxy with `send-proxy-v2` on every server: a generated haproxy.cfg (-f; the
+                 command line has no flag for it) mirroring the `ringproxy` variant's command line
+  ringproxy-file the same file without send-proxy-v2: the control for "-f vs command line"
+  haproxy-pp2    `haproxy` with `send-proxy-v2` on every server
+  Their MQTT backends run with --proxy-protocol (read and drop the v2 header); workloads on the
+  echo or idle backends skip them. results.md then has a "PROXY protocol v2 cost" section:
+  python3 Benchmarks/driver/sidebyside.py --only conn --proxies ringproxy,ringproxy-file,ringproxy-pp2,haproxy,haproxy-pp2
 With --tls, the TLS workloads of issue 11 instead (ringproxy and HAProxy load the same
 haproxy.cfg, `bind ... ssl crt`; nginx `listen ... ssl`; one throwaway certificate per run, TLS 1.3,
 TLS_AES_128_GCM_SHA256, X25519, all three with SSL_MODE_RELEASE_BUFFERS; load from tlsbench, C,
@@ -64,12 +72,15 @@ BUILD_LOCK = "/tmp/ringproxy-build.lock"
 
 ECHO_PORT = 29001                                  # echoserver (bulk)
 MQTT_PORTS = [29011, 29012, 29013]                 # mqttbackend x 3 (conn, reconnect, pingpong, latency)
+PP2_PORTS = [29021, 29022, 29023]                  # mqttbackend --proxy-protocol x 3, for MQTT_PORTS (pp2 variants)
 IDLE_PORTS = list(range(29031, 29039))             # mqttbackend x 8 (idle: <= 12.5k connections each)
 MOSQUITTO_PORTS = [29041, 29042, 29043]            # --mosquitto: conn against real brokers too
 PROXY_PORT_BASE = 29100
 PER_PROCESS_CONNS = 9000                           # proxied connections one process/worker holds (2 fds each)
 
-# Proxies under test. kind: how to start; mqtt: whether the config requires MQTT traffic.
+# Proxies under test. kind: how to start; mqtt: whether the config requires MQTT traffic;
+# pp2: send-proxy-v2 on every server (backends in --proxy-protocol mode); optin: run only when
+# named in --proxies (the default run and --smoke stay as they were).
 PROXIES = [
     ("direct", dict(kind="direct", mqtt=False)),
     ("ringproxy", dict(kind="ringproxy", mqtt=False, args=[])),
@@ -77,7 +88,12 @@ PROXIES = [
     ("haproxy", dict(kind="haproxy", mqtt=False)),
     ("haproxy-mqtt", dict(kind="haproxy", mqtt=True)),
     ("nginx", dict(kind="nginx", mqtt=False)),
+    ("ringproxy-file", dict(kind="ringproxy-file", mqtt=False, optin=True)),
+    ("ringproxy-pp2", dict(kind="ringproxy-file", mqtt=False, pp2=True, optin=True)),
+    ("haproxy-pp2", dict(kind="haproxy", mqtt=False, pp2=True, optin=True)),
 ]
+# The pp2 variants and what each adds the header to (issue 12: the cost of send-proxy-v2).
+PP2_PAIRS = [("ringproxy-pp2", "ringproxy"), ("haproxy-pp2", "haproxy")]
 PROXY_NAMES = [p for p, _ in PROXIES]
 # Units for the tables: (rate unit, per-unit label).
 UNITS = {
@@ -342,12 +358,25 @@ def build(skip, ws=False):
 backend_pids = {}   # port -> pid (CPU of the backend during a run)
 
 
-def start_backends(cfg, tools):
+def proxy_backends(spec, backends):
+    """The backend ports a proxy uses in place of a workload's: the --proxy-protocol twins of
+    the MQTT backends for the pp2 variants (None: the workload has none, skip it)."""
+    if not spec.get("pp2"):
+        return backends
+    if not all(b in MQTT_PORTS for b in backends):
+        return None
+    return [PP2_PORTS[MQTT_PORTS.index(b)] for b in backends]
+
+
+def start_backends(cfg, tools, pp2=False):
     ports = {ECHO_PORT: [tools["echoserver"], str(ECHO_PORT)]}
     for port in MQTT_PORTS + IDLE_PORTS:
         ports[port] = [tools["mqttbackend"], str(port)]
     if cfg.ws:
         ports = {port: [tools["mqttbackend"], str(port), "1", "--websocket"] for port in WS_PORTS}
+    if pp2:
+        for port in PP2_PORTS:
+            ports[port] = [tools["mqttbackend"], str(port), "--proxy-protocol"]
     for port, cmd in ports.items():
         backend_pids[port] = start(["taskset", "-c", "1"] + cmd).pid
     if cfg.mosquitto:
@@ -362,17 +391,17 @@ def start_backends(cfg, tools):
             die(f"backend on port {port} did not come up")
 
 
-def haproxy_cfg(mqtt, port, backends, maxconn, crt=None):
+def haproxy_cfg(mqtt, port, backends, maxconn, crt=None, send_proxy_v2=False):
     """The seed's MQTT configuration (mqtt_is_valid + stick table on the client id), or plain
     round robin; one thread. With crt: TLS termination on the bind line (TLS 1.3 only, one
-    suite, one group), the file ringproxy loads too."""
+    suite, one group), the file ringproxy loads too. send_proxy_v2: on every server line."""
     lines = ["global", "  nbthread 1", f"  maxconn {maxconn}",
              "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 60s", "  timeout server 60s",
              "backend b", "  balance roundrobin"]
     if mqtt:
         lines += ["  stick-table type string len 32 size 100k expire 30m",
                   "  stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)"]
-    lines += [f"  server s{i} 127.0.0.1:{b}" for i, b in enumerate(backends)]
+    lines += [f"  server s{i} 127.0.0.1:{b}{' send-proxy-v2' if send_proxy_v2 else ''}" for i, b in enumerate(backends)]
     ssl = (f" ssl crt {crt} ssl-min-ver TLSv1.3 ciphersuites {TLS_SUITE} curves {TLS_GROUP}" if crt else "")
     lines += ["frontend f", f"  bind 127.0.0.1:{port}{ssl}", "  default_backend b"]
     if mqtt:
@@ -397,6 +426,22 @@ def ws_cfg(mqttws, port, backends, maxconn):
     lines += ["frontend mqtt_ws_frontend", f"  bind 127.0.0.1:{port}", "  mode tcp", "  default_backend mqtt_ws_backend"]
     if mqttws:
         lines += ["  tcp-request inspect-delay 5s", f"  option mqtt-websocket path {WS_PATH}"]
+    return "\n".join(lines) + "\n"
+
+
+def ringproxy_quick_cfg(port, backends, cores, maxconn, send_proxy_v2):
+    """What `ringproxy --listen 127.0.0.1:PORT --backend ... --cores N --log none --maxconn M`
+    configures (the `ringproxy` variant), as a haproxy.cfg, for what only a file can say
+    (send-proxy-v2). The command line's defaults written out: balance roundrobin, weight 1,
+    timeout connect 5 s, client and server 240 s, retries 3; no log line = no connection log;
+    buffers, pinning and the drain grace are not in the file and keep the same engine defaults."""
+    pp = " send-proxy-v2" if send_proxy_v2 else ""
+    lines = ["global", f"  nbthread {cores}", f"  maxconn {maxconn}",
+             "defaults", "  mode tcp", "  timeout connect 5000ms", "  timeout client 240000ms",
+             "  timeout server 240000ms", "  retries 3",
+             "backend servers", "  balance roundrobin"]
+    lines += [f"  server srv{i + 1} 127.0.0.1:{b} weight 1{pp}" for i, b in enumerate(backends)]
+    lines += ["frontend quick", f"  bind 127.0.0.1:{port}", "  default_backend servers"]
     return "\n".join(lines) + "\n"
 
 
@@ -439,11 +484,17 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
             f.write(ws_cfg(spec["mqttws"], port, backends, conns + 1000) if "mqttws" in spec
                     else haproxy_cfg(spec["mqtt"], port, backends, conns + 1000, crt))
         cmds = [["taskset", "-c", "0", binpath, "-f", cfg]]
+    elif kind == "ringproxy-file":
+        # The `ringproxy` variant's command line as a file (send-proxy-v2 needs one).
+        cfg = os.path.join(scratch, f"{name}.cfg")
+        with open(cfg, "w") as f:
+            f.write(ringproxy_quick_cfg(port, backends, instances, conns + 1000, spec.get("pp2", False)))
+        cmds = [["taskset", "-c", "0", binpath, "-f", cfg]]
     elif kind == "haproxy":
         cfg = os.path.join(scratch, f"{name}.cfg")
         with open(cfg, "w") as f:
             f.write(ws_cfg(spec["mqttws"], port, backends, per) if "mqttws" in spec
-                    else haproxy_cfg(spec["mqtt"], port, backends, per, crt))
+                    else haproxy_cfg(spec["mqtt"], port, backends, per, crt, spec.get("pp2", False)))
         cmds = [["taskset", "-c", "0", "haproxy", "-f", cfg, "-db"] for _ in range(instances)]
     elif kind == "nginx":
         cfg = os.path.join(scratch, "nginx.conf")
@@ -488,10 +539,15 @@ last_machine = {}   # the machine CPU of the last measured() run, for per-unit f
 def measured(cfg, pids, backend_ports, body):
     """Runs body(); returns (its JSON, proxy CPU seconds, backend CPU share of the run)."""
     bpids = [backend_pids[p] for p in backend_ports]
-    c0, b0, m0, t0 = cpu_all(pids), cpu_all(bpids), machine_busy(), time.time()
+    # The load generator is the only child reaped during body(): its CPU is the children's delta.
+    children = lambda: (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
+    c0, b0, m0, t0, g0 = cpu_all(pids), cpu_all(bpids), machine_busy(), time.time(), children()
     j = body()
-    c1, b1, m1, t1 = cpu_all(pids), cpu_all(bpids), machine_busy(), time.time()
+    c1, b1, m1, t1, g1 = cpu_all(pids), cpu_all(bpids), machine_busy(), time.time(), children()
     last_machine["cpu"] = m1 - m0
+    last_machine["backend_cpu"] = b1 - b0
+    # CPU (of 2) charged to none of proxy, backend, load generator: a shared machine's others.
+    last_machine["other_busy"] = max(0.0, (m1 - m0) - (c1 - c0) - (b1 - b0) - (g1 - g0)) / max(1e-9, t1 - t0)
     return j, (c1 - c0 if pids else None), (b1 - b0) / max(1e-9, t1 - t0)
 
 
@@ -502,6 +558,8 @@ def per_unit(cpu, work):
 def with_machine(res):
     """Adds the whole machine's CPU per unit (proxy, load generator and backends together)."""
     res["machine_per_unit"] = per_unit(last_machine.get("cpu"), res["work"])
+    res["backend_per_unit"] = per_unit(last_machine.get("backend_cpu"), res["work"])
+    res["other_busy"] = last_machine.get("other_busy")   # tls_result computes its own
     return res
 
 
@@ -843,6 +901,15 @@ WS_WORKLOADS = [
 
 # ---------------------------------------------------------------- report
 
+def loadavg():
+    """The 1/5/15-minute load averages: a shared machine's other work shows here."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " / ".join(f.read().split()[:3])
+    except OSError:
+        return ""
+
+
 def machine():
     def sh(cmd):
         try:
@@ -869,7 +936,8 @@ def machine():
 def summarize(runs):
     """{workload: {proxy: {rate|per_unit|p50|p99|backend_busy: (med, lo, hi)}}}"""
     keys = ("rate", "per_unit", "p50", "p99", "backend_busy", "machine_per_unit", "client_busy", "client_per_unit",
-            "tickets_per_handshake", "resumed_share", "other_busy", "marginal_per_conn", "rss_start_mb", "rss_held_mb")
+            "tickets_per_handshake", "resumed_share", "other_busy", "marginal_per_conn", "rss_start_mb", "rss_held_mb",
+            "backend_per_unit")
     out = {}
     for r in runs:
         if r.get("error") or r.get("result") is None:
@@ -1027,6 +1095,7 @@ def write_report(out, cfg, runs, mach, elapsed):
         md.append("")
     md += tls_report(summary, runs)
     md += ws_report(summary, runs)
+    md += pp2_report(summary, runs)
     if any(w in summary for w, *_ in WORKLOADS):
         md += ["## Targets (ringproxy vs HAProxy 2.6 with the seed's MQTT configuration, same CPU, same run)", "",
                "| measure | measured | target | met |", "|---|---|---|---|"]
@@ -1039,6 +1108,67 @@ def write_report(out, cfg, runs, mach, elapsed):
         f.write("\n".join(md))
     charts(out, summary, idle_names)
     return "\n".join(md)
+
+
+def pp2_report(summary, runs):
+    """Issue 12: what send-proxy-v2 adds per unit, ringproxy and HAProxy each against its own
+    plain variant, paired per repeat (interleaved, so a repeat's pair saw the same machine)."""
+    ws = [w for w, *_ in WORKLOADS if w in summary and any(a in summary[w] for a, _ in PP2_PAIRS)]
+    if not ws:
+        return []
+    per = {}
+    for r in runs:
+        if not r.get("error") and r.get("result") and r["result"].get("per_unit") is not None:
+            per[(r["workload"], r["proxy"], r["repeat"])] = r["result"]["per_unit"]
+    def paired(w, a, b, op):
+        v = [op(per[(w, a, k)], per[(w, b, k)]) for (w2, p, k) in per if w2 == w and p == a and (w, b, k) in per]
+        return (statistics.median(v), min(v), max(v)) if v else None
+    md = ["## PROXY protocol v2 cost (issue 12)", "",
+          "`-pp2`: `send-proxy-v2` on every server line, the MQTT backends in `--proxy-protocol` mode (each "
+          "connection's v2 header read and dropped before MQTT). ringproxy-pp2 and ringproxy-file load a "
+          "generated haproxy.cfg mirroring the `ringproxy` command line (one worker, roundrobin, timeouts "
+          "connect 5 s / client 240 s / server 240 s, retries 3, maxconn, no log); ringproxy-file has no "
+          "send-proxy-v2 and shows what loading a file instead of the command line changes. Added cost and "
+          "ratios are taken per repeat (each repeat runs every proxy back to back): median (min–max). "
+          "\"others busy\" = CPU (of 2) charged to neither the proxy, the backend nor ringbench during the "
+          "run: other users of a shared machine plus softirq time charged to no task.", ""]
+    names = [p for p in PROXY_NAMES if p in ("ringproxy", "ringproxy-file", "ringproxy-pp2", "haproxy", "haproxy-pp2")]
+    for w in ws:
+        rate_u, unit_label = unit(w)
+        digits = 2 if w == "pingpong" else 1
+        md += [f"### {w}", "", f"| proxy | {rate_u} | proxy {unit_label} | backend {unit_label} | backend busy | others busy |",
+               "|---|---|---|---|---|---|"]
+        for p in names:
+            d = summary[w].get(p)
+            if not d:
+                continue
+            busy = "–" if d["backend_busy"] is None else f"{100 * d['backend_busy'][0]:.0f} %"
+            others = "–" if d.get("other_busy") is None else \
+                f"{100 * d['other_busy'][0]:.0f} % ({100 * d['other_busy'][1]:.0f}–{100 * d['other_busy'][2]:.0f})"
+            md.append(f"| {p} | {fmt(d['rate'], 0)} | {fmt(d['per_unit'], digits)} | "
+                      f"{fmt(d.get('backend_per_unit'), digits)} | {busy} | {others} |")
+        md += ["", f"| {unit_label} | median (min–max) of the per-repeat figures |", "|---|---|"]
+        rows = [("added by the header, ringproxy: ringproxy-pp2 − ringproxy", "ringproxy-pp2", "ringproxy", "-"),
+                ("added by the header, ringproxy, same file: ringproxy-pp2 − ringproxy-file", "ringproxy-pp2", "ringproxy-file", "-"),
+                ("-f instead of the command line: ringproxy-file − ringproxy", "ringproxy-file", "ringproxy", "-"),
+                ("added by the header, HAProxy: haproxy-pp2 − haproxy", "haproxy-pp2", "haproxy", "-"),
+                ("ringproxy-pp2 ÷ haproxy-pp2", "ringproxy-pp2", "haproxy-pp2", "/"),
+                ("ringproxy ÷ haproxy", "ringproxy", "haproxy", "/")]
+        for label, a, b, op in rows:
+            t = paired(w, a, b, (lambda x, y: x - y) if op == "-" else (lambda x, y: x / y))
+            if t is None:
+                continue
+            if op == "-":
+                base = summary[w][b]["per_unit"][0]
+                md.append(f"| {label} | {t[0]:+,.{digits}f} µs ({t[1]:+,.{digits}f} to {t[2]:+,.{digits}f}); "
+                          f"{100 * t[0] / base:+.1f} % of {b} |")
+            else:
+                md.append(f"| {label} | **{t[0]:.2f}x** ({t[1]:.2f}–{t[2]:.2f}) |")
+        for e in runs:
+            if e["workload"] == w and e["proxy"] in names and e.get("error"):
+                md.append(f"\nFailed: {e['proxy']} (repeat {e['repeat']}): {e['error']}")
+        md.append("")
+    return md
 
 
 def tls_report(summary, runs):
@@ -1234,7 +1364,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO, "Benchmarks", "results", "latest"))
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
     ap.add_argument("--only", default="", help="comma-separated workloads (conn,conn-loaded,reconnect,pingpong,bulk-1,bulk-100,latency,idle)")
-    ap.add_argument("--proxies", default="", help="comma-separated proxies (default: all)")
+    ap.add_argument("--proxies", default="", help="comma-separated proxies (default: all but the opt-in "
+                    "ringproxy-file, ringproxy-pp2, haproxy-pp2)")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any run failed (CI's smoke run)")
     ap.add_argument("--tls", action="store_true", help="the TLS workloads (issue 11) instead of the plain ones")
     ap.add_argument("--ws", action="store_true", help="the MQTT-over-WebSocket workloads (issue 14) instead of the plain ones")
@@ -1256,6 +1387,7 @@ def main():
     subprocess.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"], capture_output=True)
     os.makedirs(cfg.out, exist_ok=True)
     t0 = time.time()
+    load_start = loadavg()
     atexit.register(cleanup)
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, lambda *_: sys.exit(1))
@@ -1263,7 +1395,10 @@ def main():
     os.chmod(scratch, 0o777)  # mosquitto drops root to its own user
     runs = []
     only = set(filter(None, cfg.only.split(",")))
-    chosen = set(filter(None, cfg.proxies.split(","))) or set(PROXY_NAMES) | set(WS_PROXY_NAMES)
+    chosen = set(filter(None, cfg.proxies.split(","))) or ({p for p, s in PROXIES if not s.get("optin")} | set(WS_PROXY_NAMES))
+    unknown = chosen - set(PROXY_NAMES) - set(TLS_PROXY_NAMES) - set(WS_PROXY_NAMES)
+    if unknown:
+        die(f"unknown proxies: {', '.join(sorted(unknown))} (known: {', '.join(PROXY_NAMES + TLS_PROXY_NAMES + WS_PROXY_NAMES)})")
     workloads = list(WORKLOADS)
     if cfg.mosquitto:
         workloads.append(("conn-mosquitto", w_conn, MOSQUITTO_PORTS, True))
@@ -1275,7 +1410,7 @@ def main():
         workloads = []
     try:
         binpath, tools = build(cfg.no_build, cfg.ws)
-        start_backends(cfg, tools)
+        start_backends(cfg, tools, pp2=any(s.get("pp2") for p, s in PROXIES if p in chosen))
         certs = make_certificates() if tls_workloads else {}
         for rep in range(cfg.repeat):
             for wi, (w, fn, backends) in enumerate(tls_workloads):
@@ -1307,22 +1442,27 @@ def main():
                 for pi, (name, spec) in enumerate(PROXIES):
                     if name not in chosen or (spec["mqtt"] and not mqtt_ok):
                         continue  # raw bytes would be rejected by MQTT-validating configs
+                    bports = proxy_backends(spec, backends)
+                    if bports is None:
+                        continue  # no --proxy-protocol twin of this workload's backends
                     rec = dict(repeat=rep, workload=w, proxy=name)
                     capacity = LOADED_IDLE + 600 if w == "conn-loaded" else 3000
-                    one_run(rec, name, spec, binpath, PROXY_PORT_BASE + wi * 10 + pi, backends, capacity,
-                            lambda lport, pids: fn(cfg, tools, lport, pids, backends))
+                    one_run(rec, name, spec, binpath, PROXY_PORT_BASE + wi * 10 + pi, bports, capacity,
+                            lambda lport, pids, bports=bports: fn(cfg, tools, lport, pids, bports))
                     runs.append(rec)
             # RSS per idle connection moves little between repeats: the first repeat measures it.
             if rep == 0 and not cfg.tls and not cfg.ws and (not only or "idle" in only):
                 for si, n in enumerate(cfg.idle_sizes):
                     for pi, (name, spec) in enumerate(PROXIES):
-                        if name not in chosen or spec["kind"] == "direct":
+                        if name not in chosen or spec["kind"] == "direct" or proxy_backends(spec, IDLE_PORTS) is None:
                             continue
                         rec = dict(repeat=rep, workload=f"idle-{n}", proxy=name)
                         one_run(rec, name, spec, binpath, PROXY_PORT_BASE + 80 + si * 6 + pi, IDLE_PORTS, n,
                                 lambda lport, pids, n=n: w_idle(cfg, tools, lport, pids, IDLE_PORTS, n))
                         runs.append(rec)
-        md = write_report(cfg.out, cfg, runs, machine(), time.time() - t0)
+        mach = machine()
+        mach["load average (1/5/15 min) at start, at end"] = f"{load_start}, {loadavg()}"
+        md = write_report(cfg.out, cfg, runs, mach, time.time() - t0)
         print(md)
         log(f"wrote {cfg.out}/results.md, results.json and charts in {time.time() - t0:.0f} s")
     finally:

@@ -7,7 +7,10 @@
 // subprotocol echoed when offered), reads masked client frames (binary and continuation frames
 // are unmasked into one MQTT byte stream, so fragments and packets split across frames are fine;
 // pings get pongs, a close gets a close), and sends each reply packet as one unmasked binary frame.
-// Usage: mqttbackend PORT [THREADS] [--websocket]
+// With --proxy-protocol every connection must start with a PROXY protocol v2 header (what a
+// `send-proxy-v2` server gets), which is read and dropped; a v1 header, a bad signature or
+// version, or a length too short for its family closes the connection (counted).
+// Usage: mqttbackend PORT [THREADS] [--websocket] [--proxy-protocol]
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,8 +31,10 @@
 
 #define BUF 65536
 // buf: the MQTT byte stream; raw (--websocket): bytes as received, HTTP head then frames.
-struct conn { int fd; int len; int upgraded; int rlen; unsigned char buf[BUF]; unsigned char raw[]; };
-static int port, websocket;
+// need_header: a PROXY v2 header must come first (--proxy-protocol) and has not been read yet.
+struct conn { int fd; int len; int upgraded; int rlen; int need_header; unsigned char buf[BUF]; unsigned char raw[]; };
+static int port, websocket, proxy_protocol;
+static long headers_read, headers_rejected;   // --proxy-protocol; updated atomically
 
 static int listener(void) {
     int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
@@ -84,9 +89,42 @@ static int send_all(int fd, const unsigned char *p, int n) {
     return websocket ? send_frame(fd, 0x2, p, n) : send_raw(fd, p, n);
 }
 
+// proxy-protocol.txt §2.2: 12-byte signature, version/command, family/transport, then the
+// big-endian length of what follows the 16-byte fixed part (addresses and TLVs).
+static const unsigned char pp2_signature[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
+
+// Drops the v2 header at the start of c->buf: 1 when dropped, 0 when more bytes are needed,
+// -1 to close (v1 or garbage, version not 2, command not LOCAL/PROXY, a length too short for
+// the family's addresses, or one that cannot fit the buffer).
+static int drop_proxy_header(struct conn *c) {
+    int have = c->len < 16 ? c->len : 16;
+    if (memcmp(c->buf, pp2_signature, (size_t)(have < 12 ? have : 12)) != 0) return -1;
+    if (have >= 13 && (c->buf[12] >> 4 != 2 || (c->buf[12] & 0x0F) > 1)) return -1;
+    if (have < 16) return 0;
+    int length = (c->buf[14] << 8) | c->buf[15];
+    if ((c->buf[12] & 0x0F) == 1) {   // PROXY: the addresses must fit (§2.2: 12, 36, 216 bytes)
+        int family = c->buf[13] >> 4;
+        int least = family == 1 ? 12 : family == 2 ? 36 : family == 3 ? 216 : 0;
+        if (length < least) return -1;
+    }
+    int total = 16 + length;
+    if (total > BUF) return -1;
+    if (c->len < total) return 0;
+    memmove(c->buf, c->buf + total, (size_t)(c->len - total));
+    c->len -= total;
+    c->need_header = 0;
+    __atomic_fetch_add(&headers_read, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
 // Handles the complete packets at the start of c->buf; returns -1 to close.
 static int handle(struct conn *c) {
     int off = 0;
+    if (c->need_header) {
+        int r = drop_proxy_header(c);
+        if (r < 0) { __atomic_fetch_add(&headers_rejected, 1, __ATOMIC_RELAXED); return -1; }
+        if (r == 0) return 0;
+    }
     static const unsigned char connack[4] = { 0x20, 0x02, 0x00, 0x00 };
     static const unsigned char pingresp[2] = { 0xD0, 0x00 };
     while (off + 2 <= c->len) {
@@ -222,7 +260,7 @@ static void *serve(void *arg) {
                 while ((fd = accept4(l, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
                     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     struct conn *nc = malloc(sizeof *nc + (websocket ? BUF : 0));
-                    nc->fd = fd; nc->len = 0; nc->upgraded = 0; nc->rlen = 0;
+                    nc->fd = fd; nc->len = 0; nc->upgraded = 0; nc->rlen = 0; nc->need_header = proxy_protocol;
                     struct epoll_event ce = { .events = EPOLLIN, .data.ptr = nc };
                     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce);
                 }
@@ -247,16 +285,29 @@ static void *serve(void *arg) {
 static void report(int sig) {
     struct rusage u;
     getrusage(RUSAGE_SELF, &u);
-    fprintf(stderr, "{\"backend_cpu_seconds\":%.3f}\n",
-            u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6);
+    double cpu = u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+    if (proxy_protocol)
+        fprintf(stderr, "{\"backend_cpu_seconds\":%.3f,\"proxy_headers_read\":%ld,\"proxy_headers_rejected\":%ld}\n",
+                cpu, __atomic_load_n(&headers_read, __ATOMIC_RELAXED), __atomic_load_n(&headers_rejected, __ATOMIC_RELAXED));
+    else
+        fprintf(stderr, "{\"backend_cpu_seconds\":%.3f}\n", cpu);
     _exit(sig == SIGTERM || sig == SIGINT ? 0 : 1);
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[argc - 1], "--websocket") == 0) { websocket = 1; argc--; }
-    if (argc < 2) { fprintf(stderr, "usage: mqttbackend PORT [THREADS] [--websocket]\n"); return 2; }
-    port = atoi(argv[1]);
-    int threads = argc > 2 ? atoi(argv[2]) : 1;
+    int positional[2] = { 0, 1 }, n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--proxy-protocol") == 0) proxy_protocol = 1;
+        else if (strcmp(argv[i], "--websocket") == 0) websocket = 1;
+        else if (n < 2) positional[n++] = atoi(argv[i]);
+        else n = 3;
+    }
+    if (n < 1 || n > 2 || positional[0] <= 0 || (websocket && proxy_protocol)) {
+        fprintf(stderr, "usage: mqttbackend PORT [THREADS] [--websocket | --proxy-protocol]\n");
+        return 2;
+    }
+    port = positional[0];
+    int threads = positional[1] > 0 ? positional[1] : 1;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;

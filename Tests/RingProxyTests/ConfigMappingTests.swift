@@ -119,4 +119,10 @@ final class ConfigMappingTests: XCTestCase {
         XCTAssertEqual(loaded.engine.backends[0].servers.map(\.proxyV2TLVs), [[.ssl], [.ssl, .certCN], [.ssl, .sslCipher, .authority]])
         XCTAssertEqual(loaded.engine.backends[0].servers.map(\.proxyProtocol), [.v2, .v2, .v2])
     }
+
+    func testAFileWithNothingToListenOnIsRefusedByTheCheck() {
+        // HAProxy's -c says "will not start (no listener)"; ringproxy's start would refuse it too.
+        XCTAssertTrue(refusal("backend b\n  server s 127.0.0.1:1").contains(
+            "t.cfg:6: 'frontend': the configuration has no frontend or listen with a bind: ringproxy would listen on nothing"))
+    }
 }

@@ -165,6 +165,13 @@ extension ConfigParser.State {
         for backend in config.backends {
             let effective = config.effective(backend)
             guard effective.inspectDelayMs == nil else { continue }
+            // `option mqtt-websocket` frontends wait for the CONNECT whatever the delay says.
+            let fedByWebSocket = config.frontends.contains { frontend in
+                let f = config.effective(frontend)
+                if case .on? = f.mqttWebSocket { return f.defaultBackend == backend.name }
+                return false
+            }
+            if fedByWebSocket { continue }
             for rule in backend.stickRules where Self.readsContents(rule.sample) {
                 warning(rule.kind.keyword, "reads request contents ('\(rule.sample.fetch.name)') but \(backend.isListen ? "listen" : "backend") '\(backend.name)' sets no 'tcp-request inspect-delay'",
                         hint: "HAProxy then evaluates it on whatever bytes have arrived; add e.g. 'tcp-request inspect-delay 5s'",

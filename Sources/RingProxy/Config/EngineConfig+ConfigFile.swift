@@ -301,6 +301,12 @@ extension EngineConfig {
             }
             break
         }
+        // HAProxy: "will not start (no listener)". A stats page alone is a listener.
+        if frontends.isEmpty && !file.effectiveFrontends.contains(where: { $0.stats != nil }) && errors.isEmpty {
+            refuse(file.backends.first?.location ?? file.defaults.first?.location ?? file.global.location, "frontend",
+                   "the configuration has no frontend or listen with a bind: ringproxy would listen on nothing",
+                   hint: "add e.g. 'frontend mqtt' with 'bind *:1883' and 'default_backend <name>'")
+        }
         if !errors.isEmpty { throw ConfigError(diagnostics: errors, warnings: file.warnings) }
         if let bufsize = file.global.bufsize {
             for f in frontends.indices { frontends[f].connectMaxBytes = bufsize }

@@ -24,30 +24,16 @@ are always ended.
 """
 import argparse
 import os
-import random
 import re
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser_support import Failure, default_binary, free_port, guarded_run, headless_chromium, wait_listening  # noqa: E402
 import urllib.parse
 
 
-def driver_port():
-    """A free loopback port for chromedriver, below the ephemeral range (20000-29999)."""
-    for _ in range(50):
-        port = random.randint(20000, 29999)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    return 0
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVERS = ("b1", "b2")
 # Client id -> page loads. Each load is a new WebSocket, a new TCP connection, a new CONNECT.
 LOADS = (("browser-ws-alpha", 3), ("browser-ws-beta", 2))
@@ -151,51 +137,6 @@ function handle(first, body) {
 """
 
 
-class Failure(Exception):
-    pass
-
-
-def default_binary():
-    """What scripts/test.sh built (debug), else a release build: the newest of the two."""
-    found = [p for p in (os.path.join(ROOT, ".build", kind, "ringproxy") for kind in ("debug", "release"))
-             if os.access(p, os.X_OK)]
-    if not found:
-        raise Failure("no ringproxy binary in .build/debug or .build/release (swift build first, or --binary)")
-    return max(found, key=os.path.getmtime)
-
-
-def free_ports(count):
-    """Distinct ports below 32768 (outside Linux's ephemeral range), free right now on loopback
-    and on the wildcard address (a mosquitto websockets listener binds every IPv4 address)."""
-    ports = []
-    for _ in range(500):
-        port = random.randrange(20000, 32000)
-        if port in ports:
-            continue
-        try:
-            with socket.socket() as s:
-                s.bind(("0.0.0.0", port))
-        except OSError:
-            continue
-        ports.append(port)
-        if len(ports) == count:
-            return ports
-    raise Failure("no %d free ports below 32768 after 500 tries" % count)
-
-
-def wait_listening(port, seconds, what, process=None):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise Failure("%s exited with status %s before listening on %d" % (what, process.returncode, port))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise Failure("%s not listening on 127.0.0.1:%d after %.0f s" % (what, port, seconds))
-
-
 def connections(log_path, client_id):
     """How many times the broker logged a new connection for this client id."""
     with open(log_path, errors="replace") as f:
@@ -207,28 +148,7 @@ class Browser:
     """Headless Chromium (Debian's chromium and chromium-driver) driven by Selenium."""
 
     def __init__(self):
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                    "--window-size=800,600", "--no-first-run", "--disable-extensions",
-                    "--disable-background-networking", "--disable-sync", "--disable-component-update"):
-            options.add_argument(arg)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        # The driver's path is given, so Selenium Manager never looks for (or downloads) one.
-        # chromedriver exits at start when its port was taken meanwhile: a few bounded tries.
-        for attempt in range(3):
-            try:
-                # A port below the ephemeral range: Selenium's own pick can be taken by an outgoing
-                # connection before chromedriver binds it (seen under connection storms).
-                self.driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver", port=driver_port()), options=options)
-                break
-            except Exception:
-                if attempt == 2:
-                    raise
-                time.sleep(1.0)
-        self.driver.set_page_load_timeout(10)
+        self.driver = headless_chromium(window="800,600", console_log=True)
 
     def console(self):
         """The page's console messages (Chromium logs why it failed a WebSocket there)."""
@@ -266,6 +186,14 @@ class Browser:
             self.driver.quit()
         except Exception:
             pass
+
+
+def free_ports(count):
+    """Distinct free ports below 32768 (outside Linux's ephemeral range), on every IPv4 address (a mosquitto websockets listener binds them all)."""
+    ports = []
+    for _ in range(count):
+        ports.append(free_port("0.0.0.0", taken=ports))
+    return ports
 
 
 def run(args, run_dir, children, browsers):
@@ -347,47 +275,10 @@ def main():
     ap.add_argument("--deadline", type=float, default=45, help="seconds before the run gives up (default 45)")
     args = ap.parse_args()
 
-    def give_up(signum, _frame):
-        raise Failure("stopped by signal %d" % signum if signum != signal.SIGALRM
-                      else "did not finish within %.0f s" % args.deadline)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
-        signal.signal(sig, give_up)
-    signal.setitimer(signal.ITIMER_REAL, args.deadline)
-
-    t0 = time.monotonic()
-    children, browsers = [], []
-    run_dir = tempfile.mkdtemp(prefix="ringproxy-browser-ws.")
-    failure = None
-    seconds, placed = [], {}
-    try:
-        seconds, placed = run(args, run_dir, children, browsers)
-    except Failure as e:
-        failure = str(e)
-    except Exception as e:   # selenium or the browser could not start: a failure, said plainly
-        failure = "%s: %s" % (type(e).__name__, str(e).strip().splitlines()[0] if str(e).strip() else "")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        for browser in browsers:
-            browser.quit()
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(3)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(3)
-        if failure:
-            for name in ("ringproxy",) + SERVERS:
-                log = os.path.join(run_dir, "%s.log" % name)
-                if os.path.exists(log):
-                    with open(log, errors="replace") as f:
-                        tail = f.read().splitlines()[-6:]
-                    for line in tail:
-                        print("  %s: %s" % (name, line), file=sys.stderr)
-        subprocess.run(["rm", "-rf", run_dir])
-    elapsed = time.monotonic() - t0
+    result, failure, elapsed = guarded_run('browser-ws', args.deadline, 
+                                           lambda run_dir, children, browsers: run(args, run_dir, children, browsers),
+                                           logs=("ringproxy",) + SERVERS)
+    seconds, placed = result or ([], {})
     if failure:
         print("browser-ws: FAIL: %s (%.1f s)" % (failure, elapsed))
         return 1

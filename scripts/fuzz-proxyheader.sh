@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 exec bash scripts/fuzz-target.sh ProxyHeaderFuzz "${1:-20}" Tests/Fuzz/ProxyHeaderFuzz/corpus \
     Sources/RingProxy/Stages/FrontStages.swift Sources/RingProxy/Stages/StageVerdict.swift \
-    Sources/RingProxy/Stages/ProxyHeader.swift Tests/Fuzz/ProxyHeaderFuzz/main.swift
+    Sources/RingProxy/Stages/ProxyHeader.swift Sources/RingProxy/Stages/ProxyHeader+Writer.swift Tests/Fuzz/ProxyHeaderFuzz/main.swift

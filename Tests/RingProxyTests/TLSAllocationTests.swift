@@ -38,33 +38,20 @@ final class TLSAllocationTests: XCTestCase {
             print("HANDSHAKES", flush=True); sys.stdin.readline()
             s.unwrap().close()
             """
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", "-c", script]
-        let input = Foundation.Pipe(), output = Foundation.Pipe()
-        python.standardInput = input
-        python.standardOutput = output
-        python.standardError = output
-        try python.run()
-        defer { if python.isRunning { python.terminate() } }
-        func next() -> String {
-            var line: [UInt8] = []
-            while let byte = try? output.fileHandleForReading.read(upToCount: 1), let b = byte.first, b != 10 { line.append(b) }
-            return String(decoding: line, as: UTF8.self)
-        }
+        let python = try PacedPython(script)
         func allocated() -> Int64 {
             usleep(50_000)   // the worker has finished the last completion
             return engine.statistics().total.threadAllocatedBytes
         }
-        XCTAssertEqual(next(), "READY")
+        XCTAssertEqual(python.nextLine(), "READY")
         let start = allocated()
-        input.fileHandleForWriting.write("\n".data(using: .utf8)!)
-        XCTAssertEqual(next(), "RECORDS")
+        python.proceed()
+        XCTAssertEqual(python.nextLine(), "RECORDS")
         let afterRecords = allocated()
-        input.fileHandleForWriting.write("\n".data(using: .utf8)!)
-        XCTAssertEqual(next(), "HANDSHAKES")
+        python.proceed()
+        XCTAssertEqual(python.nextLine(), "HANDSHAKES")
         let afterHandshakes = allocated()
-        input.fileHandleForWriting.write("\n".data(using: .utf8)!)
+        python.proceed()
         python.waitUntilExit()
         return (Double(afterRecords - start) / 500, Double(afterHandshakes - afterRecords) / 20)
     }

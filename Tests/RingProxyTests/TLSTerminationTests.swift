@@ -345,32 +345,19 @@ final class TLSTerminationTests: XCTestCase {
             held.sendall(b"2"); assert held.recv(1) == b"2"
             print("BROKEN", subject(), "HELD OK", flush=True)
             """
-        let python = Process()
-        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        python.arguments = ["python3", "-c", script]
-        let input = Foundation.Pipe(), output = Foundation.Pipe()
-        python.standardInput = input
-        python.standardOutput = output
-        python.standardError = output
-        try python.run()
-        defer { if python.isRunning { python.terminate() } }
-        func nextLine() -> String {
-            var line: [UInt8] = []
-            while let byte = try? output.fileHandleForReading.read(upToCount: 1), let b = byte.first, b != 10 { line.append(b) }
-            return String(decoding: line, as: UTF8.self)
-        }
-        XCTAssertEqual(nextLine(), "BEFORE localhost")
+        let python = try PacedPython(script)
+        XCTAssertEqual(python.nextLine(), "BEFORE localhost")
         try FileManager.default.removeItem(atPath: pem)
         try FileManager.default.copyItem(atPath: TLSTestCertificates.path("second.pem"), toPath: pem)
         child.signal(SIGHUP)
         usleep(700_000)
-        input.fileHandleForWriting.write("\n".data(using: .utf8)!)
-        XCTAssertEqual(nextLine(), "AFTER broker.example.com", "new handshakes use the new certificate")
+        python.proceed()
+        XCTAssertEqual(python.nextLine(), "AFTER broker.example.com", "new handshakes use the new certificate")
         try "not a certificate".write(toFile: pem, atomically: true, encoding: .utf8)
         child.signal(SIGHUP)
         usleep(700_000)
-        input.fileHandleForWriting.write("\n".data(using: .utf8)!)
-        XCTAssertEqual(nextLine(), "BROKEN broker.example.com HELD OK", "a broken file keeps the running set; the held session went on")
+        python.proceed()
+        XCTAssertEqual(python.nextLine(), "BROKEN broker.example.com HELD OK", "a broken file keeps the running set; the held session went on")
         child.signal(SIGTERM)
         let (status, log) = child.finish(within: 10)
         XCTAssertEqual(status, 0, log)

@@ -149,3 +149,34 @@ struct XCTSkipError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
+
+/// A Python script the test paces: it prints a line at each milestone and waits for a line on
+/// its standard input before going on (python3 as the PATH finds it).
+final class PacedPython {
+    let process = Process()
+    private let input = Foundation.Pipe()
+    private let output = Foundation.Pipe()
+
+    init(_ script: String) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    deinit { if process.isRunning { process.terminate() } }
+
+    /// The script's next line (without its LF); "" at its end.
+    func nextLine() -> String {
+        var line: [UInt8] = []
+        while let byte = try? output.fileHandleForReading.read(upToCount: 1), let b = byte.first, b != 10 { line.append(b) }
+        return String(decoding: line, as: UTF8.self)
+    }
+
+    /// Lets the script go past its current `sys.stdin.readline()`.
+    func proceed() { input.fileHandleForWriting.write("\n".data(using: .utf8)!) }
+
+    func waitUntilExit() { process.waitUntilExit() }
+}

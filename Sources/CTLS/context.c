@@ -284,3 +284,141 @@ SSL_CTX *ctls_server_ctx_new(const ctls_server_options *o, char *err, size_t err
 }
 
 void ctls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
+
+// ---- Client contexts (TLS towards the brokers) --------------------------------------------------
+// Each worker resumes its own last session with a server: one cell per worker, kept in the
+// context and written only by that worker's thread (its SSLs carry the worker's index), so no
+// lock is taken. The cells are freed with the context, after its last SSL.
+typedef struct ctls_client_data {
+    int workers;
+    SSL_SESSION *cells[];
+} ctls_client_data;
+
+static pthread_once_t client_once = PTHREAD_ONCE_INIT;
+static int client_index = -1;
+
+static void client_data_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                             void *argp) {
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    ctls_client_data *d = ptr;
+    if (d == NULL) return;
+    for (int i = 0; i < d->workers; i++) SSL_SESSION_free(d->cells[i]);
+    free(d);
+}
+
+static void client_init_once(void) {
+    client_index = SSL_CTX_get_ex_new_index(0, "ctls_client_data", NULL, NULL, client_data_free);
+}
+
+int ctls_client_data_index(void) {
+    pthread_once(&client_once, client_init_once);
+    return client_index;
+}
+
+// A resumable session arrived (TLS 1.2: at the end of the handshake; TLS 1.3: with each
+// NewSessionTicket): it replaces the worker's cell. Returning 1 keeps the reference.
+static int client_new_session(SSL *ssl, SSL_SESSION *session) {
+    ctls_client_data *d = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctls_client_data_index());
+    int w = ctls_conn_worker(ssl);
+    if (d == NULL || w < 0 || w >= d->workers) return 0;
+    SSL_SESSION_free(d->cells[w]);
+    d->cells[w] = session;
+    return 1;
+}
+
+SSL_SESSION *ctls_client_cached_session(SSL_CTX *ctx, int worker) {
+    ctls_client_data *d = SSL_CTX_get_ex_data(ctx, ctls_client_data_index());
+    if (d == NULL || worker < 0 || worker >= d->workers) return NULL;
+    SSL_SESSION *s = d->cells[worker];
+    if (s && !SSL_SESSION_is_resumable(s)) return NULL;
+    return s;
+}
+
+void ctls_client_forget_session(SSL_CTX *ctx, int worker) {
+    ctls_client_data *d = SSL_CTX_get_ex_data(ctx, ctls_client_data_index());
+    if (d == NULL || worker < 0 || worker >= d->workers) return;
+    SSL_SESSION_free(d->cells[worker]);
+    d->cells[worker] = NULL;
+}
+
+SSL_CTX *ctls_client_ctx_new(const ctls_client_options *o, char *err, size_t err_len) {
+    if (err_len) err[0] = 0;
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        snprintf(err, err_len, "SSL_CTX_new: %s", openssl_reason("out of memory"));
+        return NULL;
+    }
+    int workers = o->workers > 0 ? o->workers : 1;
+    ctls_client_data *d = calloc(1, sizeof(*d) + (size_t)workers * sizeof(SSL_SESSION *));
+    if (d == NULL || !SSL_CTX_set_ex_data(ctx, ctls_client_data_index(), d)) {
+        free(d);
+        return fail(ctx, err, err_len, "ctx", "out of memory");
+    }
+    d->workers = workers;
+
+    // The broker's certificate: `verify required` checks it against ca-file (and the name,
+    // per connection: ctls_client_new); `verify none` takes any.
+    if (o->verify == CTLS_VERIFY_REQUIRED) {
+        if (o->ca_file == NULL)
+            return fail(ctx, err, err_len, "verify", "needs a ca-file");
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    if (o->ca_file && !SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL))
+        return fail(ctx, err, err_len, base_name(o->ca_file), openssl_reason("unreadable"));
+    if (o->crl_file) {
+        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+        if (lookup == NULL || X509_load_crl_file(lookup, o->crl_file, X509_FILETYPE_PEM) <= 0)
+            return fail(ctx, err, err_len, base_name(o->crl_file), openssl_reason("no CRL"));
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    }
+    // A client certificate for brokers that ask for one (HAProxy's server `crt`).
+    if (o->cert_file) {
+        char warn[256] = "";
+        ctls_cert c = {0};
+        if (!load_cert_file(o->cert_file, &c, err, err_len, warn, sizeof(warn))) {
+            X509_free(c.cert);
+            EVP_PKEY_free(c.key);
+            sk_X509_pop_free(c.chain, X509_free);
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+        int ok = SSL_CTX_use_cert_and_key(ctx, c.cert, c.key, c.chain, 1);
+        X509_free(c.cert);
+        EVP_PKEY_free(c.key);
+        sk_X509_pop_free(c.chain, X509_free);
+        if (!ok) return fail(ctx, err, err_len, base_name(o->cert_file), openssl_reason("unusable"));
+    }
+    if (o->min_version && !SSL_CTX_set_min_proto_version(ctx, o->min_version))
+        return fail(ctx, err, err_len, "ssl-min-ver", openssl_reason("unsupported"));
+    if (o->max_version && !SSL_CTX_set_max_proto_version(ctx, o->max_version))
+        return fail(ctx, err, err_len, "ssl-max-ver", openssl_reason("unsupported"));
+    if (o->ciphers && !SSL_CTX_set_cipher_list(ctx, o->ciphers))
+        return fail(ctx, err, err_len, "ciphers", openssl_reason("no cipher match"));
+    if (o->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, o->ciphersuites))
+        return fail(ctx, err, err_len, "ciphersuites", openssl_reason("no cipher match"));
+    if (o->alpn) {
+        unsigned char wire[256];
+        unsigned wire_len = 0;
+        if (!alpn_wire(o->alpn, wire, &wire_len))
+            return fail(ctx, err, err_len, "alpn", "empty or too long protocol name");
+        if (SSL_CTX_set_alpn_protos(ctx, wire, wire_len) != 0)
+            return fail(ctx, err, err_len, "alpn", openssl_reason("refused"));
+    }
+    if (o->reuse_sessions) {
+        // The sessions live in the cells only: OpenSSL's own client cache is never searched.
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+        SSL_CTX_sess_set_new_cb(ctx, client_new_session);
+    } else {
+        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return ctx;
+}
+
+void ctls_ctx_disable_tickets(SSL_CTX *ctx) { SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET); }

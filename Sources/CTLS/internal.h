@@ -22,10 +22,13 @@ typedef struct ctls_conn {
     uint8_t client_secret[EVP_MAX_MD_SIZE];   // TLS 1.3 CLIENT_TRAFFIC_SECRET_0
     uint8_t server_secret[EVP_MAX_MD_SIZE];   // TLS 1.3 SERVER_TRAFFIC_SECRET_0
     uint8_t client_secret_len, server_secret_len;
+    int worker;                               // a client SSL's worker (its resumption cell)
 } ctls_conn;
 
 int ctls_conn_index(void);                   // SSL ex_data index of the ctls_conn
 ctls_conn *ctls_conn_of(const SSL *ssl);
+int ctls_conn_worker(const SSL *ssl);        // -1 for server SSLs
+int ctls_client_data_index(void);            // SSL_CTX ex_data index of a client context's cells
 void ctls_set_error(const char *fmt, ...);   // the text ctls_error_reason() returns
 
 // ctx side (context.c)

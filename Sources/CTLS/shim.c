@@ -151,7 +151,13 @@ int ctls_conn_index(void) {
 ctls_conn *ctls_conn_of(const SSL *ssl) { return SSL_get_ex_data(ssl, ctls_conn_index()); }
 
 // ---- Connections -----------------------------------------------------------------------------
-SSL *ctls_server_new(SSL_CTX *ctx, ctls_io *io) {
+int ctls_conn_worker(const SSL *ssl) {
+    ctls_conn *c = ctls_conn_of(ssl);
+    return c ? c->worker : -1;
+}
+
+// An SSL whose records pass through `io`, with its ctls_conn (record counters, secrets).
+static SSL *new_ssl(SSL_CTX *ctx, ctls_io *io, int worker) {
     pthread_once(&once, init_once);
     SSL *ssl = SSL_new(ctx);
     if (ssl == NULL) return NULL;
@@ -163,10 +169,32 @@ SSL *ctls_server_new(SSL_CTX *ctx, ctls_io *io) {
         SSL_free(ssl);
         return NULL;
     }
+    c->worker = worker;
     BIO_set_data(b, io);
     BIO_set_app_data(b, c);
     SSL_set_bio(ssl, b, b);   // one BIO both ways: one reference handed over
-    SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+SSL *ctls_server_new(SSL_CTX *ctx, ctls_io *io) {
+    SSL *ssl = new_ssl(ctx, io, -1);
+    if (ssl) SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+SSL *ctls_client_new(SSL_CTX *ctx, ctls_io *io, const char *sni, const char *verify_host,
+                     int worker) {
+    SSL *ssl = new_ssl(ctx, io, worker);
+    if (ssl == NULL) return NULL;
+    if ((sni && !SSL_set_tlsext_host_name(ssl, sni))
+        || (verify_host && !SSL_set1_host(ssl, verify_host))) {
+        ERR_clear_error();
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_SESSION *resume = ctls_client_cached_session(ctx, worker);
+    if (resume) SSL_set_session(ssl, resume);
+    SSL_set_connect_state(ssl);
     return ssl;
 }
 

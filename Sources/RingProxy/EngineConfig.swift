@@ -40,6 +40,10 @@ public struct ServerConfig: Sendable, Equatable {
     /// `on-marked-up shutdown-backup-sessions`: when it comes UP, sessions on the backend's
     /// backup servers are closed (their clients reconnect to it).
     public var shutdownBackupSessionsOnUp = false
+    /// `ssl`: the connection to this server is TLS (ringproxy the client); nil: plain TCP.
+    public var tls: ServerTLSConfig?
+    /// Where the `server` line is ("haproxy.cfg:42"), for messages about its TLS files.
+    public var source: String?
 
     public init(name: String, address: SocketAddress, weight: Int = 1, proxyProtocol: ProxyProtocolVersion? = nil,
                 check: HealthCheckConfig? = nil, backup: Bool = false) {

@@ -31,6 +31,7 @@ public enum Counter: Int, CaseIterable, Sendable {
     case checksStarted, checksPassed, checksFailed, observedErrorLimits, serverShutdownSessions
     case webSocketUpgrades, webSocketRejectedRequests, webSocketRejectedFrames, webSocketServerRefused
     case tlsHandshakes, tlsResumedHandshakes, tlsHandshakeFailures, tlsRecordErrors, tlsNoBuffer, tlsAcceptsHeld
+    case serverTLSHandshakes, serverTLSResumedHandshakes, serverTLSHandshakeFailures, serverTLSRecordErrors
 
     /// The operator's name (snake_case, as in the SIGUSR1 report and metrics), kind and help.
     public var info: (name: String, kind: CounterKind, help: String) {
@@ -104,6 +105,10 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .tlsHandshakeFailures: return ("tls_handshake_failures", .counter, "TLS handshakes that failed (not TLS, no shared cipher or version, a refused client certificate ...)")
         case .tlsRecordErrors: return ("tls_record_errors", .counter, "established TLS connections closed on a record error or fatal alert")
         case .tlsAcceptsHeld: return ("tls_accepts_held", .counter, "times TLS listeners stopped accepting: handshakes in flight at their bound, or maxsslrate's share spent this second")
+        case .serverTLSHandshakes: return ("server_tls_handshakes", .counter, "TLS handshakes completed with servers ('server ... ssl')")
+        case .serverTLSResumedHandshakes: return ("server_tls_resumed_handshakes", .counter, "of those, resumed (each worker keeps its last session per server)")
+        case .serverTLSHandshakeFailures: return ("server_tls_handshake_failures", .counter, "TLS handshakes with servers that failed (certificate not verified, no shared version or cipher ...)")
+        case .serverTLSRecordErrors: return ("server_tls_record_errors", .counter, "connections closed on a record error or fatal alert from a TLS server")
         case .tlsNoBuffer: return ("tls_no_buffer", .counter, "TLS calls that found no owned buffer for their output")
         case .serverShutdownSessions: return ("server_shutdown_sessions", .counter, "sessions closed because their server went DOWN (shutdown-sessions) or an active server came back (shutdown-backup-sessions)")
         }

@@ -67,6 +67,32 @@ typedef struct ctls_server_options {
 SSL_CTX *ctls_server_ctx_new(const ctls_server_options *o, char *err, size_t err_len);
 void ctls_ctx_free(SSL_CTX *ctx);
 
+// ---- Client contexts (TLS towards the brokers: `server ... ssl`) ---------------------------------
+typedef struct ctls_client_options {
+    const char *ca_file;             // the brokers' CAs (verify required), or NULL
+    const char *crl_file;            // or NULL
+    const char *cert_file;           // a client certificate with its key (server `crt`), or NULL
+    int verify;                      // CTLS_VERIFY_NONE or CTLS_VERIFY_REQUIRED
+    int min_version, max_version;    // 0 = OpenSSL's bounds
+    const char *ciphers;             // or NULL
+    const char *ciphersuites;        // or NULL
+    const char *alpn;                // "mqtt", or NULL
+    int workers;                     // one resumption cell per worker
+    int reuse_sessions;              // 1 = resume the worker's last session (no `no-ssl-reuse`)
+} ctls_client_options;
+
+SSL_CTX *ctls_client_ctx_new(const ctls_client_options *o, char *err, size_t err_len);
+// A client SSL for worker `worker` (its resumption cell): SNI `sni` (or none), the
+// certificate's name checked against `verify_host` when verification is on (or not at all).
+SSL *ctls_client_new(SSL_CTX *ctx, ctls_io *io, const char *sni, const char *verify_host,
+                     int worker);
+// The worker's last resumable session with this context's server (no reference taken), and
+// forgetting it (after a failed resumption).
+SSL_SESSION *ctls_client_cached_session(SSL_CTX *ctx, int worker);
+void ctls_client_forget_session(SSL_CTX *ctx, int worker);
+// `no-tls-tickets` on a client context: resume by session id only.
+void ctls_ctx_disable_tickets(SSL_CTX *ctx);
+
 // ---- Connections -----------------------------------------------------------------------------
 SSL *ctls_server_new(SSL_CTX *ctx, ctls_io *io);
 void ctls_free(SSL *ssl);

@@ -61,6 +61,16 @@ public struct ServerOptions: Sendable, Equatable {
     public var caFile: String?
     public var crt: String?
     public var alpn: [String]?
+    /// TLS towards the server: `ssl-min-ver`, `ssl-max-ver`, `ciphers`, `ciphersuites`,
+    /// `crl-file`, `verifyhost`, `no-ssl-reuse`, `no-tls-tickets`.
+    public var sslMinVersion: TLSProtocolVersion?
+    public var sslMaxVersion: TLSProtocolVersion?
+    public var ciphers: String?
+    public var ciphersuites: String?
+    public var crlFile: String?
+    public var verifyHost: String?
+    public var sslReuse: Bool?
+    public var tlsTickets: Bool?
     /// `port`: the port health checks connect to, when not the service port.
     public var checkPort: Int?
     public var slowstartMs: Int?
@@ -104,6 +114,14 @@ public struct ServerOptions: Sendable, Equatable {
         result.caFile = caFile ?? base.caFile
         result.crt = crt ?? base.crt
         result.alpn = alpn ?? base.alpn
+        result.sslMinVersion = sslMinVersion ?? base.sslMinVersion
+        result.sslMaxVersion = sslMaxVersion ?? base.sslMaxVersion
+        result.ciphers = ciphers ?? base.ciphers
+        result.ciphersuites = ciphersuites ?? base.ciphersuites
+        result.crlFile = crlFile ?? base.crlFile
+        result.verifyHost = verifyHost ?? base.verifyHost
+        result.sslReuse = sslReuse ?? base.sslReuse
+        result.tlsTickets = tlsTickets ?? base.tlsTickets
         result.checkPort = checkPort ?? base.checkPort
         result.slowstartMs = slowstartMs ?? base.slowstartMs
         result.id = id ?? base.id

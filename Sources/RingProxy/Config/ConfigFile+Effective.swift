@@ -103,6 +103,8 @@ public struct EffectiveServer: Sendable, Equatable {
     public var caFile: String?
     public var crt: String?
     public var alpn: [String]
+    /// `ssl` and its settings; nil for a plain server.
+    public var tls: ServerTLSConfig?
     public var checkPort: Int?
     public var slowstartMs: Int?
     public var id: Int?
@@ -142,11 +144,12 @@ public struct EffectiveServer: Sendable, Equatable {
         maxqueue = options.maxqueue
         disabled = options.disabled ?? false
         ssl = options.ssl ?? false
-        verify = options.verify ?? .required
+        verify = options.verify ?? global.sslServerVerify ?? .required
         sni = options.sni
         caFile = options.caFile.map(global.resolvedCAPath)
         crt = options.crt.map(global.resolvedCertificatePath)
         alpn = options.alpn ?? []
+        tls = ssl ? Self.tls(options.merged(over: global.sslDefaultServer), global: global) : nil
         checkPort = options.checkPort
         slowstartMs = options.slowstartMs
         id = options.id
@@ -155,6 +158,28 @@ public struct EffectiveServer: Sendable, Equatable {
             ? ObserveConfig(errorLimit: options.errorLimit ?? 10, onError: options.onError ?? .fastinter) : nil
         shutdownSessionsOnDown = options.shutdownSessionsOnDown ?? false
         shutdownBackupSessionsOnUp = options.shutdownBackupSessionsOnUp ?? false
+    }
+}
+
+extension EffectiveServer {
+    /// A `server ... ssl` line's TLS settings: its options (over default-server), then the
+    /// global `ssl-default-server-*`, then `ssl-server-verify` (HAProxy verifies by default).
+    static func tls(_ options: ServerOptions, global: GlobalSection) -> ServerTLSConfig {
+        var tls = ServerTLSConfig()
+        tls.verify = options.verify ?? global.sslServerVerify ?? .required
+        tls.caFile = options.caFile.map(global.resolvedCAPath)
+        tls.crlFile = options.crlFile.map(global.resolvedCAPath)
+        tls.certificate = options.crt.map(global.resolvedCertificatePath)
+        tls.sni = options.sni.flatMap(ServerSNI.init(expression:))
+        tls.verifyHost = options.verifyHost
+        tls.alpn = options.alpn ?? []
+        tls.minVersion = options.sslMinVersion ?? .tls12
+        tls.maxVersion = options.sslMaxVersion
+        tls.ciphers = options.ciphers
+        tls.ciphersuites = options.ciphersuites
+        tls.reusesSessions = options.sslReuse ?? true
+        tls.tickets = options.tlsTickets ?? true
+        return tls
     }
 }
 

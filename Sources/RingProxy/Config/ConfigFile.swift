@@ -62,6 +62,11 @@ public struct GlobalSection: Sendable, Equatable {
     public var statsTimeoutMs: Int?
     /// `ssl-default-bind-*`: what every `bind ... ssl` line gets unless it says otherwise.
     public var sslDefaultBind = SSLDefaultBind()
+    /// `ssl-server-verify`: whether `server ... ssl` lines verify by default (required).
+    public var sslServerVerify: TLSVerify?
+    /// `ssl-default-server-ciphers`, `-ciphersuites`, `-options` (ssl-min-ver, ssl-max-ver,
+    /// no-tls-tickets, no-ssl-reuse): what every `server ... ssl` gets unless it says otherwise.
+    public var sslDefaultServer = ServerOptions()
     /// `tune.ssl.cachesize`: sessions each TLS context's cache keeps (0: no cache).
     public var sslCacheEntriesMax: Int?
     /// `tune.ssl.lifetime`: how long a session or ticket can be resumed.

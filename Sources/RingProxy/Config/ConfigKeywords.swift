@@ -82,6 +82,8 @@ enum ConfigKeywords {
         "setenv", "presetenv", "unsetenv", "resetenv",
         "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites", "ssl-default-bind-curves",
         "ssl-default-bind-sigalgs", "ssl-default-bind-client-sigalgs", "ssl-default-bind-options",
+        "ssl-server-verify", "ssl-default-server-ciphers", "ssl-default-server-ciphersuites",
+        "ssl-default-server-options",
         "ssl-dh-param-file", "tune.ssl.cachesize", "tune.ssl.lifetime", "tune.ssl.default-dh-param",
     ]
 
@@ -95,13 +97,9 @@ enum ConfigKeywords {
         for keyword in ["nbproc", "cpu-map", "numa-cpu-mapping", "busy-polling"] {
             table[keyword] = "ignored: ringproxy runs one worker per core; use 'nbthread' to limit them"
         }
-        // `server ... ssl` is refused at its line, so these have nothing to apply to.
-        for keyword in [
-            "ssl-default-server-ciphers", "ssl-default-server-ciphersuites", "ssl-default-server-options",
-            "ssl-default-server-curves", "ssl-default-server-sigalgs", "ssl-default-server-client-sigalgs",
-            "ssl-server-verify",
-        ] {
-            table[keyword] = "ignored: TLS towards servers is not implemented yet ('server ... ssl' is refused at its line)"
+        // TLS towards servers offers the broker's defaults for these (ringproxy is the client).
+        for keyword in ["ssl-default-server-curves", "ssl-default-server-sigalgs", "ssl-default-server-client-sigalgs"] {
+            table[keyword] = "ignored: TLS towards servers uses OpenSSL's default groups and signature algorithms"
         }
         for keyword in [
             "node", "description", "log-tag", "log-send-hostname", "hard-stop-after", "grace",

@@ -103,12 +103,12 @@ extension ConfigParser.State {
     }
 
     /// HAProxy verifies server certificates by default and refuses a server with `ssl` but no
-    /// CA to verify against, unless told `verify none`.
+    /// CA to verify against, unless told `verify none` (or global `ssl-server-verify none`).
     private mutating func checkServerTLS() {
         for backend in config.backends {
             for server in config.effective(backend).servers where server.ssl && server.verify == .required && server.caFile == nil {
                 error("server", "server '\(server.name)' verifies its certificate (the default with 'ssl') but has no 'ca-file'",
-                      hint: "add 'ca-file <path>', or 'verify none' if the network is trusted", line: server.location.line)
+                      hint: "add 'ca-file <path>', or 'verify none' (global 'ssl-server-verify none') if the network is trusted", line: server.location.line)
             }
         }
     }

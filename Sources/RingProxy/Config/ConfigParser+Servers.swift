@@ -194,7 +194,20 @@ extension ConfigParser.State {
                 return false
             }
             options.shutdownBackupSessionsOnUp = true
-        case "sni": options.sni = value
+        case "sni":
+            guard ServerSNI(expression: value) != nil else {
+                error(keyword, "unsupported sni expression '\(value)'",
+                      hint: "use 'sni str(<name>)' for a fixed name, or 'sni ssl_fc_sni' to pass on the TLS client's")
+                return false
+            }
+            options.sni = value
+        case "ssl-min-ver", "ssl-max-ver":
+            guard let name = sslVersion(option, value, keyword: keyword), let version = TLSProtocolVersion(rawValue: name) else { return false }
+            if option == "ssl-min-ver" { options.sslMinVersion = version } else { options.sslMaxVersion = version }
+        case "ciphers": options.ciphers = value
+        case "ciphersuites": options.ciphersuites = value
+        case "crl-file": options.crlFile = value
+        case "verifyhost": options.verifyHost = value
         case "ca-file": options.caFile = value
         case "crt": options.crt = value
         case "alpn": options.alpn = value.split(separator: ",").map(String.init)
@@ -229,12 +242,17 @@ extension ConfigParser.State {
         "enabled": { $0.disabled = false },
         "ssl": { $0.ssl = true },
         "no-ssl": { $0.ssl = false },
+        "no-ssl-reuse": { $0.sslReuse = false },
+        "ssl-reuse": { $0.sslReuse = true },
+        "no-tls-tickets": { $0.tlsTickets = false },
+        "tls-tickets": { $0.tlsTickets = true },
     ]
 
     static let serverValueOptions = [
         "inter", "fastinter", "downinter", "slowstart", "rise", "fall", "weight", "maxconn",
         "maxqueue", "port", "id", "verify", "sni", "ca-file", "crt", "alpn", "proxy-v2-options",
         "addr", "observe", "error-limit", "on-error", "on-marked-down", "on-marked-up",
+        "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "crl-file", "verifyhost",
     ]
 
     /// HAProxy's `proxy-v2-options` values: one TLV each in the v2 header.
@@ -242,7 +260,6 @@ extension ConfigParser.State {
 
     static let ignoredServerFlags = [
         "agent-check", "no-agent-check", "check-ssl", "no-check-ssl", "tfo", "no-tfo",
-        "no-tls-tickets", "tls-tickets",
         "force-tlsv12", "force-tlsv13", "no-sslv3", "no-tlsv10", "no-tlsv11", "no-tlsv12",
         "no-tlsv13", "allow-0rtt", "non-stick", "stick", "check-reuse-pool", "no-verifyhost",
     ]
@@ -250,8 +267,7 @@ extension ConfigParser.State {
     static let ignoredServerValueOptions = [
         "resolvers", "init-addr", "resolve-prefer", "resolve-net", "resolve-opts", "agent-port",
         "agent-inter", "agent-send", "agent-addr", "cookie", "check-alpn", "check-sni", "check-proto",
-        "proto", "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "crl-file",
-        "verifyhost", "namespace", "pool-max-conn", "pool-purge-delay", "pool-low-conn",
+        "proto", "namespace", "pool-max-conn", "pool-purge-delay", "pool-low-conn",
         "max-reuse", "redir", "log-proto", "shard", "tcp-ut", "socks4",
         "curves", "sigalgs", "client-sigalgs",
         "npn", "track", "source", "usesrc", "hash-key", "ws", "guid",

@@ -112,6 +112,21 @@ extension ConfigParser.State {
             }
         case "ssl-default-bind-options":
             readDefaultBindOptions(words)
+        case "ssl-server-verify":
+            guard expect(words, arguments: 1, keyword: keyword, usage: "ssl-server-verify none|required") else { return true }
+            guard let verify = TLSVerify(rawValue: words[1]), verify != .optional else {
+                error(keyword, "invalid value '\(words[1])'", hint: "expected 'none' or 'required'")
+                return true
+            }
+            config.global.sslServerVerify = verify
+        case "ssl-default-server-ciphers":
+            guard expect(words, arguments: 1, keyword: keyword, usage: "\(keyword) <list>") else { return true }
+            config.global.sslDefaultServer.ciphers = words[1]
+        case "ssl-default-server-ciphersuites":
+            guard expect(words, arguments: 1, keyword: keyword, usage: "\(keyword) <list>") else { return true }
+            config.global.sslDefaultServer.ciphersuites = words[1]
+        case "ssl-default-server-options":
+            readDefaultServerOptions(words)
         case "tune.ssl.cachesize":
             guard expect(words, arguments: 1, keyword: keyword, usage: "tune.ssl.cachesize <sessions>") else { return true }
             config.global.sslCacheEntriesMax = integer(words[1], in: 0...Int(Int32.max), keyword: keyword, what: "value")
@@ -136,6 +151,43 @@ extension ConfigParser.State {
             return false
         }
         return true
+    }
+
+    /// `ssl-default-server-options <option>...`: the options a `server` line takes that make
+    /// sense for every server (HAProxy's ssl_parse_default_server_options).
+    mutating func readDefaultServerOptions(_ words: [String]) {
+        let keyword = words[0]
+        guard words.count > 1 else {
+            error(keyword, "missing argument", hint: "e.g. 'ssl-default-server-options ssl-min-ver TLSv1.2 no-tls-tickets'")
+            return
+        }
+        var options = config.global.sslDefaultServer
+        var index = 1
+        while index < words.count {
+            let word = words[index]
+            index += 1
+            switch word {
+            case "no-tls-tickets": options.tlsTickets = false
+            case "tls-tickets": options.tlsTickets = true
+            case "no-ssl-reuse": options.sslReuse = false
+            case "ssl-reuse": options.sslReuse = true
+            case "ssl-min-ver", "ssl-max-ver":
+                guard index < words.count else {
+                    error(keyword, "missing value after '\(word)'")
+                    return
+                }
+                let value = words[index]
+                index += 1
+                guard let name = sslVersion(word, value, keyword: keyword), let version = TLSProtocolVersion(rawValue: name) else { return }
+                if word == "ssl-min-ver" { options.sslMinVersion = version } else { options.sslMaxVersion = version }
+            default:
+                let known = ["no-tls-tickets", "tls-tickets", "no-ssl-reuse", "ssl-reuse", "ssl-min-ver", "ssl-max-ver"]
+                let hint = ConfigKeywords.suggestion(for: word, among: known).map { "did you mean '\($0)'?" }
+                error(keyword, "unknown or unsupported option '\(word)'", hint: hint ?? "known: " + known.joined(separator: ", "))
+                return
+            }
+        }
+        config.global.sslDefaultServer = options
     }
 
     /// `ssl-default-bind-options <option>...` (HAProxy's ssl_parse_default_bind_options).

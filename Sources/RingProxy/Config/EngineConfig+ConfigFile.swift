@@ -91,7 +91,6 @@ extension EngineConfig {
             }
             var servers: [ServerConfig] = []
             for server in backend.servers {
-                if server.ssl { refuse(server.location, "ssl", "TLS towards servers is not implemented yet") }
                 if server.maxconn != nil { refuse(server.location, "maxconn", "per-server maxconn (queueing) is not implemented yet") }
                 if server.checkSendProxy && !server.check {
                     notes.append("warning: server '\(server.name)' (line \(server.location.line)): 'check-send-proxy' has no effect without 'check'")
@@ -108,6 +107,8 @@ extension EngineConfig {
                     config.observe = server.observe
                     config.shutdownSessionsOnDown = server.shutdownSessionsOnDown
                     config.shutdownBackupSessionsOnUp = server.shutdownBackupSessionsOnUp
+                    config.tls = server.tls
+                    config.source = "\(server.location.file):\(server.location.line)"
                     servers.append(config)
                 } catch {
                     refuse(server.location, "server", "\(error)")
@@ -273,6 +274,10 @@ extension EngineConfig {
             config.expectProxy = expectProxy.flatMap { $0.sources.isEmpty ? nil : $0 }
             if case .on(let path, let requireSubprotocol)? = frontend.mqttWebSocket {
                 config.webSocket = WebSocketFrontendConfig(path: path, requireSubprotocol: requireSubprotocol)
+                if backends[b].servers.contains(where: { $0.tls != nil }) {
+                    refuse(frontend.location, "option", "'option mqtt-websocket' towards 'ssl' servers is not supported yet",
+                           hint: "let the brokers' plain WebSocket listeners take these connections")
+                }
             }
             if (requireMQTT || backends[b].needsClientID) && frontend.inspectDelayMs == nil {
                 notes.append("frontend '\(frontend.name)': MQTT rules wait for the CONNECT for up to "

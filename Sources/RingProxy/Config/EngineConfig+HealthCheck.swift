@@ -41,6 +41,13 @@ extension EngineConfig {
             }
         }
         if let port = connectPort ?? server.checkPort { target = target.withPort(UInt16(port)) }
+        // HAProxy runs the checks of an `ssl` server over TLS unless they go elsewhere
+        // (`port`/`addr`); a layer-4 check sends nothing, so only checks with steps care.
+        if server.tls != nil && !steps.isEmpty && server.checkPort == nil && server.checkAddress == nil && connectPort == nil {
+            refuse(server.location, "check", "\(kind) checks over TLS are not implemented yet",
+                   "check with a layer-4 connect ('option tcp-check' without rules), or give the check a plain listener with 'port'")
+            return nil
+        }
         // HAProxy sends the PROXY header on checks with `check-send-proxy`, or by default when
         // the server takes one and the check goes to the service itself (no `port`/`addr`).
         let sendsProxy = server.checkSendProxy || connectSendProxy

@@ -89,6 +89,10 @@ struct Connection {
     var tls = false
     /// Counted in the worker's handshakes in flight (until tlsHandshakeEnded).
     var tlsHandshaking = false
+    /// The server side is TLS (Worker+ServerTLS; the SSL is Worker.serverTLSSessions[slot]),
+    /// and its handshake is still running (the client's bytes wait in serverTLSHeld[slot]).
+    var serverTLS = false
+    var serverHandshaking = false
     var stickHash: UInt64 = 0
     var attempts: UInt8 = 0
     var pendingOps: Int32 = 0
@@ -112,6 +116,13 @@ struct Connection {
     var peer: sockaddrStorage = (0, 0, 0, 0)
     /// The MQTT client id's first bytes, for the connection log.
     var clientID: clientIDStorage = (0, 0, 0, 0, 0, 0)
+}
+
+/// Buffers set aside in order, linked through BufferPool.next like a pipe's queue.
+struct HeldChain {
+    var head: UInt16 = BufferPool.none
+    var tail: UInt16 = BufferPool.none
+    var count: UInt16 = 0
 }
 
 /// Room for the first 48 bytes of a client id (the log shows no more).

@@ -37,6 +37,7 @@ final class Generation: @unchecked Sendable {
 
     /// Per frontend: its TLS context (nil without TLS); SSL objects keep theirs alive.
     var tlsContexts: [TLSContext?] = []
+    var serverTLSContexts: [ServerTLSContext?] = []
     init(number: Int, config: EngineConfig, shared: SharedState) {
         self.number = number
         self.config = config
@@ -247,6 +248,12 @@ public final class Engine: @unchecked Sendable {
             throw .listener(error)
         }
         generation.listeners = perWorker
+        // A context that does not load fails the start (or the reload): the listeners this
+        // generation opened (not those it took over) are closed again.
+        func closeNewListeners() {
+            let kept = Set(previous?.listeners.flatMap { $0 }.map(\.fd) ?? [])
+            for fd in perWorker.flatMap({ $0 }).map(\.fd) where !kept.contains(fd) { close(fd) }
+        }
         // TLS contexts: one per TLS frontend for the generation's workers; a certificate that
         // does not load fails the start (or the reload, which keeps the running set).
         var contexts: [TLSContext?] = []
@@ -260,17 +267,32 @@ public final class Engine: @unchecked Sendable {
                 for warning in context.warnings { log.warning("\(frontend.tlsSource ?? frontend.name): \(warning)") }
                 contexts.append(context)
             } catch {
-                for fd in perWorker.flatMap({ $0 }).map(\.fd) where !(previous?.listeners.flatMap { $0 }.contains { $0.fd == fd } ?? false) {
-                    close(fd)
-                }
+                closeNewListeners()
                 throw .invalid("\(frontend.tlsSource ?? frontend.name): frontend '\(frontend.name)': \(error)")
             }
         }
         generation.tlsContexts = contexts
+        // Client contexts for `server ... ssl`, one per server (flat, in the workers' order).
+        var serverContexts: [ServerTLSContext?] = []
+        for backend in config.backends {
+            for server in backend.servers {
+                guard let tls = server.tls else {
+                    serverContexts.append(nil)
+                    continue
+                }
+                do {
+                    serverContexts.append(try ServerTLSContext(tls, workers: coreCount))
+                } catch {
+                    closeNewListeners()
+                    throw .invalid("\(server.source ?? backend.name): server '\(backend.name)/\(server.name)': \(error)")
+                }
+            }
+        }
+        generation.serverTLSContexts = serverContexts
         var workerConfig = config
         workerConfig.maxConnections = generation.maxConnections
         workerConfig.workerCount = coreCount
-        if contexts.contains(where: { $0 != nil }) {
+        if contexts.contains(where: { $0 != nil }) || serverContexts.contains(where: { $0 != nil }) {
             // Handshake flights, alerts and tickets are written into owned buffers.
             workerConfig.ownedBuffersPerWorker = max(config.ownedBuffersPerWorker, config.buffersPerWorker / 4)
         }
@@ -280,7 +302,8 @@ public final class Engine: @unchecked Sendable {
             let mine = checked.enumerated().filter { $0.offset % coreCount == w }.map(\.element)
             generation.workers.append(Worker(index: w, cpu: cpus[w], config: workerConfig, shared: shared,
                                              listeners: perWorker[w], slotCount: generation.slotsPerWorker,
-                                             checkedServers: mine, tlsContexts: contexts, log: log))
+                                             checkedServers: mine, tlsContexts: contexts,
+                                             serverTLSContexts: serverContexts, log: log))
         }
         return generation
     }

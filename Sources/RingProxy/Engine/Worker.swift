@@ -133,6 +133,17 @@ final class Worker {
     var tlsRateSecond = 0
     let tlsRatePerWorker: Int?
     var tlsAcceptsHeld = false
+    /// Per server (flat): its client context for `ssl`, the SNI it sends and the name its
+    /// certificate must carry (C strings made once), whether it passes on the client's SNI;
+    /// per slot, the SSL towards the server and the client bytes set aside while its
+    /// handshake runs (Worker+ServerTLS; allocated only when a server uses TLS).
+    let serverTLSContexts: [ServerTLSContext?]
+    let serverTLSNames: [(sni: UnsafeMutablePointer<CChar>?, verifyHost: UnsafeMutablePointer<CChar>?)]
+    let serverTLSForwardsSNI: [Bool]
+    let serverTLSSessions: UnsafeMutablePointer<OpaquePointer?>
+    let serverTLSHeld: UnsafeMutablePointer<HeldChain>
+    /// Where the handshake's last step stopped in the received buffer (records may follow).
+    var serverHandshakeInputUsed = 0
     let listenerIsTLS: [Bool]
     let frontendIsWebSocket: [Bool]
     let webSocketPolicies: [WebSocketUpgradePolicy]
@@ -202,7 +213,7 @@ final class Worker {
     var memoryReleased = false
 
     init(index: Int, cpu: Int32?, config: EngineConfig, shared: SharedState, listeners: [ListenerSocket], slotCount: Int,
-         checkedServers: [Int] = [], tlsContexts: [TLSContext?] = [], log: Log) {
+         checkedServers: [Int] = [], tlsContexts: [TLSContext?] = [], serverTLSContexts: [ServerTLSContext?] = [], log: Log) {
         self.index = index
         self.cpu = cpu
         self.config = config
@@ -282,7 +293,21 @@ final class Worker {
             return stages
         }
         self.tlsContexts = config.frontends.indices.map { $0 < tlsContexts.count ? tlsContexts[$0] : nil }
-        let usesTLS = self.tlsContexts.contains { $0 != nil }
+        let serverCount = config.backends.reduce(0) { $0 + $1.servers.count }
+        self.serverTLSContexts = (0..<serverCount).map { $0 < serverTLSContexts.count ? serverTLSContexts[$0] : nil }
+        let usesServerTLS = self.serverTLSContexts.contains { $0 != nil }
+        serverTLSNames = self.serverTLSContexts.map { context in
+            guard let tls = context?.config else { return (nil, nil) }
+            var sni: String?
+            if case .fixed(let name)? = tls.sni { sni = name }
+            return (sni.map { strdup($0) }, tls.nameToVerify.map { strdup($0) })
+        }
+        serverTLSForwardsSNI = self.serverTLSContexts.map { $0?.config.sni == .clientSNI }
+        serverTLSSessions = .allocate(capacity: usesServerTLS ? slotCount : 1)
+        serverTLSSessions.initialize(repeating: nil, count: usesServerTLS ? slotCount : 1)
+        serverTLSHeld = .allocate(capacity: usesServerTLS ? slotCount : 1)
+        serverTLSHeld.initialize(repeating: HeldChain(), count: usesServerTLS ? slotCount : 1)
+        let usesTLS = self.tlsContexts.contains { $0 != nil } || usesServerTLS
         tlsIO = .allocate(capacity: 1)
         tlsIO.initialize(to: ctls_io())
         tlsSessions = .allocate(capacity: usesTLS ? slotCount : 1)
@@ -382,6 +407,11 @@ final class Worker {
             for s in 0..<slotCount where tlsSessions[s] != nil { ctls_free(tlsSessions[s]) }
         }
         tlsSessions.deallocate()
+        if serverTLSContexts.contains(where: { $0 != nil }) {
+            for s in 0..<slotCount where serverTLSSessions[s] != nil { ctls_free(serverTLSSessions[s]) }
+        }
+        serverTLSSessions.deallocate()
+        serverTLSHeld.deallocate()
         timers.deallocate()
         bufferWaiters.deallocate()
         stalledPipes.deallocate()
@@ -406,6 +436,10 @@ final class Worker {
         webSocketPayload.deallocate()
         tlsIO.deallocate()
         tlsScratch.deallocate()
+        for names in serverTLSNames {
+            free(names.sni)
+            free(names.verifyHost)
+        }
         scratch.deallocate()
         rejectCounts.deallocate()
         counters.deallocate()

@@ -131,7 +131,13 @@ extension Worker {
             table.store(conns[s].stickHash, server: Int(conns[s].server), nowMs: nowMs)
         }
         let proxyVersion = serverProxyProtocol[server]
+        let tls = serverTLSContexts[server] != nil
+        if tls && !beginServerTLS(slot, server: server) { return }
         if proxyVersion != 0 && !queueProxyHeader(slot, version: proxyVersion) { return }
+        if tls {
+            startServerHandshake(slot)
+            guard conns[s].phase.isLive else { return }
+        }
         armRecv(s * 2 + 1)
         issueSend(s * 2)
         maybeShutdown(s * 2)

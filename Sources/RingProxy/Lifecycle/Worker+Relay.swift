@@ -17,7 +17,7 @@ extension Worker {
         // closed by the inspect deadline; 0 with single-shot, and 0 with a poll beside it).
         // Server bytes for a TLS client are received a record overhead short of a buffer, so
         // that they seal into the same buffer (Worker+TLS): single-shot, with a length.
-        let sealed = p & 1 == 1 && conns[p >> 1].tls
+        let sealed = p & 1 == 1 ? conns[p >> 1].tls : conns[p >> 1].serverTLS
         let multishot = !sealed && (p & 1 == 1 || (conns[p >> 1].phase != .preamble && pipes[p].bytes > 0))
         if multishot {
             io_uring_prep_recv_multishot(sqe, Int32(p), nil, 0, 0)
@@ -63,21 +63,16 @@ extension Worker {
                 return
             }
             var length = Int(result)
-            if conns[s].tls {
-                // Records in from the client (decrypted in place), or plaintext from the server
-                // sealed into records in place; what remains is a plain buffer.
-                length = p & 1 == 0 ? tlsReceive(slot, bid: bid, length: length) : tlsSeal(slot, bid: bid, length: length)
+            if conns[s].tls || conns[s].serverTLS {
+                // Records opened in place from a TLS source, plaintext sealed in place for a TLS
+                // destination (Worker+TLS); what is queued then moves like a plain buffer.
+                length = relayTLS(slot, pipe: p, bid: bid, length: length, more: more)
                 if length <= 0 {
-                    pool.give(bid)
                     if length == 0 && conns[s].phase.isLive { onTLSBufferConsumed(slot, pipe: p, more: more) }
                     return
                 }
-                pool.length[Int(bid)] = UInt32(length)
-            }
-            enqueue(p, bid)
-            if tlsOverflow != BufferPool.none {
-                enqueue(p, tlsOverflow)
-                tlsOverflow = BufferPool.none
+            } else {
+                enqueue(p, bid)
             }
             pipes[p].bytes &+= UInt64(length)
             if p & 1 == 0 {
@@ -102,11 +97,15 @@ extension Worker {
             } else if !more {
                 armRecv(p)
             }
-            if conns[s].tls && pipes[p].eof { maybeShutdown(p) }   // the client's close_notify
+            if pipes[p].eof && (conns[s].tls || conns[s].serverTLS) {
+                // A close_notify arrived: the destination gets its own, then the FIN.
+                queueCloseNotify(slot, pipe: p)
+                maybeShutdown(p)
+            }
             return
         }
         if result == 0 {
-            if conns[s].tls && p & 1 == 1 { tlsCloseNotify(slot) }
+            if conns[s].tls || conns[s].serverTLS { queueCloseNotify(slot, pipe: p) }
             pipes[p].eof = true
             if conns[s].phase == .preamble && p & 1 == 0 {
                 // The client left before its front stages were done.
@@ -323,7 +322,7 @@ extension Worker {
     func maybeShutdown(_ p: Int) {
         let s = p >> 1
         guard pipes[p].eof, pipes[p].head == BufferPool.none, !pipes[p].shutdownSent,
-              conns[s].phase == .established else { return }
+              conns[s].phase == .established, !(p & 1 == 0 && conns[s].serverHandshaking) else { return }
         pipes[p].shutdownSent = true
         if pipes[p ^ 1].shutdownSent {
             // Both directions done: close(2) sends the last FIN itself.

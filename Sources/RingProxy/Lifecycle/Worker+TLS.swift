@@ -79,13 +79,10 @@ extension Worker {
     func tlsReceive(_ slot: Int32, bid: UInt16, length: Int) -> Int {
         let s = Int(slot)
         guard let ssl = tlsSessions[s] else { return -1 }
-        let base = pool.address(bid)
-        tlsIO.pointee.in = UnsafePointer(base.assumingMemoryBound(to: UInt8.self))
-        tlsIO.pointee.in_len = length
-        tlsIO.pointee.in_used = 0
+        TLSRecordIO.setInput(tlsIO, pool.address(bid), count: length)
         tlsIO.pointee.in_eof = 0
         if conns[s].stagesLeft.contains(.tlsHandshake) {
-            let result = withTLSOutput(slot) { ctls_handshake(ssl) }
+            let result = withTLSOutput(slot, to: s * 2 + 1) { ctls_handshake(ssl) }
             switch result {
             case Int32(CTLS_OK):
                 conns[s].stagesLeft.remove(.tlsHandshake)
@@ -99,11 +96,20 @@ extension Worker {
                 return -1
             }
         }
-        // Application data: into the scratch, then back into the buffer.
+        return openRecords(slot, ssl, bid: bid, fromServer: false)
+    }
+
+    /// Application records in the ctls_io's input: decrypted into the scratch, then back into
+    /// the buffer (and, rarely, the rest into `tlsOverflow`). Answers OpenSSL writes (a
+    /// KeyUpdate's, an alert) go back to the sender. The sender's close_notify sets its pipe's
+    /// `eof`. Returns the plaintext now in the buffer, or -1 when the connection was closed.
+    func openRecords(_ slot: Int32, _ ssl: OpaquePointer, bid: UInt16, fromServer: Bool) -> Int {
+        let s = Int(slot)
+        let source = s * 2 + (fromServer ? 1 : 0)
         var plain = 0
         while true {
             var n = 0
-            let result = withTLSOutput(slot) {
+            let result = withTLSOutput(slot, to: source ^ 1) {   // the pipe that sends to the sender
                 ctls_read(ssl, tlsScratch.baseAddress!.assumingMemoryBound(to: UInt8.self) + plain, tlsScratch.count - plain, &n)
             }
             plain += n
@@ -113,20 +119,21 @@ extension Worker {
             }
             if result == Int32(CTLS_WANT_READ) { break }
             if result == Int32(CTLS_CLOSED) {
-                // close_notify: the client's FIN in TLS's words.
-                pipes[s * 2].eof = true
+                // close_notify: the sender's FIN in TLS's words.
+                pipes[source].eof = true
                 break
             }
-            failTLS(slot, during: "read")
+            if fromServer { failServerTLS(slot, during: "read") } else { failTLS(slot, during: "read") }
             return -1
         }
+        let base = pool.address(bid)
         let fits = min(plain, pool.sizeBytes)
         base.copyMemory(from: tlsScratch.baseAddress!, byteCount: fits)
         if plain > fits {
             // Rare: records buffered from an earlier segment completed here. The rest goes in
             // an owned buffer right behind this one.
             guard let extra = pool.takeOwned() else {
-                failTLS(slot, during: "read (no buffer for the plaintext)")
+                if fromServer { failServerTLS(slot, during: "read (no buffer for the plaintext)") } else { failTLS(slot, during: "read (no buffer for the plaintext)") }
                 return -1
             }
             pool.address(extra).copyMemory(from: tlsScratch.baseAddress! + fits, byteCount: plain - fits)
@@ -136,42 +143,108 @@ extension Worker {
         return fits
     }
 
-    /// A buffer of plaintext from the server (at most `pool.sizeBytes - tlsRecordOverheadBytes`):
-    /// sealed into records in place. Returns the record bytes now in the buffer, or -1 when
-    /// the connection was closed.
+    /// A buffer of plaintext for the client (an answer the proxy wrote): sealed into records in
+    /// place. Returns the record bytes now in the buffer, or -1 when the connection was closed.
     func tlsSeal(_ slot: Int32, bid: UInt16, length: Int) -> Int {
-        let s = Int(slot)
-        guard let ssl = tlsSessions[s] else { return -1 }
-        tlsIO.pointee.in = nil
-        tlsIO.pointee.in_len = 0
-        tlsIO.pointee.in_used = 0
-        tlsIO.pointee.out = tlsScratch.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        tlsIO.pointee.out_cap = tlsScratch.count
-        tlsIO.pointee.out_len = 0
+        guard let ssl = tlsSessions[Int(slot)] else { return -1 }
+        var spill = BufferPool.none
+        let sealed = sealRecords(ssl, bid: bid, length: length, spill: &spill)
+        guard sealed > 0, spill == BufferPool.none else {
+            if spill != BufferPool.none { pool.give(spill) }
+            failTLS(slot, during: sealed > 0 ? "write (records larger than a buffer)" : "write")
+            return -1
+        }
+        return sealed
+    }
+
+    /// Plaintext at the buffer sealed into records, copied back into it; records past its end
+    /// go into `spill` (an owned buffer; plaintext a buffer long grows by its records'
+    /// overhead). Returns the record bytes in total, or -1 (OpenSSL's reason kept for the caller).
+    func sealRecords(_ ssl: OpaquePointer, bid: UInt16, length: Int, spill: inout UInt16) -> Int {
+        TLSRecordIO.clearInput(tlsIO)
+        TLSRecordIO.setOutput(tlsIO, tlsScratch.baseAddress!, capacity: tlsScratch.count)
         var taken = 0
         let source = pool.address(bid).assumingMemoryBound(to: UInt8.self)
         while taken < length {
             var n = 0
             let result = ctls_write(ssl, source + taken, length - taken, &n)
             taken += n
-            if result != Int32(CTLS_OK) {
-                failTLS(slot, during: "write")
-                return -1
-            }
+            if result != Int32(CTLS_OK) { return -1 }
         }
         let sealed = tlsIO.pointee.out_len
-        guard sealed <= pool.sizeBytes else {
-            failTLS(slot, during: "write (records larger than a buffer)")
+        let fits = min(sealed, pool.sizeBytes)
+        pool.address(bid).copyMemory(from: tlsScratch.baseAddress!, byteCount: fits)
+        pool.length[Int(bid)] = UInt32(fits)
+        if sealed > fits {
+            guard let extra = pool.takeOwned() else { return -1 }
+            pool.address(extra).copyMemory(from: tlsScratch.baseAddress! + fits, byteCount: sealed - fits)
+            pool.length[Int(extra)] = UInt32(sealed - fits)
+            spill = extra
+        }
+        return sealed
+    }
+
+    /// A received buffer on a connection with TLS on either side: records from a TLS source
+    /// are opened in place, plaintext for a TLS destination is sealed in place, and the result
+    /// is queued on pipe p. Returns the bytes queued; 0: nothing to queue (the buffer went
+    /// back); -1: the connection was closed; -2: the buffer was set aside (the server's
+    /// handshake is running) and the recv looked after.
+    func relayTLS(_ slot: Int32, pipe p: Int, bid: UInt16, length received: Int, more: Bool) -> Int {
+        let s = Int(slot)
+        let fromClient = p & 1 == 0
+        var length = received
+        if fromClient ? conns[s].tls : conns[s].serverTLS {
+            length = fromClient ? tlsReceive(slot, bid: bid, length: length) : serverTLSReceive(slot, bid: bid, length: length)
+            if length <= 0 {
+                pool.give(bid)
+                return length
+            }
+            pool.length[Int(bid)] = UInt32(length)
+        }
+        let extra = tlsOverflow
+        tlsOverflow = BufferPool.none
+        if fromClient && conns[s].serverHandshaking {
+            holdForServerHandshake(slot, bid, extra: extra, more: more)
+            return -2
+        }
+        let ssl = fromClient ? (conns[s].serverTLS ? serverTLSSessions[s] : nil) : (conns[s].tls ? tlsSessions[s] : nil)
+        guard let ssl else {
+            enqueue(p, bid)
+            guard extra != BufferPool.none else { return length }
+            enqueue(p, extra)
+            return length + Int(pool.length[Int(extra)])
+        }
+        // No array of the two buffers: this runs per packet.
+        let first = sealOnto(slot, ssl, pipe: p, bid: bid, toServer: fromClient)
+        guard first >= 0 else {
+            if extra != BufferPool.none { pool.give(extra) }
             return -1
         }
-        pool.address(bid).copyMemory(from: tlsScratch.baseAddress!, byteCount: sealed)
+        guard extra != BufferPool.none else { return first }
+        let second = sealOnto(slot, ssl, pipe: p, bid: extra, toServer: fromClient)
+        return second < 0 ? -1 : first + second
+    }
+
+    /// Seals one plaintext buffer for pipe p's destination and queues the records (the buffer,
+    /// and a spill buffer behind it if they outgrew it). -1: failed, the buffer went back and
+    /// the connection is closed.
+    func sealOnto(_ slot: Int32, _ ssl: OpaquePointer, pipe p: Int, bid: UInt16, toServer: Bool) -> Int {
+        var spill = BufferPool.none
+        let sealed = sealRecords(ssl, bid: bid, length: Int(pool.length[Int(bid)]), spill: &spill)
+        guard sealed > 0 else {
+            pool.give(bid)
+            if toServer { failServerTLS(slot, during: "write") } else { failTLS(slot, during: "write") }
+            return -1
+        }
+        enqueue(p, bid)
+        if spill != BufferPool.none { enqueue(p, spill) }
         return sealed
     }
 
     /// Runs `body` with the ctls_io's output pointed at a fresh owned buffer, and queues what it
-    /// wrote (handshake flights, alerts, session tickets, a KeyUpdate answer) to the client.
+    /// wrote (handshake flights, alerts, session tickets, a KeyUpdate answer) on pipe p.
     @inline(__always)
-    func withTLSOutput(_ slot: Int32, _ body: () -> Int32) -> Int32 {
+    func withTLSOutput(_ slot: Int32, to p: Int, _ body: () -> Int32) -> Int32 {
         guard let out = pool.takeOwned() else {
             count(.tlsNoBuffer)
             tlsIO.pointee.out = nil
@@ -179,9 +252,7 @@ extension Worker {
             tlsIO.pointee.out_len = 0
             return body()
         }
-        tlsIO.pointee.out = pool.address(out).assumingMemoryBound(to: UInt8.self)
-        tlsIO.pointee.out_cap = pool.sizeBytes
-        tlsIO.pointee.out_len = 0
+        TLSRecordIO.setOutput(tlsIO, pool.address(out), capacity: pool.sizeBytes)
         let result = body()
         let written = tlsIO.pointee.out_len
         tlsIO.pointee.out = nil
@@ -191,18 +262,28 @@ extension Worker {
             return result
         }
         pool.length[Int(out)] = UInt32(written)
-        let p = Int(slot) * 2 + 1
         enqueue(p, out)
         issueSend(p)
         return result
     }
 
+    /// Whichever side of the connection is TLS gets a close_notify before pipe p's FIN: the
+    /// client (p odd) or the server (p even, once its handshake is done).
+    func queueCloseNotify(_ slot: Int32, pipe p: Int) {
+        let s = Int(slot)
+        if p & 1 == 1 {
+            if conns[s].tls { tlsCloseNotify(slot) }
+        } else if conns[s].serverTLS && !conns[s].serverHandshaking, let ssl = serverTLSSessions[s] {
+            TLSRecordIO.clearInput(tlsIO)
+            _ = withTLSOutput(slot, to: p) { ctls_shutdown(ssl) }
+        }
+    }
+
     /// The server closed in order: a close_notify for the client goes out before its FIN.
     func tlsCloseNotify(_ slot: Int32) {
         guard let ssl = tlsSessions[Int(slot)] else { return }
-        tlsIO.pointee.in = nil
-        tlsIO.pointee.in_len = 0
-        _ = withTLSOutput(slot) { ctls_shutdown(ssl) }
+        TLSRecordIO.clearInput(tlsIO)
+        _ = withTLSOutput(slot, to: Int(slot) * 2 + 1) { ctls_shutdown(ssl) }
     }
 
     /// A fatal TLS error: counted, logged (OpenSSL's reason), the alert OpenSSL wrote already

@@ -671,7 +671,28 @@ final class ConfigErrorTests: XCTestCase {
               server s1 127.0.0.1:8883 ssl
               server s2 127.0.0.1:8884 ssl verify none
               server s3 127.0.0.1:8885 ssl ca-file ca.pem
-            """, ["haproxy.cfg:2: 'server': server 's1' verifies its certificate (the default with 'ssl') but has no 'ca-file' (add 'ca-file <path>', or 'verify none' if the network is trusted)"])
+            """, ["haproxy.cfg:2: 'server': server 's1' verifies its certificate (the default with 'ssl') but has no 'ca-file' (add 'ca-file <path>', or 'verify none' (global 'ssl-server-verify none') if the network is trusted)"])
+        XCTAssertNotNil(ConfigTestSupport.parse("""
+            global
+              ssl-server-verify none
+            backend b
+              server s1 127.0.0.1:8883 ssl
+            """))
+    }
+
+    func testServerTLSOptionsRefuseWhatCannotWork() throws {
+        assertErrors("""
+            global
+              ssl-default-server-options no-tls-tickets prefer-client-ciphers
+            backend b
+              server s1 127.0.0.1:8883 ssl verify none sni req.hdr(host)
+              server s2 127.0.0.1:8883 ssl verify none ssl-min-ver TLSv1.0
+              server s3 127.0.0.1:8883 ssl verify none sni str(broker.example.com) ssl-max-ver TLSv1.3 ciphersuites TLS_AES_128_GCM_SHA256
+            """, [
+                "haproxy.cfg:2: 'ssl-default-server-options': unknown or unsupported option 'prefer-client-ciphers' (known: no-tls-tickets, tls-tickets, no-ssl-reuse, ssl-reuse, ssl-min-ver, ssl-max-ver)",
+                "haproxy.cfg:4: 'server': unsupported sni expression 'req.hdr(host)' (use 'sni str(<name>)' for a fixed name, or 'sni ssl_fc_sni' to pass on the TLS client's)",
+                "haproxy.cfg:5: 'server': 'ssl-min-ver TLSv1.0' is below the TLS 1.2 floor: ringproxy terminates TLS 1.2 and 1.3 only (use 'ssl-min-ver TLSv1.2' or leave it out)",
+            ])
     }
 
     // MARK: conditions and samples

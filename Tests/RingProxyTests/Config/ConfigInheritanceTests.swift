@@ -318,5 +318,39 @@ final class ConfigInheritanceTests: XCTestCase {
         XCTAssertEqual(server.caFile, "/etc/ringproxy/ca/brokers.pem")
         XCTAssertEqual(server.crt, "/etc/ringproxy/certs/client.pem")
         XCTAssertEqual(server.sni, "str(broker)")
+        XCTAssertEqual(server.tls?.sni, .fixed("broker"))
+        XCTAssertEqual(server.tls?.certificate, "/etc/ringproxy/certs/client.pem")
+    }
+
+    func testServerTLSTakesItsLineOverDefaultServerOverTheGlobalDefaults() throws {
+        let config = try XCTUnwrap(ConfigTestSupport.parse("""
+            global
+              ssl-server-verify none
+              ssl-default-server-ciphers ECDHE+AESGCM
+              ssl-default-server-ciphersuites TLS_AES_256_GCM_SHA384
+              ssl-default-server-options ssl-max-ver TLSv1.2 no-tls-tickets
+            backend brokers
+              default-server ssl no-ssl-reuse alpn mqtt
+              server s1 127.0.0.1:8883 sni ssl_fc_sni
+              server s2 127.0.0.1:8884 verify required ca-file ca.pem verifyhost broker.example.com ciphers AES256-GCM-SHA384 ssl-reuse
+              server s3 127.0.0.1:1883 no-ssl
+            """))
+        let servers = try XCTUnwrap(config.effectiveBackend(named: "brokers")?.servers)
+        let first = try XCTUnwrap(servers[0].tls)
+        XCTAssertEqual(first.verify, .none, "ssl-server-verify none")
+        XCTAssertEqual(first.sni, .clientSNI)
+        XCTAssertEqual(first.ciphers, "ECDHE+AESGCM")
+        XCTAssertEqual(first.ciphersuites, "TLS_AES_256_GCM_SHA384")
+        XCTAssertEqual(first.maxVersion, .tls12)
+        XCTAssertFalse(first.tickets)
+        XCTAssertFalse(first.reusesSessions, "default-server no-ssl-reuse")
+        XCTAssertEqual(first.alpn, ["mqtt"])
+        XCTAssertNil(first.nameToVerify)
+        let second = try XCTUnwrap(servers[1].tls)
+        XCTAssertEqual(second.verify, .required)
+        XCTAssertEqual(second.ciphers, "AES256-GCM-SHA384")
+        XCTAssertTrue(second.reusesSessions)
+        XCTAssertEqual(second.nameToVerify, "broker.example.com")
+        XCTAssertNil(servers[2].tls)
     }
 }

@@ -83,7 +83,6 @@ final class ConfigWarningTests: XCTestCase {
                 "haproxy.cfg:2: 'user': ignored: ringproxy runs in the foreground under systemd; set this in its unit file",
                 "haproxy.cfg:3: 'chroot': ignored: ringproxy runs in the foreground under systemd; set this in its unit file",
                 "haproxy.cfg:5: 'tune.maxrewrite': ignored: HAProxy tuning has no ringproxy equivalent",
-                "haproxy.cfg:6: 'ssl-default-server-ciphers': ignored: TLS towards servers is not implemented yet ('server ... ssl' is refused at its line)",
                 "haproxy.cfg:7: 'nbproc': ignored: ringproxy runs one worker per core; use 'nbthread' to limit them",
             ])
     }

@@ -162,7 +162,7 @@ final class TLSKeywordConfigTests: XCTestCase {
         ])
     }
 
-    func testDHParametersAndServerDefaultsAreAcceptedWithAWarningThatSaysWhy() {
+    func testDHParametersAreAcceptedWithAWarningThatSaysWhy() {
         XCTAssertEqual(ConfigTestSupport.warnings("""
             global
               tune.ssl.default-dh-param 2048
@@ -180,7 +180,6 @@ final class TLSKeywordConfigTests: XCTestCase {
             """), [
                 "haproxy.cfg:2: 'tune.ssl.default-dh-param': has no effect: ringproxy's key exchange is ECDHE (TLS 1.2) or a TLS 1.3 group, never finite-field DH",
                 "haproxy.cfg:3: 'ssl-dh-param-file': has no effect: ringproxy's key exchange is ECDHE (TLS 1.2) or a TLS 1.3 group, never finite-field DH",
-                "haproxy.cfg:4: 'ssl-default-server-options': ignored: TLS towards servers is not implemented yet ('server ... ssl' is refused at its line)",
                 "haproxy.cfg:7: 'bind': TLS settings without 'ssl': this listener accepts plain TCP (add 'ssl' to terminate TLS)",
             ])
     }

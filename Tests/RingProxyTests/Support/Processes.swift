@@ -77,12 +77,29 @@ final class Mosquitto {
         try self.init(fixedPort: port, websockets: websockets)
     }
 
-    private init(fixedPort: UInt16?, websockets: Bool = false) throws {
+    /// A broker whose one listener is MQTT over TLS (`certfile`/`keyfile` from the test CA:
+    /// CN=localhost, SAN localhost and 127.0.0.1), asking for client certificates signed by
+    /// the test CA when `requireCertificate`.
+    convenience init(tlsCertificate name: String, requireCertificate: Bool = false) throws {
+        try self.init(fixedPort: nil, tls: (name, requireCertificate))
+    }
+
+    private init(fixedPort: UInt16?, websockets: Bool = false, tls: (certificate: String, requireCertificate: Bool)? = nil) throws {
         guard let path = Tools.which("mosquitto") else { throw XCTSkipError("mosquitto is not installed (apt-get install mosquitto)") }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("rp-mosquitto-\(UUID().uuidString)")
         // mosquitto started as root drops to its own user, which must be able to write the log.
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o777])
+        var tlsLines = ""
+        if let tls {
+            // mosquitto reads the key as its own user: a readable copy of the throwaway key.
+            let stem = tls.certificate.replacingOccurrences(of: ".pem", with: "")
+            let key = directory.appendingPathComponent("broker.key").path
+            try FileManager.default.copyItem(atPath: TLSTestCertificates.path(stem + ".key"), toPath: key)
+            chmod(key, 0o644)
+            tlsLines = "certfile \(TLSTestCertificates.path(stem + ".crt"))\nkeyfile \(key)\ncafile \(TLSTestCertificates.path("ca.pem"))\n"
+                + "require_certificate \(tls.requireCertificate)\n"
+        }
         var started: ChildProcess?
         var chosen: UInt16 = 0
         for _ in 0..<5 {
@@ -92,6 +109,7 @@ final class Mosquitto {
                 \(websockets ? "listener \(TestSocket.unusedPort()) 127.0.0.1" : "")
                 listener \(port)\(websockets ? "" : " 127.0.0.1")
                 \(websockets ? "protocol websockets\nsocket_domain ipv4" : "")
+                \(tlsLines)
                 allow_anonymous true
                 log_dest file \(directory.appendingPathComponent("mosquitto.log").path)
                 log_type all

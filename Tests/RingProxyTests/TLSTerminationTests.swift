@@ -98,6 +98,65 @@ final class TLSTerminationTests: XCTestCase {
         XCTAssertEqual(engine.statistics().total[.tlsHandshakeFailures], 3)
     }
 
+    /// ClientHellos that lie about their size, or stop: each refused (or closed) and counted,
+    /// nothing reaches a broker, what the proxy held goes back, and a real client still
+    /// connects afterwards.
+    func testOversizedAndTruncatedClientHellosAreRefusedWithBoundedMemory() throws {
+        let broker = try Mosquitto()
+        defer { broker.stop() }
+        let (engine, port) = try startTLS(servers: [broker.port], cores: 1)
+        defer { engine.stop(); engine.wait() }
+        let before = broker.connectionCount()
+        func record(_ type: UInt8, _ body: [UInt8], claimedLength: Int? = nil) -> [UInt8] {
+            let n = claimedLength ?? body.count
+            return [type, 0x03, 0x01, UInt8(n >> 8), UInt8(n & 0xFF)] + body
+        }
+        // A ClientHello whose handshake header claims 8 MiB, followed by 16 KiB records of it:
+        // OpenSSL gives up at its ClientHello limit, long before 8 MiB (the proxy keeps a
+        // record at a time, never the message).
+        let hugeHello: [UInt8] = [0x01, 0x7F, 0xFF, 0xFF, 0x03, 0x03] + payload(size: 16378, seed: 3)
+        let followUps = (0..<40).map { _ in record(0x16, payload(size: 16384, seed: 4)) }
+        // A record header longer than TLS allows (RFC 8446 §5.1: 2^14 + 256 at most).
+        let tooLongRecord = record(0x16, payload(size: 100, seed: 5), claimedLength: 0xFFFF)
+        for (name, first, rest) in [("8 MiB ClientHello", record(0x16, hugeHello), followUps),
+                                    ("record too long", tooLongRecord, [])] {
+            let fd = TestSocket.connect(port: port)
+            TestSocket.setTimeouts(fd, seconds: 3)
+            _ = TestSocket.writeAll(fd, first)
+            var sent = first.count
+            for chunk in rest {
+                guard TestSocket.writeAll(fd, chunk) else { break }
+                sent += chunk.count
+            }
+            // An alert at most, then the end (FIN, or a reset for the bytes left unread).
+            var received = 0
+            var byte: UInt8 = 0
+            var n = 0
+            repeat {
+                n = recv(fd, &byte, 1, 0)
+                if n > 0 { received += 1 }
+            } while n > 0
+            XCTAssertTrue(n == 0 || errno == ECONNRESET, "\(name): closed, not timed out (errno \(errno))")
+            XCTAssertLessThan(received, 64, name)
+            XCTAssertLessThan(sent, 700_000, "\(name): refused long before the claimed size")
+            close(fd)
+        }
+        // Half a ClientHello, then the client closes.
+        let fd = TestSocket.connect(port: port)
+        _ = TestSocket.writeAll(fd, [0x16, 0x03, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0xFC, 0x03, 0x03] + Array(repeating: 7, count: 29))
+        shutdown(fd, Int32(SHUT_WR))
+        XCTAssertTrue(TestSocket.isClosedByPeer(fd, withinSeconds: 3))
+        close(fd)
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats[.tlsHandshakeFailures], 2)
+        XCTAssertEqual(stats[.inspectAborts], 1)
+        XCTAssertEqual(stats[.buffersInUse], 0)
+        XCTAssertEqual(stats[.ownedBuffersInUse], 0)
+        XCTAssertEqual(broker.connectionCount(), before, "no broker saw a byte")
+        XCTAssertEqual(try publish(port: port, clientID: "after-bad-hellos").0, 0)
+    }
+
     /// Python's ssl client: `data` bytes through an echo server behind the TLS listener, read
     /// back in full and compared; a second connection resumes the first one's session.
     func testBulkDataBothWaysIsIntactAndASessionResumes() throws {

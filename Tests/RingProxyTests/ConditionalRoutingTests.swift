@@ -104,6 +104,20 @@ final class ConditionalRoutingTests: XCTestCase {
         return output
     }
 
+    /// The ringproxy binary and two brokers, once paho-mqtt is known to be there.
+    private func twoBrokers() throws -> (String, Mosquitto, Mosquitto) {
+        try requirePaho()
+        let binary = Tools.ringproxy
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkipError("run `swift build` first") }
+        let brokerA = try Mosquitto()
+        do {
+            return (binary, brokerA, try Mosquitto())
+        } catch {
+            brokerA.stop()
+            throw error
+        }
+    }
+
     private func requirePaho() throws {
         guard (try? ChildProcess("/usr/bin/env", ["python3", "-c", "import paho.mqtt.client"]).finish(within: 10).0) == 0 else {
             throw XCTSkipError("python3 with paho-mqtt is needed")
@@ -116,13 +130,8 @@ final class ConditionalRoutingTests: XCTestCase {
     }
 
     func testRingproxyRoutesByUsernameVersionPatternFileRegexSourceAndPortAsHAProxyDoes() throws {
-        try requirePaho()
-        let binary = Tools.ringproxy
-        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkipError("run `swift build` first") }
-        let brokerA = try Mosquitto()
-        defer { brokerA.stop() }
-        let brokerB = try Mosquitto()
-        defer { brokerB.stop() }
+        let (binary, brokerA, brokerB) = try twoBrokers()
+        defer { brokerA.stop(); brokerB.stop() }
         let dir = try TemporaryDirectory()
         try "# tenants with their own broker\n  alice\nCAROL\n\n".write(toFile: dir.file("listed.txt"), atomically: true, encoding: .utf8)
         let syslog = SyslogReceiver()
@@ -164,13 +173,8 @@ final class ConditionalRoutingTests: XCTestCase {
     }
 
     func testReloadSwapsTheRules() throws {
-        try requirePaho()
-        let binary = Tools.ringproxy
-        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkipError("run `swift build` first") }
-        let brokerA = try Mosquitto()
-        defer { brokerA.stop() }
-        let brokerB = try Mosquitto()
-        defer { brokerB.stop() }
+        let (binary, brokerA, brokerB) = try twoBrokers()
+        defer { brokerA.stop(); brokerB.stop() }
         let dir = try TemporaryDirectory()
         let port = TestSocket.unusedPort()
         let path = dir.file("ringproxy.cfg")

@@ -9,7 +9,12 @@ import XCTest
 @testable import RingProxy
 
 final class ConfigRoutingTests: XCTestCase {
-    private func load(_ body: String) throws -> EngineConfig {
+    /// Backends a and b, and frontend f (which reads the CONNECT unless `inspects` is false)
+    /// with `body` before `default_backend b`.
+    private func load(_ body: String, binds: [UInt16] = [1883], inspects: Bool = true) throws -> EngineConfig {
+        let inspection = inspects
+            ? ["tcp-request inspect-delay 5s", "tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }"] : []
+        let lines = binds.map { "bind 127.0.0.1:\($0)" } + inspection + body.split(separator: "\n").map(String.init)
         let text = """
             \(tcpDefaults)
             backend a
@@ -17,10 +22,7 @@ final class ConfigRoutingTests: XCTestCase {
             backend b
               server s 127.0.0.1:2
             frontend f
-              bind 127.0.0.1:1883
-              tcp-request inspect-delay 5s
-              tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }
-            \(body.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            \(lines.map { "  " + $0 }.joined(separator: "\n"))
               default_backend b
             """
         let file = try ConfigParser.parse(text: text, file: "t.cfg").get()
@@ -142,19 +144,8 @@ final class ConfigRoutingTests: XCTestCase {
     }
 
     func testSourceAndDestinationPortNeedNoConnect() throws {
-        let file = try ConfigParser.parse(text: """
-            \(tcpDefaults)
-            backend a
-              server s 127.0.0.1:1
-            backend b
-              server s 127.0.0.1:2
-            frontend f
-              bind 127.0.0.1:1883
-              bind 127.0.0.1:1884
-              use_backend a if { dst_port 1884 } || { src 192.168.0.0/16 } !LOCALHOST
-              default_backend b
-            """, file: "t.cfg").get()
-        let config = try EngineConfig.load(file).engine
+        let config = try load("use_backend a if { dst_port 1884 } || { src 192.168.0.0/16 } !LOCALHOST",
+                              binds: [1883, 1884], inspects: false)
         XCTAssertEqual(route(config, connect: nil, port: 1884), "a")
         XCTAssertEqual(route(config, connect: nil, port: 1883), "b")
         XCTAssertEqual(route(config, connect: nil, source: "192.168.1.1"), "a")

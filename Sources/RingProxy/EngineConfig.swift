@@ -85,8 +85,11 @@ public struct BackendConfig: Sendable, Equatable {
 public struct FrontendConfig: Sendable, Equatable {
     public var name: String
     public var binds: [SocketAddress]
-    /// Index into EngineConfig.backends.
+    /// Index into EngineConfig.backends: the `default_backend`.
     public var backendIndex: Int
+    /// `use_backend` rules in order; the first that applies chooses the backend, else
+    /// `backendIndex` does. Evaluated once the CONNECT is known when one of them reads it.
+    public var routes: [BackendRoute] = []
     /// Reject connections whose first packet is not a valid MQTT CONNECT
     /// (`tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }`).
     public var requireMQTT: Bool = false

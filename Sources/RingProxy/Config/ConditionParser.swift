@@ -140,6 +140,7 @@ enum ConditionParser {
         }
         var matchMethod: String?
         var flags: [String] = []
+        var patternFiles: [String] = []
         var index = words.index(after: words.startIndex)
         flagLoop: while index < words.endIndex, words[index].hasPrefix("-"), words[index].count > 1 {
             let flag = words[index]
@@ -166,13 +167,19 @@ enum ConditionParser {
                     flags += [flag, value]
                 }
                 index += 2
-            case "-f", "-M":
+            case "-f":
+                guard index + 1 < words.endIndex else {
+                    return .failure(ConfigValueError(message: "missing file name after '-f'", hint: nil))
+                }
+                patternFiles.append(words[index + 1])
+                index += 2
+            case "-M":
                 return .failure(ConfigValueError(
-                    message: "pattern files ('\(flag)') are not supported by ringproxy", hint: "list the patterns on the line"))
+                    message: "map files ('-M') are not supported by ringproxy", hint: "use '-f <file>' for a list of patterns"))
             default:
                 // Anything else that looks like a flag is a pattern such as a negative number.
                 if flag.dropFirst().allSatisfy({ $0.isNumber }) { break flagLoop }
-                return .failure(ConfigValueError(message: "unknown ACL flag '\(flag)'", hint: "known: -i, -m, -n, -u, --"))
+                return .failure(ConfigValueError(message: "unknown ACL flag '\(flag)'", hint: "known: -f, -i, -m, -n, -u, --"))
             }
         }
         let patterns = Array(words[index...])
@@ -181,7 +188,8 @@ enum ConditionParser {
                 message: "matching the \(type.rawValue) sample '\(expression.text)' needs '-m <method>'",
                 hint: "e.g. '\(expression.text) -m str value'; HAProxy requires it too"))
         }
-        return .success(ACLExpression(sample: expression, matchMethod: matchMethod, flags: flags, patterns: patterns))
+        return .success(ACLExpression(sample: expression, matchMethod: matchMethod, flags: flags, patterns: patterns,
+                                      patternFiles: patternFiles))
     }
 
     /// The words after `if`/`unless`. `knownACLs` are the names declared so far in the proxy.

@@ -126,7 +126,7 @@ extension EngineConfig {
                 message: "'\(body.sample.text)' reads the table of '\(other)', but sc0 tracks the address in the table of '\(tableName)'",
                 hint: "read the table sc0 tracks in: '\(fetch)'"))
         }
-        guard body.matchMethod == nil || body.matchMethod == "int", body.flags.isEmpty else {
+        guard body.matchMethod == nil || body.matchMethod == "int", body.flags.isEmpty, body.patternFiles.isEmpty else {
             return .failure(ConfigValueError(
                 message: "'\(fetch)' takes no flags but '-m int' here", hint: "write e.g. '{ \(fetch) gt 10 }'"))
         }

@@ -1,8 +1,9 @@
 // EngineConfig+ConfigFile: turns a parsed HAProxy-dialect file into the engine's plain model.
 // What the engine does not do yet (TLS and the PROXY details that need it, http mode beyond
-// the stats page, conditional routing) is refused with the file:line of the keyword and a
-// clear reason, never silently ignored. The seed's MQTT rules are recognised for what they mean;
-// per-address limits (`tcp-request connection` rules) are mapped in EngineConfig+AddressLimit.swift.
+// the stats page) is refused with the file:line of the keyword and a clear reason, never
+// silently ignored. The seed's MQTT rules are recognised for what they mean; `use_backend`
+// conditions are mapped in EngineConfig+Routing.swift, per-address limits (`tcp-request
+// connection` rules) in EngineConfig+AddressLimit.swift.
 import Glibc
 
 public struct LoadedConfiguration: Sendable {
@@ -172,9 +173,6 @@ extension EngineConfig {
                 refuse(frontend.location, "mode", "frontend '\(frontend.name)' is in http mode; ringproxy proxies TCP (MQTT) only")
                 continue
             }
-            for rule in frontend.useBackendRules {
-                refuse(rule.location, "use_backend", "conditional routing is not implemented yet; use default_backend")
-            }
             guard let name = frontend.defaultBackend, let b = backendIndex[name] else {
                 if frontend.defaultBackend == nil {
                     refuse(frontend.location, "default_backend", "frontend '\(frontend.name)' has no default_backend")
@@ -193,6 +191,10 @@ extension EngineConfig {
                     refuse(rule.location, rule.phase.keyword, "only 'tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }' is supported",
                            hint: rule.action == .trackSC0 ? "track addresses with 'tcp-request connection track-sc0 src'" : nil)
                 }
+            }
+            let routes = backendRoutes(frontend, backendIndex: backendIndex,
+                                       inspectsMQTT: requireMQTT || frontend.mqttWebSocket.map { $0 != .off } == true) {
+                refuse($0, $1, $2, hint: $3)
             }
             let addressLimit = addressLimit(frontend, in: file) { refuse($0, $1, $2, hint: $3) }
             // `accept-proxy` is a bind option in HAProxy and a frontend's in the engine (its front
@@ -279,7 +281,9 @@ extension EngineConfig {
                            hint: "let the brokers' plain WebSocket listeners take these connections")
                 }
             }
-            if (requireMQTT || backends[b].needsClientID) && frontend.inspectDelayMs == nil {
+            config.routes = routes
+            let needsClientID = backends[b].needsClientID || routes.contains { backends[$0.backendIndex].needsClientID }
+            if (requireMQTT || needsClientID) && frontend.inspectDelayMs == nil {
                 notes.append("frontend '\(frontend.name)': MQTT rules wait for the CONNECT for up to "
                              + "\(config.inspectTimeoutMs.map { "\($0) ms (timeout client)" } ?? "the default") (no tcp-request inspect-delay given)")
             }

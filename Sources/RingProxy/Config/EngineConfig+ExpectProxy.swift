@@ -43,7 +43,8 @@ extension EngineConfig {
                 case .named(let name): expression = frontend.acls.first { $0.name == name }?.expression
                 }
                 guard let expression, expression.sample.fetch.name == "src", expression.sample.converters.isEmpty,
-                      expression.matchMethod == nil || expression.matchMethod == "ip", !expression.patterns.isEmpty else {
+                      expression.matchMethod == nil || expression.matchMethod == "ip", !expression.patterns.isEmpty,
+                      expression.patternFiles.isEmpty else {
                     understood = false
                     break
                 }

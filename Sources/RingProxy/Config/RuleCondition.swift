@@ -47,12 +47,17 @@ public struct ACLExpression: Sendable, Equatable {
     public var flags: [String]
     /// The remaining words: values, possibly led by an operator such as `gt` or `eq`.
     public var patterns: [String]
+    /// `-f <file>` pattern files as written (read when the configuration is loaded, relative
+    /// paths from the working directory, as HAProxy does without `default-path`).
+    public var patternFiles: [String]
 
-    public init(sample: SampleExpression, matchMethod: String? = nil, flags: [String] = [], patterns: [String] = []) {
+    public init(sample: SampleExpression, matchMethod: String? = nil, flags: [String] = [], patterns: [String] = [],
+                patternFiles: [String] = []) {
         self.sample = sample
         self.matchMethod = matchMethod
         self.flags = flags
         self.patterns = patterns
+        self.patternFiles = patternFiles
     }
 }
 

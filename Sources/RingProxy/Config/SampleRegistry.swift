@@ -41,6 +41,7 @@ enum SampleRegistry {
         "req.payload": Function(output: .binary, arguments: .offsetAndLength),
         "req.len": Function(output: .integer, arguments: .none),
         "src": Function(output: .ip, arguments: .none),
+        "dst_port": Function(output: .integer, arguments: .none),
         // Counters of the address tracked by `tcp-request connection track-sc0`.
         "sc0_conn_cur": Function(output: .integer, arguments: .optionalTable),
         "sc0_conn_cnt": Function(output: .integer, arguments: .optionalTable),
@@ -213,7 +214,9 @@ enum SampleRegistry {
         "flags", "protocol_name", "protocol_version", "client_identifier", "will_topic",
         "will_payload", "username", "password", "keepalive",
     ]
-    private static let mqttConnectProperties: Set<Int> = [17, 33, 39, 34, 25, 23, 21, 22, 18, 1, 2, 3, 8, 9]
+    // The will delay interval is property 24 (§3.1.3.2.2): HAProxy's documentation lists it as
+    // 18, which HAProxy 2.6 refuses in a CONNECT and reads under 24.
+    private static let mqttConnectProperties: Set<Int> = [17, 33, 39, 34, 25, 23, 21, 22, 24, 1, 2, 3, 8, 9]
     private static let mqttConnackFields = ["flags", "protocol_version", "reason_code"]
     private static let mqttConnackProperties: Set<Int> = [17, 33, 36, 37, 39, 18, 34, 31, 40, 41, 42, 19, 26, 28, 21, 22]
 
@@ -252,6 +255,11 @@ enum SampleRegistry {
         let field = call.arguments[1].lowercased()
         if let property = ConfigUnits.integer(field) {
             guard properties.contains(property) else {
+                if packetNumber == 1 && property == 18 {
+                    return ConfigValueError(
+                        message: "MQTT 5.0 property 18 is not a CONNECT property; the will delay interval is 24",
+                        hint: "write mqtt_field_value(connect,24); HAProxy refuses 18 too")
+                }
                 return ConfigValueError(
                     message: "MQTT 5.0 property \(property) cannot be read from a \(packetName) packet",
                     hint: "readable: " + properties.sorted().map { String($0) }.joined(separator: ", "))

@@ -75,6 +75,8 @@ struct Connection {
     var serverCounted = false
     /// Counted in its frontend's address table (track-sc0): released exactly once, at close.
     var tracked = false
+    /// Its frontend's `use_backend` rules were evaluated (once: `backend` is final).
+    var routed = false
     /// The client id's stick-table key hash is in `stickHash`.
     var sticky = false
     /// `Worker.destinations[slot]` holds the address the client connected to (from an

@@ -155,6 +155,8 @@ final class Worker {
     let frontendExpectProxy: [SourceMatcher?]
     let frontendExpectWhenMatching: [Bool]
     let frontendRequiresMQTT: [Bool]
+    /// The frontends' `use_backend` rules, compiled for this worker (Balance/RouteTable).
+    let routeTable: RouteTable
     let frontendInspectTimeoutMs: [Int]
     let frontendConnectMaxBytes: [Int]
     /// Buffers a connection may hold while its CONNECT is incomplete.
@@ -286,10 +288,13 @@ final class Worker {
         frontendExpectWhenMatching = config.frontends.map { $0.expectProxy?.whenMatching ?? true }
         destinations = .allocate(capacity: usesDestinations ? slotCount : 1)
 
-        frontendStages = config.frontends.map {
-            var stages: FrontStages = $0.acceptProxy ? [.proxyHeader] : []
-            if $0.requireMQTT || config.backends[$0.backendIndex].needsClientID { stages.insert(.mqttConnect) }
-            if $0.webSocket != nil { stages.formUnion([.webSocketUpgrade, .mqttConnect]) }
+        frontendStages = config.frontends.map { frontend in
+            var stages: FrontStages = frontend.acceptProxy ? [.proxyHeader] : []
+            // The CONNECT is read when a backend it may reach needs the client id.
+            let needsClientID = config.backends[frontend.backendIndex].needsClientID
+                || frontend.routes.contains { config.backends[$0.backendIndex].needsClientID }
+            if frontend.requireMQTT || needsClientID { stages.insert(.mqttConnect) }
+            if frontend.webSocket != nil { stages.formUnion([.webSocketUpgrade, .mqttConnect]) }
             return stages
         }
         self.tlsContexts = config.frontends.indices.map { $0 < tlsContexts.count ? tlsContexts[$0] : nil }
@@ -332,6 +337,7 @@ final class Worker {
         webSocketStates = .allocate(capacity: usesWebSocket ? slotCount : 1)
         webSocketPayload = .allocate(byteCount: usesWebSocket ? (config.frontends.map(\.connectMaxBytes).max() ?? 65_536) : 1, alignment: 16)
         frontendRequiresMQTT = config.frontends.map(\.requireMQTT)
+        routeTable = RouteTable(frontends: config.frontends, connectMaxBytes: config.frontends.map(\.connectMaxBytes).max() ?? 65_536)
         frontendInspectTimeoutMs = config.frontends.map {
             let client = $0.clientTimeoutMs ?? config.clientTimeoutMs
             return $0.inspectTimeoutMs ?? (client > 0 ? min(client, Self.inspectTimeoutDefaultMs) : Self.inspectTimeoutDefaultMs)
@@ -432,6 +438,7 @@ final class Worker {
         listenerWildcard.deallocate()
         for balancer in balancers { balancer.deallocate() }
         for matcher in frontendExpectProxy { matcher?.deallocate() }
+        routeTable.deallocate()
         for path in webSocketPaths { path.baseAddress.map { UnsafeMutableRawPointer(mutating: $0).deallocate() } }
         webSocketPayload.deallocate()
         tlsIO.deallocate()

@@ -112,6 +112,7 @@ extension Worker {
         armRecv(s * 2)
         if conns[s].stagesLeft.isEmpty {
             // Plain TCP: the one branch it pays for the stages.
+            route(slot)
             chooseServer(slot, clientID: nil)
             startConnect(slot)
         }

@@ -56,6 +56,8 @@ extension Worker {
                 }
                 // Not MQTT, and MQTT is not required: balanced without a client id.
             case .complete(let consumed, let packet):
+                // Before the held bytes are retired: the rules read the CONNECT in place.
+                route(slot, connect: bytes, packet: packet)
                 retireHeld(s * 2, bytes: consumed)
                 conns[s].stagesLeft.remove(.mqttConnect)
                 conns[s].preambleBytesNeeded = 0
@@ -66,6 +68,7 @@ extension Worker {
             }
         }
         assert(conns[s].stagesLeft.isEmpty)
+        route(slot)
         if conns[s].server < 0 { chooseServer(slot, clientID: nil) }
         startConnect(slot)
     }

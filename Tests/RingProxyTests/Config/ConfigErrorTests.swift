@@ -346,7 +346,7 @@ final class ConfigErrorTests: XCTestCase {
               bind *:1883
               acl
               acl is_mqtt
-              acl listed src -f /etc/ringproxy/allow.lst
+              acl listed src -M /etc/ringproxy/allow.map
               acl bad!name src 10.0.0.1
               option
               no
@@ -358,7 +358,7 @@ final class ConfigErrorTests: XCTestCase {
             """, [
                 "haproxy.cfg:3: 'acl': missing ACL name (expected 'acl <name> <criterion> [flags] [patterns]')",
                 "haproxy.cfg:4: 'acl': missing criterion (expected 'acl <name> <criterion> [flags] [patterns]')",
-                "haproxy.cfg:5: 'acl': pattern files ('-f') are not supported by ringproxy (list the patterns on the line)",
+                "haproxy.cfg:5: 'acl': map files ('-M') are not supported by ringproxy (use '-f <file>' for a list of patterns)",
                 "haproxy.cfg:6: 'acl': invalid character '!' in ACL name 'bad!name' (names may contain letters, digits, '-', '_', '.' and ':')",
                 "haproxy.cfg:7: 'option': missing option name (e.g. 'option tcplog')",
                 "haproxy.cfg:8: 'no': missing keyword after 'no' (e.g. 'no option tcplog' or 'no log')",
@@ -711,7 +711,7 @@ final class ConfigErrorTests: XCTestCase {
             """, [
                 "haproxy.cfg:3: 'tcp-request content': unknown fetch 'req.paylod' (did you mean 'req.payload'?)",
                 "haproxy.cfg:4: 'tcp-request content': unknown converter 'mqtt_is_vaild' (did you mean 'mqtt_is_valid'?)",
-                "haproxy.cfg:5: 'tcp-request content': unknown fetch 'hdr' (ringproxy knows: req.len, req.payload, sc0_conn_cnt, sc0_conn_cur, sc0_conn_rate, sc_conn_cnt, sc_conn_cur, sc_conn_rate, src)",
+                "haproxy.cfg:5: 'tcp-request content': unknown fetch 'hdr' (ringproxy knows: dst_port, req.len, req.payload, sc0_conn_cnt, sc0_conn_cur, sc0_conn_rate, sc_conn_cnt, sc_conn_cur, sc_conn_rate, src)",
                 "haproxy.cfg:6: 'tcp-request content': unknown converter 'lower' (ringproxy knows: mqtt_field_value, mqtt_is_valid)",
             ])
     }
@@ -772,7 +772,7 @@ final class ConfigErrorTests: XCTestCase {
               server s1 127.0.0.1:1883
             """, [
                 "haproxy.cfg:3: 'acl': matching the string sample 'req.payload(0,0),mqtt_field_value(connect,username)' needs '-m <method>' (e.g. 'req.payload(0,0),mqtt_field_value(connect,username) -m str value'; HAProxy requires it too)",
-                "haproxy.cfg:4: 'acl': unknown ACL flag '-x' (known: -i, -m, -n, -u, --)",
+                "haproxy.cfg:4: 'acl': unknown ACL flag '-x' (known: -f, -i, -m, -n, -u, --)",
             ])
     }
 

@@ -276,7 +276,8 @@ extension EngineConfig {
             config.expectProxy = expectProxy.flatMap { $0.sources.isEmpty ? nil : $0 }
             if case .on(let path, let requireSubprotocol)? = frontend.mqttWebSocket {
                 config.webSocket = WebSocketFrontendConfig(path: path, requireSubprotocol: requireSubprotocol)
-                if backends[b].servers.contains(where: { $0.tls != nil }) {
+                let reachable = [b] + routes.map(\.backendIndex)
+                if reachable.contains(where: { backends[$0].servers.contains { $0.tls != nil } }) {
                     refuse(frontend.location, "option", "'option mqtt-websocket' towards 'ssl' servers is not supported yet",
                            hint: "let the brokers' plain WebSocket listeners take these connections")
                 }

@@ -3,8 +3,8 @@
 # every test target (integration tests start real mosquitto brokers and clients on loopback),
 # fuzzes the MQTT parser for FUZZ_SECONDS (default 60; 0 skips both fuzz runs) and the PROXY
 # header parser for PROXY_FUZZ_SECONDS (default 20), the stats page's HTTP request parser for
-# HTTP_FUZZ_SECONDS (default 10) and the WebSocket stage's parsers for WS_FUZZ_SECONDS (default
-# 10), loads the stats page in headless Chromium (scripts/browser-stats-test.py, ~5 s), runs MQTT
+# HTTP_FUZZ_SECONDS (default 10), the WebSocket stage's parsers for WS_FUZZ_SECONDS (default
+# 10) and the config parser for CONFIG_FUZZ_SECONDS (default 20), loads the stats page in headless Chromium (scripts/browser-stats-test.py, ~5 s), runs MQTT
 # over WebSocket from a page in headless Chromium (scripts/browser-ws-test.py, ~5 s), and ends
 # with one line counting what passed and failed.
 set -euo pipefail
@@ -26,6 +26,7 @@ if [ "${FUZZ_SECONDS:-60}" -gt 0 ]; then
   bash scripts/fuzz-proxyheader.sh "${PROXY_FUZZ_SECONDS:-20}"
   bash scripts/fuzz-httprequest.sh "${HTTP_FUZZ_SECONDS:-10}"
   bash scripts/fuzz-websocket.sh "${WS_FUZZ_SECONDS:-10}"
+  bash scripts/fuzz-config.sh "${CONFIG_FUZZ_SECONDS:-20}"
 fi
 xctest=$(grep -oE 'Executed [0-9]+ tests?, with [0-9]+ failures?' "$log" | tail -n 1)
 xc_run=$(echo "$xctest" | grep -oE '[0-9]+' | head -n 1)

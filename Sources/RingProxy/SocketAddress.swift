@@ -1,6 +1,5 @@
 // SocketAddress: an IPv4 or IPv6 address and port as the kernel wants it (sockaddr_in6-sized
 // storage), parsed from operators' "host:port" / "[v6]:port" / "*:port" text. Cold path only.
-import CUring
 import Glibc
 
 public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {

@@ -1,6 +1,6 @@
 // SocketAddress: an IPv4 or IPv6 address and port as the kernel wants it (sockaddr_in6-sized
 // storage), parsed from operators' "host:port" / "[v6]:port" / "*:port" text. Cold path only.
-import Glibc
+import Foundation
 
 public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
     /// sockaddr_in or sockaddr_in6, zero-padded to 28 bytes.

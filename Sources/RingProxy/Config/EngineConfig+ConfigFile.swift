@@ -156,6 +156,7 @@ extension EngineConfig {
                 backends[index].serverTimeoutMs = backend.timeouts.serverMs ?? backend.timeouts.tunnelMs
                 backends[index].retries = backend.retries
                 backends[index].allBackups = backend.allBackups
+                backends[index].connackRedispatch = backend.connackRedispatch
             }
         }
 
@@ -274,7 +275,7 @@ extension EngineConfig {
             if case .on(let path, let requireSubprotocol)? = frontend.mqttWebSocket {
                 config.webSocket = WebSocketFrontendConfig(path: path, requireSubprotocol: requireSubprotocol)
             }
-            if (requireMQTT || backends[b].needsClientID) && frontend.inspectDelayMs == nil {
+            if (requireMQTT || backends[b].needsConnect) && frontend.inspectDelayMs == nil {
                 notes.append("frontend '\(frontend.name)': MQTT rules wait for the CONNECT for up to "
                              + "\(config.inspectTimeoutMs.map { "\($0) ms (timeout client)" } ?? "the default") (no tcp-request inspect-delay given)")
             }

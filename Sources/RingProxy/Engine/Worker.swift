@@ -139,6 +139,11 @@ final class Worker {
     let webSocketPaths: [UnsafeMutableRawBufferPointer]
     let webSocketStates: UnsafeMutablePointer<WebSocketConnectionState>
     let webSocketPayload: UnsafeMutableRawBufferPointer
+    /// Per slot: the held bytes replayed to a server until it accepts them (Worker+Redispatch;
+    /// allocated only when a WebSocket frontend or `option mqtt-connack-redispatch` needs it).
+    /// Per backend: that option.
+    let replayStates: UnsafeMutablePointer<ReplayState>
+    let backendConnackRedispatch: [Bool]
     /// Per frontend with `expect-proxy layer4 if|unless { src ... }`: the sources, and whether
     /// matching ones (if) or the others (unless) start with a PROXY header.
     let frontendExpectProxy: [SourceMatcher?]
@@ -277,7 +282,7 @@ final class Worker {
 
         frontendStages = config.frontends.map {
             var stages: FrontStages = $0.acceptProxy ? [.proxyHeader] : []
-            if $0.requireMQTT || config.backends[$0.backendIndex].needsClientID { stages.insert(.mqttConnect) }
+            if $0.requireMQTT || config.backends[$0.backendIndex].needsConnect { stages.insert(.mqttConnect) }
             if $0.webSocket != nil { stages.formUnion([.webSocketUpgrade, .mqttConnect]) }
             return stages
         }
@@ -306,6 +311,9 @@ final class Worker {
         let usesWebSocket = config.frontends.contains { $0.webSocket != nil }
         webSocketStates = .allocate(capacity: usesWebSocket ? slotCount : 1)
         webSocketPayload = .allocate(byteCount: usesWebSocket ? (config.frontends.map(\.connectMaxBytes).max() ?? 65_536) : 1, alignment: 16)
+        backendConnackRedispatch = config.backends.map(\.connackRedispatch)
+        let usesReplay = usesWebSocket || backendConnackRedispatch.contains(true)
+        replayStates = .allocate(capacity: usesReplay ? slotCount : 1)
         frontendRequiresMQTT = config.frontends.map(\.requireMQTT)
         frontendInspectTimeoutMs = config.frontends.map {
             let client = $0.clientTimeoutMs ?? config.clientTimeoutMs
@@ -378,6 +386,7 @@ final class Worker {
         gatherVectors.deallocate()
         destinations.deallocate()
         webSocketStates.deallocate()
+        replayStates.deallocate()
         if tlsContexts.contains(where: { $0 != nil }) {
             for s in 0..<slotCount where tlsSessions[s] != nil { ctls_free(tlsSessions[s]) }
         }

@@ -66,7 +66,9 @@ extension Worker {
             if conns[s].tls {
                 // Records in from the client (decrypted in place), or plaintext from the server
                 // sealed into records in place; what remains is a plain buffer.
-                length = p & 1 == 0 ? tlsReceive(slot, bid: bid, length: length) : tlsSeal(slot, bid: bid, length: length)
+                // A server's answer still awaited stays plain for its verdict (sealed once accepted).
+                length = p & 1 == 0 ? tlsReceive(slot, bid: bid, length: length)
+                    : (conns[s].transform.awaitsServerAnswer ? length : tlsSeal(slot, bid: bid, length: length))
                 if length <= 0 {
                     pool.give(bid)
                     if length == 0 && conns[s].phase.isLive { onTLSBufferConsumed(slot, pipe: p, more: more) }
@@ -96,6 +98,8 @@ extension Worker {
                 issueSend(p)
             } else {
                 onTransformedRecv(slot, pipe: p)
+                // A refusing server is being retired (or the connection closed): its recv is not re-armed.
+                if p & 1 == 1 && conns[s].phase != .established { return }
             }
             if Int(pipes[p].count) >= pipeLimit(s) {
                 pauseRecv(p, more: more)
@@ -105,6 +109,8 @@ extension Worker {
             if conns[s].tls && pipes[p].eof { maybeShutdown(p) }   // the client's close_notify
             return
         }
+        // The server ended before its answer: a refusal (Worker+Redispatch).
+        if p & 1 == 1 && conns[s].transform.awaitsServerAnswer && onServerRecvEndedBeforeAnswer(slot, result: result) { return }
         if result == 0 {
             if conns[s].tls && p & 1 == 1 { tlsCloseNotify(slot) }
             pipes[p].eof = true
@@ -230,8 +236,9 @@ extension Worker {
         guard !pipes[p].sendInFlight, pipes[p].head != BufferPool.none, canSend(p) else { return }
         let bid = pipes[p].head
         let offset = Int(pipes[p].sentOffset)
-        if p & 1 == 0 && conns[s].transform == .webSocketUpgradeResponse {
-            issueUpgradeSend(p)
+        if p & 1 == 0 && conns[s].transform.awaitsServerAnswer {
+            // Until the server's answer, its bytes are replayed from a cursor and stay held.
+            issueReplaySend(p)
             return
         }
         let sqe = ring.sqe()
@@ -282,13 +289,15 @@ extension Worker {
             return
         }
         if result < 0 {
+            if p & 1 == 0 && conns[s].transform.awaitsServerAnswer && onReplaySendFailed(slot, result: result) { return }
             count(.resets)
             closeConnection(slot, reset: true, why: p & 1 == 0 ? .serverAbort : .clientAbort)
             return
         }
         if p & 1 == 0 { conns[s].lastServerMs = nowMs } else { conns[s].lastClientMs = nowMs }
-        if p & 1 == 0 && conns[s].transform == .webSocketUpgradeResponse {
-            webSocketStates[s].headUnsent -= UInt32(min(Int(result), Int(webSocketStates[s].headUnsent)))
+        if p & 1 == 0 && conns[s].transform.awaitsServerAnswer {
+            onReplaySent(slot, result: result)
+            return
         }
         // Retire every buffer the send covered (one, or several for a gathered send); a short
         // send leaves the rest of the head buffer for the next one.
@@ -311,8 +320,8 @@ extension Worker {
     /// A received buffer on a connection whose traffic passes through a transform.
     func onTransformedRecv(_ slot: Int32, pipe p: Int) {
         switch conns[Int(slot)].transform {
-        case .webSocketUpgradeResponse:
-            if p & 1 == 1 { onServerUpgradeResponse(slot) } else { issueSend(p) }
+        case .webSocketUpgradeResponse, .connackResponse:
+            if p & 1 == 1 { onServerAnswer(slot) } else { issueSend(p) }
         case .none, .userspaceTLS, .kernelTLS:
             issueSend(p)
         }

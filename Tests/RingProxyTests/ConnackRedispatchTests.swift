@@ -11,13 +11,15 @@ import XCTest
 @testable import RingProxy
 
 extension TestServer {
-    /// A broker that reads the CONNECT and answers a 3.1.1 client CONNACK 0x03 (server
-    /// unavailable) and a 5.0 client CONNACK `code5` with `reference` as its Server Reference,
-    /// written in `pieces` segments; then it closes, as brokers do after a refusal.
-    static func refusingBroker(code5: UInt8 = 0x88, reference: String? = nil, pieces: Int = 1) -> TestServer {
+    /// A broker that reads the CONNECT (after a PROXY v2 header, if one comes) and answers a
+    /// 3.x client CONNACK `code311` and a 5.0 client CONNACK `code5` with `reference` as its
+    /// Server Reference, written in `pieces` segments. A refusal is followed by a close, as
+    /// brokers do; an acceptance by reading to the end, all of it kept in `record`.
+    static func refusingBroker(code311: UInt8 = 0x03, code5: UInt8 = 0x88, reference: String? = nil, pieces: Int = 1,
+                               record: Locked<[[UInt8]]>? = nil) -> TestServer {
         TestServer { fd in
-            guard let level = readConnect(fd) else { return }
-            var answer: [UInt8] = [0x20, 0x02, 0x00, 0x03]
+            guard var (level, bytes) = readConnect(fd) else { return }
+            var answer: [UInt8] = [0x20, 0x02, 0x00, code311]
             if level == 5 {
                 let properties = reference.map { [0x1C] + MQTTWire.string(Array($0.utf8)) } ?? []
                 let body: [UInt8] = [0x00, code5] + MQTTWire.remainingLength(properties.count) + properties
@@ -30,6 +32,9 @@ extension TestServer {
                 i += size
                 if i < answer.count { usleep(20_000) }
             }
+            guard let record, answer[3] == 0 else { return }
+            _ = TestSocket.readToEnd(fd) { bytes += $0 }
+            record.withLock { $0.append(bytes) }
         }
     }
 
@@ -44,16 +49,25 @@ extension TestServer {
         }
     }
 
-    /// Reads until a whole CONNECT is there: its protocol level, nil if none came.
-    static func readConnect(_ fd: Int32) -> UInt8? {
+    static let proxyV2Signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
+
+    /// Reads until a whole CONNECT is there (behind a PROXY v2 header, if any): its protocol
+    /// level and every byte read; nil if none came.
+    static func readConnect(_ fd: Int32) -> (UInt8, [UInt8])? {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { return nil }
             bytes += chunk[0..<n]
-            switch bytes.withUnsafeBytes({ MQTTPeek.parseConnect($0, connectMaxBytes: 1 << 20) }) {
-            case .connect(let packet): return packet.protocolLevel
+            var skip = 0
+            if bytes.starts(with: proxyV2Signature) {
+                guard bytes.count >= 16 else { continue }
+                skip = 16 + (Int(bytes[14]) << 8 | Int(bytes[15]))
+                guard bytes.count >= skip else { continue }
+            }
+            switch bytes[skip...].withUnsafeBytes({ MQTTPeek.parseConnect($0, connectMaxBytes: 1 << 20) }) {
+            case .connect(let packet): return (packet.protocolLevel, bytes)
             case .invalid: return nil
             default: continue
             }
@@ -207,6 +221,73 @@ final class ConnackRedispatchTests: XCTestCase {
         XCTAssertEqual(stats[.redispatchServerUnavailable], 3)
         XCTAssertEqual(stats[.connackRefusalsPassed], 1)
         XCTAssertEqual(engine.snapshot().backends[0].retries, 3)
+    }
+
+    func testTheAcceptingServerGetsAPROXYHeaderOfItsOwnOnce() throws {
+        let record = Locked<[[UInt8]]>([])
+        let refuser = TestServer.refusingBroker()
+        let accepter = TestServer.refusingBroker(code311: 0, record: record)
+        defer { refuser.stop(); accepter.stop() }
+        let (engine, port) = try startEngine(servers: [refuser.port, accepter.port], cores: 1) {
+            for s in $0.backends[0].servers.indices { $0.backends[0].servers[s].proxyProtocol = .v2 }
+            $0.backends[0].connackRedispatch = true
+        }
+        defer { engine.stop(); engine.wait() }
+        for i in 0..<4 {
+            let fd = TestSocket.connect(port: port)
+            let session = MQTTWire.connect(clientID: "pp2-\(i)")
+            XCTAssertTrue(TestSocket.writeAll(fd, session))
+            XCTAssertEqual(readConnack(fd), [0x20, 0x02, 0x00, 0x00])
+            _ = TestSocket.writeAll(fd, MQTTWire.disconnect)
+            shutdown(fd, Int32(SHUT_WR))
+            _ = TestSocket.readToEnd(fd) { _ in }
+            close(fd)
+            XCTAssertTrue(eventually { record.withLock { $0.count } == i + 1 })
+            let got = record.withLock { $0[i] }
+            XCTAssertTrue(got.starts(with: TestServer.proxyV2Signature), "a header first")
+            let header = 16 + (Int(got[14]) << 8 | Int(got[15]))
+            XCTAssertEqual(Array(got[header...]), session + MQTTWire.disconnect, "then the CONNECT, once, and what followed it")
+        }
+        XCTAssertGreaterThan(refuser.accepted, 0)
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats[.proxyHeadersSent], UInt64(4 + refuser.accepted), "one header per server connection")
+    }
+
+    func testTheLogNamesTheAcceptingServerAndMarksTheRedispatch() throws {
+        let syslog = SyslogReceiver()
+        let refuser = TestServer.refusingBroker()
+        let accepter = TestServer.refusingBroker(code311: 0, record: Locked<[[UInt8]]>([]))
+        defer { refuser.stop(); accepter.stop() }
+        let (engine, port) = try startEngine(servers: [refuser.port, accepter.port], cores: 1) {
+            $0.backends[0].connackRedispatch = true
+            $0.log = syslog.logConfig
+        }
+        defer { engine.stop(); engine.wait() }
+        XCTAssertTrue(MQTTWire.session(port: port, clientID: "logged"))
+        let line = try XCTUnwrap(syslog.receive(count: 1).first)
+        // HAProxy's %rc with '+': one retry, on another server than the first.
+        XCTAssertNotNil(line.range(of: #" test servers/s1 0/\d+/\d+ 4 -- \d+/\d+/\d+/\d+/\+1 0/0 \{logged\}$"#, options: .regularExpression), line)
+    }
+
+    func testTLSClientsAreRedispatchedAndSeeOnlyTheAcceptingBrokersCONNACK() throws {
+        guard let pub = Tools.which("mosquitto_pub") else { throw XCTSkipError("mosquitto-clients is not installed") }
+        let broker = try Mosquitto()
+        let refuser = TestServer.refusingBroker()
+        defer { broker.stop(); refuser.stop() }
+        let (engine, port) = try startEngine(servers: [refuser.port, broker.port], cores: 1) { config in
+            config.frontends[0].tls = TLSBindConfig(certificatePaths: [TLSTestCertificates.path("server.pem")])
+            config.backends[0].connackRedispatch = true
+        }
+        defer { engine.stop(); engine.wait() }
+        for i in 0..<6 {
+            let (status, output) = try ChildProcess(pub, ["-h", "localhost", "-p", "\(port)", "--cafile", TLSTestCertificates.path("ca.pem"),
+                                                          "-i", "tls-redispatch-\(i)", "-t", "rp/tls", "-m", "hello", "-q", "1"]).finish(within: 10)
+            XCTAssertEqual(status, 0, output)
+        }
+        XCTAssertTrue(eventually { (0..<6).allSatisfy { broker.connectedClientIDs().contains("tls-redispatch-\($0)") } })
+        XCTAssertGreaterThan(refuser.accepted, 0)
+        XCTAssertEqual(engine.statistics().total[.redispatchServerUnavailable], UInt64(refuser.accepted))
+        XCTAssertEqual(engine.statistics().total[.tlsRecordErrors], 0)
     }
 
     func testServersThatCloseResetOrAnswerInPiecesAreRedispatched() throws {

@@ -221,6 +221,118 @@ final class WebSocketTests: XCTestCase {
         XCTAssertFalse(rest.starts(with: Array("HTTP".utf8)), "no byte of a broker's HTTP answer reaches the client")
     }
 
+    /// A server that reads the replayed upgrade head and answers `status` (then closes), or
+    /// closes at once when `status` is nil.
+    private static func refusingUpgradeServer(status: String?) -> TestServer {
+        TestServer { fd in
+            guard WSClient.readHead(fd) != nil, let status else { return }
+            _ = TestSocket.writeAll(fd, Array("HTTP/1.1 \(status)\r\nContent-Length: 0\r\n\r\n".utf8))
+        }
+    }
+
+    /// A WebSocket broker that accepts the upgrade (the test client's key) and refuses every
+    /// CONNECT with CONNACK 0x03 (server unavailable) in a binary frame.
+    private static func connackRefusingWebSocketServer() -> TestServer {
+        TestServer { fd in
+            guard WSClient.readHead(fd) != nil else { return }
+            _ = TestSocket.writeAll(fd, Array(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n").utf8))
+            guard TestSocket.readExactly(fd, 2) != nil else { return }
+            _ = TestSocket.writeAll(fd, [0x82, 0x04, 0x20, 0x02, 0x00, 0x03])
+        }
+    }
+
+    func testAServerThatRefusesTheUpgradeOrClosesIsLeftForTheNextOne() throws {
+        let broker = try Mosquitto(websockets: true)
+        let refusers = [Self.refusingUpgradeServer(status: "503 Service Unavailable"), Self.refusingUpgradeServer(status: nil)]
+        defer { broker.stop(); refusers.forEach { $0.stop() } }
+        let (engine, port) = try startEngine(servers: refusers.map(\.port) + [broker.port], cores: 1) { config in
+            config.frontends[0].webSocket = WebSocketFrontendConfig(path: "/mqtt", requireSubprotocol: true)
+        }
+        defer { engine.stop(); engine.wait() }
+        for i in 0..<6 { session(port: port, clientID: "ws-redispatched-\(i)") }
+        XCTAssertTrue(eventually { (0..<6).allSatisfy { broker.connectedClientIDs().contains("ws-redispatched-\($0)") } })
+        XCTAssertGreaterThan(refusers[0].accepted, 0)
+        XCTAssertGreaterThan(refusers[1].accepted, 0)
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats[.redispatchUpgradeRefused], UInt64(refusers[0].accepted), "each 503 redispatched")
+        XCTAssertEqual(stats[.redispatchServerClosed], UInt64(refusers[1].accepted), "each close before the 101 redispatched")
+        XCTAssertEqual(stats[.webSocketServerRefused], 0, "no client got a close frame")
+    }
+
+    func testWhenEveryServerRefusesTheUpgradeTheClientGetsClose1011() throws {
+        let refusers = [Self.refusingUpgradeServer(status: "503 Service Unavailable"), Self.refusingUpgradeServer(status: nil)]
+        defer { refusers.forEach { $0.stop() } }
+        let (engine, port) = try startEngine(servers: refusers.map(\.port), cores: 1) { config in
+            config.frontends[0].webSocket = WebSocketFrontendConfig(path: "/mqtt", requireSubprotocol: true)
+            config.backends[0].retries = 2
+        }
+        defer { engine.stop(); engine.wait() }
+        let fd = TestSocket.connect(port: port)
+        defer { close(fd) }
+        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.upgrade()))
+        XCTAssertNotNil(WSClient.readHead(fd))
+        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.frame(MQTTWire.connect(clientID: "ws-nowhere"))))
+        let frame = WSClient.readFrame(fd)
+        XCTAssertEqual(frame?.0, 8, "a close frame")
+        XCTAssertEqual(frame.map { UInt16($0.1[0]) << 8 | UInt16($0.1[1]) }, 1011)
+        XCTAssertTrue(TestSocket.isClosedByPeer(fd))
+        XCTAssertTrue(eventually { refusers.map(\.accepted).reduce(0, +) == 3 }, "the first attempt and 2 retries")
+        XCTAssertEqual(engine.statistics().total[.webSocketServerRefused], 1)
+    }
+
+    func testWithTheConnackOptionAWebSocketBrokersRefusalIsRedispatched() throws {
+        let broker = try Mosquitto(websockets: true)
+        let refuser = Self.connackRefusingWebSocketServer()
+        defer { broker.stop(); refuser.stop() }
+        let (engine, port) = try startEngine(servers: [refuser.port, broker.port], cores: 1) { config in
+            config.frontends[0].webSocket = WebSocketFrontendConfig(path: "/mqtt", requireSubprotocol: true)
+            config.backends[0].connackRedispatch = true
+        }
+        defer { engine.stop(); engine.wait() }
+        for i in 0..<4 { session(port: port, clientID: "ws-connack-\(i)") }
+        XCTAssertTrue(eventually { (0..<4).allSatisfy { broker.connectedClientIDs().contains("ws-connack-\($0)") } })
+        XCTAssertGreaterThan(refuser.accepted, 0)
+        XCTAssertEqual(engine.statistics().total[.redispatchServerUnavailable], UInt64(refuser.accepted))
+    }
+
+    func testPahoOverWebSocketsConnectsThroughTheBrokerThatAccepts() throws {
+        guard (try? ChildProcess("/usr/bin/env", ["python3", "-c", "import paho.mqtt.client"]).finish(within: 10).0) == 0 else {
+            throw XCTSkipError("paho-mqtt is not installed (pip install paho-mqtt)")
+        }
+        let broker = try Mosquitto(websockets: true)
+        let refuser = Self.refusingUpgradeServer(status: "503 Service Unavailable")
+        defer { broker.stop(); refuser.stop() }
+        let (engine, port) = try startEngine(servers: [refuser.port, broker.port]) { config in
+            config.frontends[0].webSocket = WebSocketFrontendConfig(path: "/mqtt", requireSubprotocol: true)
+        }
+        defer { engine.stop(); engine.wait() }
+        let script = """
+            import sys, time, paho.mqtt.client as mqtt
+            ok = 0
+            for i in range(6):
+                got = []
+                c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-ws-redispatch-{i}", transport="websockets")
+                c.ws_set_options(path="/mqtt")
+                c.on_connect = lambda cl, u, f, rc, p=None: got.append(rc.value)
+                c.connect("127.0.0.1", \(port), keepalive=30)
+                deadline = time.time() + 5
+                while not got and time.time() < deadline:
+                    if c.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
+                        break
+                if got == [0]:
+                    ok += 1
+                    c.disconnect()
+            print(f"CONNECTED {ok}")
+            sys.exit(0 if ok == 6 else 1)
+            """
+        let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-c", script]).finish(within: 60)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("CONNECTED 6"), output)
+        XCTAssertGreaterThan(refuser.accepted, 0, "some went to the refusing server first")
+        XCTAssertTrue((0..<6).allSatisfy { broker.connectedClientIDs().contains("paho-ws-redispatch-\($0)") })
+    }
+
     func testPahoOverWebSocketsPublishesAndReceivesThroughTheProxy() throws {
         // python3 as the PATH finds it (the one install-deps.sh gave paho-mqtt to).
         guard (try? ChildProcess("/usr/bin/env", ["python3", "-c", "import paho.mqtt.client"]).finish(within: 10).0) == 0 else {

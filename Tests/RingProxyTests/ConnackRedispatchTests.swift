@@ -90,41 +90,6 @@ final class ConnackRedispatchTests: XCTestCase {
         return head + body
     }
 
-    /// `count` paho-mqtt clients connect one after the other (`version` "3.1.1" or "5"): how
-    /// many got each CONNACK reason code (-1: no CONNACK), and the client ids that connected.
-    private func pahoClients(port: UInt16, version: String, count: Int, prefix: String) throws -> [Int: Int] {
-        guard (try? ChildProcess("/usr/bin/env", ["python3", "-c", "import paho.mqtt.client"]).finish(within: 10).0) == 0 else {
-            throw XCTSkipError("paho-mqtt is not installed (pip install paho-mqtt)")
-        }
-        let script = """
-            import json, sys, time, paho.mqtt.client as mqtt
-            codes = {}
-            for i in range(\(count)):
-                got = []
-                c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"\(prefix)-{i}",
-                                protocol=mqtt.MQTTv5 if "\(version)" == "5" else mqtt.MQTTv311)
-                c.on_connect = lambda cl, u, f, rc, p=None: got.append(rc.value)
-                c.connect("127.0.0.1", \(port), keepalive=30)
-                deadline = time.time() + 5
-                while not got and time.time() < deadline:
-                    if c.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
-                        break
-                code = got[0] if got else -1
-                codes[code] = codes.get(code, 0) + 1
-                if code == 0:
-                    c.disconnect()
-                    c.loop(0.05)
-                s = c.socket()
-                if s: s.close()
-            print(json.dumps(codes))
-            """
-        let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-c", script]).finish(within: 120)
-        XCTAssertEqual(status, 0, output)
-        let line = output.split(separator: "\n").last.map(String.init) ?? "{}"
-        let decoded = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Int] ?? [:]
-        return Dictionary(uniqueKeysWithValues: decoded.map { (Int($0.key) ?? -2, $0.value) })
-    }
-
     /// Refusing brokers between two mosquittos: 0x88/0x03, 0x89 then 0x9F in a row, and 0x9C
     /// naming the second mosquitto, so that a client meets at most two refusals in a row.
     private func refusersAndBrokers() throws -> (servers: [UInt16], refusers: [TestServer], brokers: [Mosquitto]) {
@@ -142,7 +107,7 @@ final class ConnackRedispatchTests: XCTestCase {
         let (engine, port) = try startProxy(servers: servers, option: true)
         defer { engine.stop(); engine.wait() }
         for version in ["3.1.1", "5"] {
-            let codes = try pahoClients(port: port, version: version, count: 100, prefix: "redispatch-\(version)")
+            let codes = try Paho.connectEach(port: port, count: 100, prefix: "redispatch-\(version)", version: version)
             XCTAssertEqual(codes, [0: 100], "MQTT \(version): every client connected, none saw a refusal")
         }
         XCTAssertTrue(eventually {
@@ -168,7 +133,7 @@ final class ConnackRedispatchTests: XCTestCase {
         defer { brokers.forEach { $0.stop() }; refusers.forEach { $0.stop() } }
         let (engine, port) = try startProxy(servers: servers, option: false)
         defer { engine.stop(); engine.wait() }
-        let codes = try pahoClients(port: port, version: "5", count: 60, prefix: "passed")
+        let codes = try Paho.connectEach(port: port, count: 60, prefix: "passed", version: "5")
         XCTAssertEqual(codes.values.reduce(0, +), 60)
         XCTAssertGreaterThan(codes[0] ?? 0, 0, "some went to a mosquitto")
         XCTAssertGreaterThan(60 - (codes[0] ?? 0), 0, "and the others saw their broker's refusal")

@@ -56,11 +56,27 @@ final class WebSocketTests: XCTestCase {
     }
 
     private func startProxy(brokers: [Mosquitto], path: String? = "/mqtt", sticky: Bool = false) throws -> (Engine, UInt16) {
-        try startEngine(servers: brokers.map(\.port)) { config in
-            config.frontends[0].webSocket = WebSocketFrontendConfig(path: path, requireSubprotocol: true)
+        try startProxy(servers: brokers.map(\.port), path: path) { config in
             if sticky { config.backends[0].stickTable = StickTableConfig() }
             config.log = LogConfig(destination: .stderr)
         }
+    }
+
+    private func startProxy(servers: [UInt16], path: String? = "/mqtt", cores: Int = 2,
+                            _ configure: (inout EngineConfig) -> Void = { _ in }) throws -> (Engine, UInt16) {
+        try startEngine(servers: servers, cores: cores) { config in
+            config.frontends[0].webSocket = WebSocketFrontendConfig(path: path, requireSubprotocol: true)
+            configure(&config)
+        }
+    }
+
+    /// A client that got the proxy's 101 and sent its CONNECT frame.
+    private func upgradedClient(port: UInt16, clientID: String, file: StaticString = #filePath, line: UInt = #line) -> Int32 {
+        let fd = TestSocket.connect(port: port)
+        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.upgrade()), file: file, line: line)
+        XCTAssertNotNil(WSClient.readHead(fd), file: file, line: line)
+        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.frame(MQTTWire.connect(clientID: clientID))), file: file, line: line)
+        return fd
     }
 
     /// A whole MQTT session over WebSocket through the proxy: 101 from the proxy, CONNACK from
@@ -209,11 +225,8 @@ final class WebSocketTests: XCTestCase {
         defer { plainBroker.stop() }
         let (engine, port) = try startProxy(brokers: [plainBroker])
         defer { engine.stop(); engine.wait() }
-        let fd = TestSocket.connect(port: port)
+        let fd = upgradedClient(port: port, clientID: "ws-plain")
         defer { close(fd) }
-        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.upgrade()))
-        XCTAssertNotNil(WSClient.readHead(fd))
-        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.frame(MQTTWire.connect(clientID: "ws-plain"))))
         // mosquitto closes a connection whose first byte is not CONNECT: the client sees the
         // connection end without any byte of the broker's.
         var rest: [UInt8] = []
@@ -246,9 +259,7 @@ final class WebSocketTests: XCTestCase {
         let broker = try Mosquitto(websockets: true)
         let refusers = [Self.refusingUpgradeServer(status: "503 Service Unavailable"), Self.refusingUpgradeServer(status: nil)]
         defer { broker.stop(); refusers.forEach { $0.stop() } }
-        let (engine, port) = try startEngine(servers: refusers.map(\.port) + [broker.port], cores: 1) { config in
-            config.frontends[0].webSocket = WebSocketFrontendConfig(path: "/mqtt", requireSubprotocol: true)
-        }
+        let (engine, port) = try startProxy(servers: refusers.map(\.port) + [broker.port], cores: 1)
         defer { engine.stop(); engine.wait() }
         for i in 0..<6 { session(port: port, clientID: "ws-redispatched-\(i)") }
         XCTAssertTrue(eventually { (0..<6).allSatisfy { broker.connectedClientIDs().contains("ws-redispatched-\($0)") } })
@@ -263,16 +274,10 @@ final class WebSocketTests: XCTestCase {
     func testWhenEveryServerRefusesTheUpgradeTheClientGetsClose1011() throws {
         let refusers = [Self.refusingUpgradeServer(status: "503 Service Unavailable"), Self.refusingUpgradeServer(status: nil)]
         defer { refusers.forEach { $0.stop() } }
-        let (engine, port) = try startEngine(servers: refusers.map(\.port), cores: 1) { config in
-            config.frontends[0].webSocket = WebSocketFrontendConfig(path: "/mqtt", requireSubprotocol: true)
-            config.backends[0].retries = 2
-        }
+        let (engine, port) = try startProxy(servers: refusers.map(\.port), cores: 1) { $0.backends[0].retries = 2 }
         defer { engine.stop(); engine.wait() }
-        let fd = TestSocket.connect(port: port)
+        let fd = upgradedClient(port: port, clientID: "ws-nowhere")
         defer { close(fd) }
-        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.upgrade()))
-        XCTAssertNotNil(WSClient.readHead(fd))
-        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.frame(MQTTWire.connect(clientID: "ws-nowhere"))))
         let frame = WSClient.readFrame(fd)
         XCTAssertEqual(frame?.0, 8, "a close frame")
         XCTAssertEqual(frame.map { UInt16($0.1[0]) << 8 | UInt16($0.1[1]) }, 1011)
@@ -285,10 +290,7 @@ final class WebSocketTests: XCTestCase {
         let broker = try Mosquitto(websockets: true)
         let refuser = Self.connackRefusingWebSocketServer()
         defer { broker.stop(); refuser.stop() }
-        let (engine, port) = try startEngine(servers: [refuser.port, broker.port], cores: 1) { config in
-            config.frontends[0].webSocket = WebSocketFrontendConfig(path: "/mqtt", requireSubprotocol: true)
-            config.backends[0].connackRedispatch = true
-        }
+        let (engine, port) = try startProxy(servers: [refuser.port, broker.port], cores: 1) { $0.backends[0].connackRedispatch = true }
         defer { engine.stop(); engine.wait() }
         for i in 0..<4 { session(port: port, clientID: "ws-connack-\(i)") }
         XCTAssertTrue(eventually { (0..<4).allSatisfy { broker.connectedClientIDs().contains("ws-connack-\($0)") } })
@@ -297,40 +299,16 @@ final class WebSocketTests: XCTestCase {
     }
 
     func testPahoOverWebSocketsConnectsThroughTheBrokerThatAccepts() throws {
-        guard (try? ChildProcess("/usr/bin/env", ["python3", "-c", "import paho.mqtt.client"]).finish(within: 10).0) == 0 else {
-            throw XCTSkipError("paho-mqtt is not installed (pip install paho-mqtt)")
-        }
+        try Paho.requireInstalled()
         let broker = try Mosquitto(websockets: true)
         let refuser = Self.refusingUpgradeServer(status: "503 Service Unavailable")
         defer { broker.stop(); refuser.stop() }
-        let (engine, port) = try startEngine(servers: [refuser.port, broker.port]) { config in
-            config.frontends[0].webSocket = WebSocketFrontendConfig(path: "/mqtt", requireSubprotocol: true)
-        }
+        let (engine, port) = try startProxy(servers: [refuser.port, broker.port])
         defer { engine.stop(); engine.wait() }
-        let script = """
-            import sys, time, paho.mqtt.client as mqtt
-            ok = 0
-            for i in range(6):
-                got = []
-                c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-ws-redispatch-{i}", transport="websockets")
-                c.ws_set_options(path="/mqtt")
-                c.on_connect = lambda cl, u, f, rc, p=None: got.append(rc.value)
-                c.connect("127.0.0.1", \(port), keepalive=30)
-                deadline = time.time() + 5
-                while not got and time.time() < deadline:
-                    if c.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
-                        break
-                if got == [0]:
-                    ok += 1
-                    c.disconnect()
-            print(f"CONNECTED {ok}")
-            sys.exit(0 if ok == 6 else 1)
-            """
-        let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-c", script]).finish(within: 60)
-        XCTAssertEqual(status, 0, output)
-        XCTAssertTrue(output.contains("CONNECTED 6"), output)
+        let codes = try Paho.connectEach(port: port, count: 6, prefix: "paho-ws-redispatch", websockets: true)
+        XCTAssertEqual(codes, [0: 6], "every client connected")
         XCTAssertGreaterThan(refuser.accepted, 0, "some went to the refusing server first")
-        XCTAssertTrue((0..<6).allSatisfy { broker.connectedClientIDs().contains("paho-ws-redispatch-\($0)") })
+        XCTAssertTrue(eventually { (0..<6).allSatisfy { broker.connectedClientIDs().contains("paho-ws-redispatch-\($0)") } })
     }
 
     func testPahoOverWebSocketsPublishesAndReceivesThroughTheProxy() throws {

@@ -235,14 +235,8 @@ extension Worker {
     /// overhead: a TLS client's server recv leaves it). False when the connection was closed.
     private func sealHeld(_ slot: Int32, pipe p: Int) -> Bool {
         guard !pipes[p].sendInFlight else { return true }   // only the proxy's own answers were sent
+        compactHead(p)
         var bid = pipes[p].head
-        if bid != BufferPool.none && pipes[p].sentOffset > 0 {
-            let offset = Int(pipes[p].sentOffset)
-            let left = Int(pool.length[Int(bid)]) - offset
-            memmove(pool.address(bid), pool.address(bid) + offset, left)
-            pool.length[Int(bid)] = UInt32(left)
-            pipes[p].sentOffset = 0
-        }
         while bid != BufferPool.none {
             let sealed = tlsSeal(slot, bid: bid, length: Int(pool.length[Int(bid)]))
             guard sealed > 0, conns[Int(slot)].phase.isLive else { return false }

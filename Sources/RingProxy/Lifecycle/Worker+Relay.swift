@@ -201,6 +201,17 @@ extension Worker {
         }
     }
 
+    /// Moves the rest of a partly sent or consumed head to the start of its buffer (sent offset 0).
+    func compactHead(_ p: Int) {
+        let head = pipes[p].head
+        guard head != BufferPool.none && pipes[p].sentOffset > 0 else { return }
+        let offset = Int(pipes[p].sentOffset)
+        let left = Int(pool.length[Int(head)]) - offset
+        memmove(pool.address(head), pool.address(head) + offset, left)
+        pool.length[Int(head)] = UInt32(left)
+        pipes[p].sentOffset = 0
+    }
+
     /// Queues `bid` (an owned buffer the proxy wrote) ahead of everything on pipe p, so that it
     /// leaves first and in the same send as what was held. Only before the pipe's first send.
     /// A head a front stage partly consumed has its rest moved to the start of its buffer,
@@ -208,14 +219,8 @@ extension Worker {
     /// copy, once per connection, and only when a stage consumed bytes).
     func enqueueFront(_ p: Int, _ bid: UInt16) {
         assert(!pipes[p].sendInFlight)
+        compactHead(p)
         let head = pipes[p].head
-        if head != BufferPool.none && pipes[p].sentOffset > 0 {
-            let offset = Int(pipes[p].sentOffset)
-            let left = Int(pool.length[Int(head)]) - offset
-            memmove(pool.address(head), pool.address(head) + offset, left)
-            pool.length[Int(head)] = UInt32(left)
-            pipes[p].sentOffset = 0
-        }
         pool.next[Int(bid)] = head
         pipes[p].head = bid
         if head == BufferPool.none { pipes[p].tail = bid }

@@ -255,6 +255,46 @@ final class ConnackRedispatchTests: XCTestCase {
         XCTAssertEqual(engine.statistics().total[.tlsRecordErrors], 0)
     }
 
+    func testAfterTheCONNACKTheWorkerAllocatesNothingPerPacket() throws {
+        // A broker that accepts every CONNECT and then echoes.
+        let broker = TestServer { fd in
+            guard TestServer.readConnect(fd) != nil, TestSocket.writeAll(fd, [0x20, 0x02, 0x00, 0x00]) else { return }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 || !TestSocket.writeAll(fd, Array(chunk[0..<n])) { break }
+            }
+        }
+        defer { broker.stop() }
+        let (engine, port) = try startProxy(servers: [broker.port], option: true, cores: 1)
+        defer { engine.stop(); engine.wait() }
+        guard engine.statistics().total.threadAllocatedBytes >= 0 else {
+            return XCTFail("jemalloc is not the allocator of the test process; the counter is unavailable")
+        }
+        func session(_ i: Int, messages: Int, size: Int) {
+            let fd = TestSocket.connect(port: port)
+            defer { close(fd) }
+            XCTAssertTrue(TestSocket.writeAll(fd, MQTTWire.connect(clientID: "alloc-\(i)")))
+            XCTAssertEqual(readConnack(fd), [0x20, 0x02, 0x00, 0x00])
+            let message = payload(size: size, seed: UInt64(size))
+            for _ in 0..<messages {
+                XCTAssertTrue(TestSocket.writeAll(fd, message))
+                XCTAssertEqual(TestSocket.readExactly(fd, size), message)
+            }
+            shutdown(fd, Int32(SHUT_WR))
+            _ = TestSocket.readToEnd(fd) { _ in }
+        }
+        for i in 0..<20 { session(i, messages: 5, size: 64) }   // first use of every path
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
+        let before = engine.statistics().total
+        for i in 0..<60 { session(i, messages: 40, size: i % 2 == 0 ? 64 : 20_000) }
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
+        let after = engine.statistics().total
+        XCTAssertGreaterThanOrEqual(after[.recvCompletions] - before[.recvCompletions], 60 * 40 * 2)
+        XCTAssertEqual(after.threadAllocatedBytes - before.threadAllocatedBytes, 0,
+                       "the worker allocated while holding 60 CONNECTs until their CONNACK and relaying after it")
+    }
+
     func testServersThatCloseResetOrAnswerInPiecesAreRedispatched() throws {
         let broker = try Mosquitto()
         defer { broker.stop() }

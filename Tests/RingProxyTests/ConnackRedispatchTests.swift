@@ -188,6 +188,22 @@ final class ConnackRedispatchTests: XCTestCase {
         XCTAssertEqual(engine.snapshot().backends[0].retries, 3)
     }
 
+    func testWhenEveryServerClosesBeforeItsCONNACKTheClientSeesTheLastClose() throws {
+        let closers = [TestServer.closingBroker(), TestServer.closingBroker()]
+        defer { closers.forEach { $0.stop() } }
+        let (engine, port) = try startProxy(servers: closers.map(\.port), option: true, retries: 2, cores: 1)
+        defer { engine.stop(); engine.wait() }
+        let fd = TestSocket.connect(port: port)
+        XCTAssertTrue(TestSocket.writeAll(fd, MQTTWire.connect(clientID: "nobody-answers")))
+        var rest: [UInt8] = []
+        XCTAssertTrue(TestSocket.readToEnd(fd) { rest += $0 }, "closed in order, as the last server closed")
+        XCTAssertEqual(rest, [])
+        close(fd)
+        XCTAssertTrue(eventually { closers.map(\.accepted).reduce(0, +) == 3 })
+        XCTAssertEqual(engine.statistics().total[.redispatchServerClosed], 2)
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 }, "nothing left held")
+    }
+
     func testTheAcceptingServerGetsAPROXYHeaderOfItsOwnOnce() throws {
         let record = Locked<[[UInt8]]>([])
         let refuser = TestServer.refusingBroker()

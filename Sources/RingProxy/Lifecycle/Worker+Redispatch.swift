@@ -190,6 +190,12 @@ extension Worker {
             retireRefusingServerIfIdle(slot)
             return true
         }
+        if replayStates[s].acceptPending && result == 0 {
+            // The server's FIN follows its answer, once that is on its way (finishAcceptance):
+            // a TLS client's close_notify must come after the answer's records.
+            pipes[s * 2 + 1].eof = true
+            return true
+        }
         guard !replayStates[s].acceptPending, !conns[s].closeAfterAnswer, result != -ENOBUFS, result != -ECANCELED else { return false }
         let what = result == 0 ? "closed the connection before answering"
             : "reset the connection before answering (\(String(cString: strerror(-result))))"
@@ -200,7 +206,9 @@ extension Worker {
         }
         // The last attempt: the client sees the server's close, as without the option.
         acceptServerAnswer(slot)
-        return false
+        guard replayStates[s].acceptPending && result == 0 else { return false }
+        pipes[s * 2 + 1].eof = true   // after the answer, as above
+        return true
     }
 
     /// The answer accepts (or is the client's to judge): the replay is retired once no send of
@@ -220,6 +228,7 @@ extension Worker {
         let p1 = s * 2 + 1
         replayStates[s].acceptPending = false
         retireHeld(p0, bytes: Int(replayStates[s].sentBytes))
+        replayStates[s].sentBytes = 0
         conns[s].transform = .none
         // A TLS client's server bytes were left plain for the verdict: sealed now, in order.
         if conns[s].tls && !sealHeld(slot, pipe: p1) { return }
@@ -228,7 +237,10 @@ extension Worker {
         if pipes[p0].head == BufferPool.none { stalledPipes.remove(p0) }
         resumeRecvIfDrained(p0)
         maybeShutdown(p0)
-        if pipes[p1].eof { maybeShutdown(p1) }
+        if pipes[p1].eof {
+            if conns[s].tls { tlsCloseNotify(slot) }
+            maybeShutdown(p1)
+        }
     }
 
     /// Seals every buffer queued on pipe 1 into TLS records in place (each has room for the

@@ -311,6 +311,25 @@ final class WebSocketTests: XCTestCase {
         XCTAssertTrue(eventually { (0..<6).allSatisfy { broker.connectedClientIDs().contains("paho-ws-redispatch-\($0)") } })
     }
 
+    func testOverTLSTooTheBrokersAnswerIsJudgedBeforeItIsSealedForTheClient() throws {
+        let broker = try Mosquitto(websockets: true)
+        let refuser = Self.refusingUpgradeServer(status: "503 Service Unavailable")
+        defer { broker.stop(); refuser.stop() }
+        let (engine, port) = try startProxy(servers: [refuser.port, broker.port]) { config in
+            config.frontends[0].tls = TLSBindConfig(certificatePaths: [TLSTestCertificates.path("server.pem")])
+        }
+        defer { engine.stop(); engine.wait() }
+        let codes = try Paho.connectEach(port: port, count: 6, prefix: "paho-wss-redispatch", websockets: true,
+                                         caFile: TLSTestCertificates.path("ca.pem"))
+        XCTAssertEqual(codes, [0: 6], "every client connected over WSS")
+        XCTAssertGreaterThan(refuser.accepted, 0)
+        XCTAssertTrue(eventually { (0..<6).allSatisfy { broker.connectedClientIDs().contains("paho-wss-redispatch-\($0)") } })
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats[.tlsHandshakes], 6)
+        XCTAssertEqual(stats[.tlsRecordErrors], 0)
+        XCTAssertEqual(stats[.webSocketServerRefused], 0)
+    }
+
     func testPahoOverWebSocketsPublishesAndReceivesThroughTheProxy() throws {
         // python3 as the PATH finds it (the one install-deps.sh gave paho-mqtt to).
         guard (try? ChildProcess("/usr/bin/env", ["python3", "-c", "import paho.mqtt.client"]).finish(within: 10).0) == 0 else {

@@ -13,9 +13,10 @@ enum Paho {
 
     /// `count` clients (ids `prefix-0` ...) connect one after the other with MQTT `version`
     /// ("3.1.1" or "5"), over TCP or WebSockets (path /mqtt), and disconnect once accepted: how
-    /// many got each CONNACK reason code (-1: none).
+    /// many got each CONNACK reason code (-1: none). `caFile`: over TLS, to `localhost`, the
+    /// server's certificate checked against it.
     static func connectEach(port: UInt16, count: Int, prefix: String, version: String = "3.1.1",
-                            websockets: Bool = false) throws -> [Int: Int] {
+                            websockets: Bool = false, caFile: String? = nil) throws -> [Int: Int] {
         try requireInstalled()
         let script = """
             import json, time, paho.mqtt.client as mqtt
@@ -27,8 +28,10 @@ enum Paho {
                                 transport="\(websockets ? "websockets" : "tcp")")
                 if \(websockets ? "True" : "False"):
                     c.ws_set_options(path="/mqtt")
+                if \(caFile != nil ? "True" : "False"):
+                    c.tls_set(ca_certs="\(caFile ?? "")")
                 c.on_connect = lambda cl, u, f, rc, p=None: got.append(rc.value)
-                c.connect("127.0.0.1", \(port), keepalive=30)
+                c.connect("\(caFile != nil ? "localhost" : "127.0.0.1")", \(port), keepalive=30)
                 deadline = time.time() + 5
                 while not got and time.time() < deadline:
                     if c.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:

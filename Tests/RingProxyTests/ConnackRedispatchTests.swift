@@ -292,13 +292,7 @@ final class ConnackRedispatchTests: XCTestCase {
             defer { close(fd) }
             XCTAssertTrue(TestSocket.writeAll(fd, MQTTWire.connect(clientID: "alloc-\(i)")))
             XCTAssertEqual(readConnack(fd), [0x20, 0x02, 0x00, 0x00])
-            let message = payload(size: size, seed: UInt64(size))
-            for _ in 0..<messages {
-                XCTAssertTrue(TestSocket.writeAll(fd, message))
-                XCTAssertEqual(TestSocket.readExactly(fd, size), message)
-            }
-            shutdown(fd, Int32(SHUT_WR))
-            _ = TestSocket.readToEnd(fd) { _ in }
+            echoMessages(fd, messages: messages, size: size)
         }
         for i in 0..<20 { session(i, messages: 5, size: 64) }   // first use of every path
         XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })

@@ -24,6 +24,12 @@ Opt-in proxies (only when named in --proxies), issue 12's PROXY protocol cost:
   Their MQTT backends run with --proxy-protocol (read and drop the v2 header); workloads on the
   echo or idle backends skip them. results.md then has a "PROXY protocol v2 cost" section:
   python3 Benchmarks/driver/sidebyside.py --only conn --proxies ringproxy,ringproxy-file,ringproxy-pp2,haproxy,haproxy-pp2
+Opt-in proxies of issue 18's CONNACK-aware redispatch (the cost of holding the CONNECT until
+its CONNACK, when every broker accepts):
+  ringproxy-mqttcfg  ringproxy loading haproxy-mqtt's very file (the seed's MQTT rules, the stick
+                     table on the client id): the control
+  ringproxy-connack  the same file plus `option mqtt-connack-redispatch` in the backend
+  python3 Benchmarks/driver/sidebyside.py --only conn --proxies ringproxy-sticky,ringproxy-mqttcfg,ringproxy-connack,haproxy-mqtt
 With --tls, the TLS workloads of issue 11 instead (ringproxy and HAProxy load the same
 haproxy.cfg, `bind ... ssl crt`; nginx `listen ... ssl`; one throwaway certificate per run, TLS 1.3,
 TLS_AES_128_GCM_SHA256, X25519, all three with SSL_MODE_RELEASE_BUFFERS; load from tlsbench, C,
@@ -91,6 +97,8 @@ PROXIES = [
     ("ringproxy-file", dict(kind="ringproxy-file", mqtt=False, optin=True)),
     ("ringproxy-pp2", dict(kind="ringproxy-file", mqtt=False, pp2=True, optin=True)),
     ("haproxy-pp2", dict(kind="haproxy", mqtt=False, pp2=True, optin=True)),
+    ("ringproxy-mqttcfg", dict(kind="ringproxy-cfg", mqtt=True, optin=True)),
+    ("ringproxy-connack", dict(kind="ringproxy-cfg", mqtt=True, connack=True, optin=True)),
 ]
 # The pp2 variants and what each adds the header to (issue 12: the cost of send-proxy-v2).
 PP2_PAIRS = [("ringproxy-pp2", "ringproxy"), ("haproxy-pp2", "haproxy")]
@@ -391,13 +399,16 @@ def start_backends(cfg, tools, pp2=False):
             die(f"backend on port {port} did not come up")
 
 
-def haproxy_cfg(mqtt, port, backends, maxconn, crt=None, send_proxy_v2=False):
+def haproxy_cfg(mqtt, port, backends, maxconn, crt=None, send_proxy_v2=False, connack=False):
     """The seed's MQTT configuration (mqtt_is_valid + stick table on the client id), or plain
     round robin; one thread. With crt: TLS termination on the bind line (TLS 1.3 only, one
-    suite, one group), the file ringproxy loads too. send_proxy_v2: on every server line."""
+    suite, one group), the file ringproxy loads too. send_proxy_v2: on every server line.
+    connack: ringproxy's `option mqtt-connack-redispatch` in the backend (HAProxy refuses it)."""
     lines = ["global", "  nbthread 1", f"  maxconn {maxconn}",
              "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 60s", "  timeout server 60s",
              "backend b", "  balance roundrobin"]
+    if connack:
+        lines += ["  option mqtt-connack-redispatch"]
     if mqtt:
         lines += ["  stick-table type string len 32 size 100k expire 30m",
                   "  stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)"]
@@ -482,7 +493,7 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
         cfg = os.path.join(scratch, f"{name}.cfg")
         with open(cfg, "w") as f:
             f.write(ws_cfg(spec["mqttws"], port, backends, conns + 1000) if "mqttws" in spec
-                    else haproxy_cfg(spec["mqtt"], port, backends, conns + 1000, crt))
+                    else haproxy_cfg(spec["mqtt"], port, backends, conns + 1000, crt, connack=spec.get("connack", False)))
         cmds = [["taskset", "-c", "0", binpath, "-f", cfg]]
     elif kind == "ringproxy-file":
         # The `ringproxy` variant's command line as a file (send-proxy-v2 needs one).
@@ -1365,7 +1376,7 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
     ap.add_argument("--only", default="", help="comma-separated workloads (conn,conn-loaded,reconnect,pingpong,bulk-1,bulk-100,latency,idle)")
     ap.add_argument("--proxies", default="", help="comma-separated proxies (default: all but the opt-in "
-                    "ringproxy-file, ringproxy-pp2, haproxy-pp2)")
+                    "ringproxy-file, ringproxy-pp2, haproxy-pp2, ringproxy-mqttcfg, ringproxy-connack)")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any run failed (CI's smoke run)")
     ap.add_argument("--tls", action="store_true", help="the TLS workloads (issue 11) instead of the plain ones")
     ap.add_argument("--ws", action="store_true", help="the MQTT-over-WebSocket workloads (issue 14) instead of the plain ones")

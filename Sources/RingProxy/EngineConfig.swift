@@ -69,6 +69,10 @@ public struct BackendConfig: Sendable, Equatable {
     /// `option allbackups`: when every active server is down, balance over all backup servers
     /// (else only the first usable one takes connections, as in HAProxy).
     public var allBackups = false
+    /// `option mqtt-connack-redispatch` (a ringproxy extension): the CONNECT is kept until the
+    /// server's CONNACK; one that says "try another server" (3.1.1: 0x03; 5.0: 0x88, 0x89,
+    /// 0x9F, 0x9C/0x9D) sends it to the next server instead, within `retries`.
+    public var connackRedispatch = false
 
     public init(name: String, balance: BalanceAlgorithm = .roundrobin, servers: [ServerConfig],
                 stickTable: StickTableConfig? = nil) {
@@ -80,6 +84,8 @@ public struct BackendConfig: Sendable, Equatable {
 
     /// Whether choosing a server needs the CONNECT's client identifier.
     public var needsClientID: Bool { stickTable != nil || balance.needsClientID }
+    /// Whether its frontends must read the CONNECT before connecting (to route or to replay it).
+    public var needsConnect: Bool { needsClientID || connackRedispatch }
 }
 
 public struct FrontendConfig: Sendable, Equatable {

@@ -1,6 +1,9 @@
 // SocketAddress: an IPv4 or IPv6 address and port as the kernel wants it (sockaddr_in6-sized
 // storage), parsed from operators' "host:port" / "[v6]:port" / "*:port" text. Cold path only.
-import Foundation
+import Glibc
+#if canImport(CUring)
+import CUring   // the socket constants as the engine's other files see them
+#endif
 
 public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
     /// sockaddr_in or sockaddr_in6, zero-padded to 28 bytes.

@@ -32,6 +32,8 @@ public enum Counter: Int, CaseIterable, Sendable {
     case webSocketUpgrades, webSocketRejectedRequests, webSocketRejectedFrames, webSocketServerRefused
     case tlsHandshakes, tlsResumedHandshakes, tlsHandshakeFailures, tlsRecordErrors, tlsNoBuffer, tlsAcceptsHeld
     case serverTLSHandshakes, serverTLSResumedHandshakes, serverTLSHandshakeFailures, serverTLSRecordErrors
+    case redispatchUpgradeRefused, redispatchServerClosed, redispatchServerUnavailable, redispatchServerBusy
+    case redispatchConnectionRate, redispatchUseAnotherServer, redispatchReferences, connackRefusalsPassed
 
     /// The operator's name (snake_case, as in the SIGUSR1 report and metrics), kind and help.
     public var info: (name: String, kind: CounterKind, help: String) {
@@ -99,7 +101,15 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .webSocketUpgrades: return ("websocket_upgrades", .counter, "WebSocket upgrades answered with 101 (option mqtt-websocket)")
         case .webSocketRejectedRequests: return ("websocket_rejected_requests", .counter, "WebSocket upgrade requests refused with an HTTP error (400, 404, 405, 426, 431, 505)")
         case .webSocketRejectedFrames: return ("websocket_rejected_frames", .counter, "WebSocket clients closed for a frame that is not a binary MQTT message (text, unmasked, too big, close)")
-        case .webSocketServerRefused: return ("websocket_server_refused", .counter, "servers that did not answer the replayed upgrade with a valid 101 (the client got close 1011)")
+        case .webSocketServerRefused: return ("websocket_server_refused", .counter, "WebSocket clients closed with 1011 because no server (within the retries) answered the replayed upgrade with a valid 101")
+        case .redispatchUpgradeRefused: return ("redispatch_upgrade_refused", .counter, "redispatches: the server answered the replayed WebSocket upgrade with no valid 101")
+        case .redispatchServerClosed: return ("redispatch_server_closed", .counter, "redispatches: the server closed or reset before answering the replayed upgrade or the held CONNECT")
+        case .redispatchServerUnavailable: return ("redispatch_server_unavailable", .counter, "redispatches: CONNACK server unavailable (3.1.1 0x03, 5.0 0x88; option mqtt-connack-redispatch)")
+        case .redispatchServerBusy: return ("redispatch_server_busy", .counter, "redispatches: CONNACK 0x89 server busy (option mqtt-connack-redispatch)")
+        case .redispatchConnectionRate: return ("redispatch_connection_rate", .counter, "redispatches: CONNACK 0x9F connection rate exceeded (option mqtt-connack-redispatch)")
+        case .redispatchUseAnotherServer: return ("redispatch_use_another_server", .counter, "redispatches: CONNACK 0x9C use another server / 0x9D server moved (option mqtt-connack-redispatch)")
+        case .redispatchReferences: return ("redispatch_references", .counter, "of those, to the configured server their Server Reference named")
+        case .connackRefusalsPassed: return ("connack_refusals_passed", .counter, "'try another server' CONNACKs handed to the client because the retries were spent")
         case .tlsHandshakes: return ("tls_handshakes", .counter, "TLS handshakes completed with clients")
         case .tlsResumedHandshakes: return ("tls_resumed_handshakes", .counter, "of those, resumed sessions (ticket or cache)")
         case .tlsHandshakeFailures: return ("tls_handshake_failures", .counter, "TLS handshakes that failed (not TLS, no shared cipher or version, a refused client certificate ...)")

@@ -17,13 +17,7 @@ final class AllocationTests: XCTestCase {
 
         func session(messages: Int, size: Int) {
             let fd = TestSocket.connect(port: port)
-            let message = payload(size: size, seed: UInt64(size))
-            for _ in 0..<messages {
-                XCTAssertTrue(TestSocket.writeAll(fd, message))
-                XCTAssertEqual(TestSocket.readExactly(fd, size), message)
-            }
-            shutdown(fd, Int32(SHUT_WR))
-            _ = TestSocket.readToEnd(fd) { _ in }
+            echoMessages(fd, messages: messages, size: size)
             close(fd)
         }
         // Warm up: first use of every path (lazy runtime metadata, the first connections).
@@ -94,6 +88,18 @@ extension AllocationTests {
         XCTAssertTrue(servers.contains { $0.backend == "b" && $0.total > 0 } && servers.contains { $0.backend == "servers" && $0.total > 0 },
                       "both backends took connections: \(servers.map { "\($0.backend)/\($0.server) \($0.total)" })")
     }
+}
+
+/// `messages` messages of `size` bytes, each echoed back whole before the next, then FIN and
+/// the rest read to the end.
+func echoMessages(_ fd: Int32, messages: Int, size: Int, file: StaticString = #filePath, line: UInt = #line) {
+    let message = payload(size: size, seed: UInt64(size))
+    for _ in 0..<messages {
+        XCTAssertTrue(TestSocket.writeAll(fd, message), file: file, line: line)
+        XCTAssertEqual(TestSocket.readExactly(fd, size), message, file: file, line: line)
+    }
+    shutdown(fd, Int32(SHUT_WR))
+    _ = TestSocket.readToEnd(fd) { _ in }
 }
 
 final class EngineSignalMaskTests: XCTestCase {

@@ -56,11 +56,27 @@ final class WebSocketTests: XCTestCase {
     }
 
     private func startProxy(brokers: [Mosquitto], path: String? = "/mqtt", sticky: Bool = false) throws -> (Engine, UInt16) {
-        try startEngine(servers: brokers.map(\.port)) { config in
-            config.frontends[0].webSocket = WebSocketFrontendConfig(path: path, requireSubprotocol: true)
+        try startProxy(servers: brokers.map(\.port), path: path) { config in
             if sticky { config.backends[0].stickTable = StickTableConfig() }
             config.log = LogConfig(destination: .stderr)
         }
+    }
+
+    private func startProxy(servers: [UInt16], path: String? = "/mqtt", cores: Int = 2,
+                            _ configure: (inout EngineConfig) -> Void = { _ in }) throws -> (Engine, UInt16) {
+        try startEngine(servers: servers, cores: cores) { config in
+            config.frontends[0].webSocket = WebSocketFrontendConfig(path: path, requireSubprotocol: true)
+            configure(&config)
+        }
+    }
+
+    /// A client that got the proxy's 101 and sent its CONNECT frame.
+    private func upgradedClient(port: UInt16, clientID: String, file: StaticString = #filePath, line: UInt = #line) -> Int32 {
+        let fd = TestSocket.connect(port: port)
+        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.upgrade()), file: file, line: line)
+        XCTAssertNotNil(WSClient.readHead(fd), file: file, line: line)
+        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.frame(MQTTWire.connect(clientID: clientID))), file: file, line: line)
+        return fd
     }
 
     /// A whole MQTT session over WebSocket through the proxy: 101 from the proxy, CONNACK from
@@ -209,16 +225,109 @@ final class WebSocketTests: XCTestCase {
         defer { plainBroker.stop() }
         let (engine, port) = try startProxy(brokers: [plainBroker])
         defer { engine.stop(); engine.wait() }
-        let fd = TestSocket.connect(port: port)
+        let fd = upgradedClient(port: port, clientID: "ws-plain")
         defer { close(fd) }
-        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.upgrade()))
-        XCTAssertNotNil(WSClient.readHead(fd))
-        XCTAssertTrue(TestSocket.writeAll(fd, WSClient.frame(MQTTWire.connect(clientID: "ws-plain"))))
         // mosquitto closes a connection whose first byte is not CONNECT: the client sees the
         // connection end without any byte of the broker's.
         var rest: [UInt8] = []
         _ = TestSocket.readToEnd(fd) { rest += $0 }
         XCTAssertFalse(rest.starts(with: Array("HTTP".utf8)), "no byte of a broker's HTTP answer reaches the client")
+    }
+
+    /// A server that reads the replayed upgrade head and answers `status` (then closes), or
+    /// closes at once when `status` is nil.
+    private static func refusingUpgradeServer(status: String?) -> TestServer {
+        TestServer { fd in
+            guard WSClient.readHead(fd) != nil, let status else { return }
+            _ = TestSocket.writeAll(fd, Array("HTTP/1.1 \(status)\r\nContent-Length: 0\r\n\r\n".utf8))
+        }
+    }
+
+    /// A WebSocket broker that accepts the upgrade (the test client's key) and refuses every
+    /// CONNECT with CONNACK 0x03 (server unavailable) in a binary frame.
+    private static func connackRefusingWebSocketServer() -> TestServer {
+        TestServer { fd in
+            guard WSClient.readHead(fd) != nil else { return }
+            _ = TestSocket.writeAll(fd, Array(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n").utf8))
+            guard TestSocket.readExactly(fd, 2) != nil else { return }
+            _ = TestSocket.writeAll(fd, [0x82, 0x04, 0x20, 0x02, 0x00, 0x03])
+        }
+    }
+
+    func testAServerThatRefusesTheUpgradeOrClosesIsLeftForTheNextOne() throws {
+        let broker = try Mosquitto(websockets: true)
+        let refusers = [Self.refusingUpgradeServer(status: "503 Service Unavailable"), Self.refusingUpgradeServer(status: nil)]
+        defer { broker.stop(); refusers.forEach { $0.stop() } }
+        let (engine, port) = try startProxy(servers: refusers.map(\.port) + [broker.port], cores: 1)
+        defer { engine.stop(); engine.wait() }
+        for i in 0..<6 { session(port: port, clientID: "ws-redispatched-\(i)") }
+        XCTAssertTrue(eventually { (0..<6).allSatisfy { broker.connectedClientIDs().contains("ws-redispatched-\($0)") } })
+        XCTAssertGreaterThan(refusers[0].accepted, 0)
+        XCTAssertGreaterThan(refusers[1].accepted, 0)
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats[.redispatchUpgradeRefused], UInt64(refusers[0].accepted), "each 503 redispatched")
+        XCTAssertEqual(stats[.redispatchServerClosed], UInt64(refusers[1].accepted), "each close before the 101 redispatched")
+        XCTAssertEqual(stats[.webSocketServerRefused], 0, "no client got a close frame")
+    }
+
+    func testWhenEveryServerRefusesTheUpgradeTheClientGetsClose1011() throws {
+        let refusers = [Self.refusingUpgradeServer(status: "503 Service Unavailable"), Self.refusingUpgradeServer(status: nil)]
+        defer { refusers.forEach { $0.stop() } }
+        let (engine, port) = try startProxy(servers: refusers.map(\.port), cores: 1) { $0.backends[0].retries = 2 }
+        defer { engine.stop(); engine.wait() }
+        let fd = upgradedClient(port: port, clientID: "ws-nowhere")
+        defer { close(fd) }
+        let frame = WSClient.readFrame(fd)
+        XCTAssertEqual(frame?.0, 8, "a close frame")
+        XCTAssertEqual(frame.map { UInt16($0.1[0]) << 8 | UInt16($0.1[1]) }, 1011)
+        XCTAssertTrue(TestSocket.isClosedByPeer(fd))
+        XCTAssertTrue(eventually { refusers.map(\.accepted).reduce(0, +) == 3 }, "the first attempt and 2 retries")
+        XCTAssertEqual(engine.statistics().total[.webSocketServerRefused], 1)
+    }
+
+    func testWithTheConnackOptionAWebSocketBrokersRefusalIsRedispatched() throws {
+        let broker = try Mosquitto(websockets: true)
+        let refuser = Self.connackRefusingWebSocketServer()
+        defer { broker.stop(); refuser.stop() }
+        let (engine, port) = try startProxy(servers: [refuser.port, broker.port], cores: 1) { $0.backends[0].connackRedispatch = true }
+        defer { engine.stop(); engine.wait() }
+        for i in 0..<4 { session(port: port, clientID: "ws-connack-\(i)") }
+        XCTAssertTrue(eventually { (0..<4).allSatisfy { broker.connectedClientIDs().contains("ws-connack-\($0)") } })
+        XCTAssertGreaterThan(refuser.accepted, 0)
+        XCTAssertEqual(engine.statistics().total[.redispatchServerUnavailable], UInt64(refuser.accepted))
+    }
+
+    func testPahoOverWebSocketsConnectsThroughTheBrokerThatAccepts() throws {
+        try Paho.requireInstalled()
+        let broker = try Mosquitto(websockets: true)
+        let refuser = Self.refusingUpgradeServer(status: "503 Service Unavailable")
+        defer { broker.stop(); refuser.stop() }
+        let (engine, port) = try startProxy(servers: [refuser.port, broker.port])
+        defer { engine.stop(); engine.wait() }
+        let codes = try Paho.connectEach(port: port, count: 6, prefix: "paho-ws-redispatch", websockets: true)
+        XCTAssertEqual(codes, [0: 6], "every client connected")
+        XCTAssertGreaterThan(refuser.accepted, 0, "some went to the refusing server first")
+        XCTAssertTrue(eventually { (0..<6).allSatisfy { broker.connectedClientIDs().contains("paho-ws-redispatch-\($0)") } })
+    }
+
+    func testOverTLSTooTheBrokersAnswerIsJudgedBeforeItIsSealedForTheClient() throws {
+        let broker = try Mosquitto(websockets: true)
+        let refuser = Self.refusingUpgradeServer(status: "503 Service Unavailable")
+        defer { broker.stop(); refuser.stop() }
+        let (engine, port) = try startProxy(servers: [refuser.port, broker.port]) { config in
+            config.frontends[0].tls = TLSBindConfig(certificatePaths: [TLSTestCertificates.path("server.pem")])
+        }
+        defer { engine.stop(); engine.wait() }
+        let codes = try Paho.connectEach(port: port, count: 6, prefix: "paho-wss-redispatch", websockets: true,
+                                         caFile: TLSTestCertificates.path("ca.pem"))
+        XCTAssertEqual(codes, [0: 6], "every client connected over WSS")
+        XCTAssertGreaterThan(refuser.accepted, 0)
+        XCTAssertTrue(eventually { (0..<6).allSatisfy { broker.connectedClientIDs().contains("paho-wss-redispatch-\($0)") } })
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats[.tlsHandshakes], 6)
+        XCTAssertEqual(stats[.tlsRecordErrors], 0)
+        XCTAssertEqual(stats[.webSocketServerRefused], 0)
     }
 
     func testPahoOverWebSocketsPublishesAndReceivesThroughTheProxy() throws {

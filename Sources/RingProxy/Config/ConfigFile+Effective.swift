@@ -48,6 +48,8 @@ public struct EffectiveBackend: Sendable, Equatable {
     public var redispatch: Bool
     /// `option allbackups`.
     public var allBackups: Bool
+    /// `option mqtt-connack-redispatch` (a ringproxy extension).
+    public var connackRedispatch: Bool = false
     /// `option tcp-check` / `option mqtt-check`; nil: layer 4 checks.
     public var healthCheck: HealthCheckOption?
     /// The `tcp-check` rules in force: the backend's own, else its defaults section's.
@@ -274,6 +276,7 @@ extension ConfigFile {
             retries: settings.retries ?? 3,
             redispatch: settings.options.redispatch ?? false,
             allBackups: settings.options.allBackups ?? false,
+            connackRedispatch: settings.options.connackRedispatch ?? false,
             healthCheck: settings.healthCheck,
             tcpCheckRules: backend.settings.tcpCheckRules.isEmpty ? inherited.tcpCheckRules : backend.settings.tcpCheckRules,
             timeouts: settings.timeouts,

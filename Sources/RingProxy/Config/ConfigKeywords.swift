@@ -231,6 +231,8 @@ enum ConfigKeywords {
         "mqtt-check": KeywordPlacement([.defaults, .backend], strict: false),
         "allbackups": KeywordPlacement([.defaults, .backend], strict: false),
         "mqtt-websocket": KeywordPlacement([.defaults, .frontend]),
+        // A ringproxy extension (HAProxy refuses it): see ConnackResponse and Worker+Redispatch.
+        "mqtt-connack-redispatch": KeywordPlacement([.defaults, .backend], strict: false),
     ]
 
     /// `option` names ringproxy accepts and ignores, with the reason.

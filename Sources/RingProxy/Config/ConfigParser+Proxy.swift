@@ -157,6 +157,8 @@ extension ConfigParser.State {
                 draft!.settings.healthCheck = enabled ? .mqttCheck : .layer4
             case "allbackups":
                 draft!.settings.options.allBackups = enabled
+            case "mqtt-connack-redispatch":
+                draft!.settings.options.connackRedispatch = enabled
             case "mqtt-websocket":
                 readMQTTWebSocket(keyword, Array(arguments), enabled: enabled)
                 return

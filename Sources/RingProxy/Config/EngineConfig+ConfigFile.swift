@@ -158,6 +158,13 @@ extension EngineConfig {
                 backends[index].serverTimeoutMs = backend.timeouts.serverMs ?? backend.timeouts.tunnelMs
                 backends[index].retries = backend.retries
                 backends[index].allBackups = backend.allBackups
+                backends[index].connackRedispatch = backend.connackRedispatch
+                if backend.connackRedispatch, let server = backend.servers.first(where: { $0.tls != nil }) {
+                    // The replay writes the held bytes as they are; TLS towards the server
+                    // would need a new session per attempt (not built).
+                    refuse(server.location, "ssl", "'option mqtt-connack-redispatch' towards 'ssl' servers is not supported yet",
+                           hint: "use one or the other in backend '\(backend.name)'")
+                }
             }
         }
 
@@ -283,8 +290,9 @@ extension EngineConfig {
                 }
             }
             config.routes = routes
-            let needsClientID = backends[b].needsClientID || routes.contains { backends[$0.backendIndex].needsClientID }
-            if (requireMQTT || needsClientID) && frontend.inspectDelayMs == nil {
+            // The CONNECT is read when a backend it may reach needs it (client id, CONNACK redispatch).
+            let needsConnect = backends[b].needsConnect || routes.contains { backends[$0.backendIndex].needsConnect }
+            if (requireMQTT || needsConnect) && frontend.inspectDelayMs == nil {
                 notes.append("frontend '\(frontend.name)': MQTT rules wait for the CONNECT for up to "
                              + "\(config.inspectTimeoutMs.map { "\($0) ms (timeout client)" } ?? "the default") (no tcp-request inspect-delay given)")
             }

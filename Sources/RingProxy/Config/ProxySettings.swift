@@ -16,13 +16,18 @@ public struct ProxyOptions: Sendable, Equatable {
     public var dontlognull: Bool?
     public var redispatch: Bool?
     public var allBackups: Bool?
+    /// `option mqtt-connack-redispatch` (a ringproxy extension): a CONNACK that says "try
+    /// another server" sends the held CONNECT to the next server instead of to the client.
+    public var connackRedispatch: Bool?
 
-    public init(tcplog: Bool? = nil, httplog: Bool? = nil, dontlognull: Bool? = nil, redispatch: Bool? = nil, allBackups: Bool? = nil) {
+    public init(tcplog: Bool? = nil, httplog: Bool? = nil, dontlognull: Bool? = nil, redispatch: Bool? = nil, allBackups: Bool? = nil,
+                connackRedispatch: Bool? = nil) {
         self.tcplog = tcplog
         self.httplog = httplog
         self.dontlognull = dontlognull
         self.redispatch = redispatch
         self.allBackups = allBackups
+        self.connackRedispatch = connackRedispatch
     }
 
     /// Each option as set here, else as in `base`.
@@ -32,7 +37,8 @@ public struct ProxyOptions: Sendable, Equatable {
             httplog: httplog ?? base.httplog,
             dontlognull: dontlognull ?? base.dontlognull,
             redispatch: redispatch ?? base.redispatch,
-            allBackups: allBackups ?? base.allBackups
+            allBackups: allBackups ?? base.allBackups,
+            connackRedispatch: connackRedispatch ?? base.connackRedispatch
         )
     }
 }

@@ -31,8 +31,16 @@ enum Transform: UInt8 {
     case userspaceTLS
     case kernelTLS
     /// MQTT-aware WebSocket: the server's 101 to the replayed upgrade is read and dropped
-    /// (once; then `.none`).
+    /// (once; then `.none`, or `.connackResponse`). The held bytes are kept for a redispatch
+    /// until it is accepted (Worker+Redispatch).
     case webSocketUpgradeResponse
+    /// `option mqtt-connack-redispatch`: the held CONNECT is kept until the server's CONNACK
+    /// says it accepted it (then `.none`); one that says "try another server" redispatches.
+    case connackResponse
+
+    /// Whether the server's first answer is awaited: sends to it replay the held bytes, which
+    /// stay held (Worker+Redispatch).
+    @inline(__always) var awaitsServerAnswer: Bool { self == .webSocketUpgradeResponse || self == .connackResponse }
 }
 
 struct Pipe {
@@ -95,6 +103,8 @@ struct Connection {
     /// and its handshake is still running (the client's bytes wait in serverTLSHeld[slot]).
     var serverTLS = false
     var serverHandshaking = false
+    /// A retry went to another server than the one before (HAProxy's '+' before %rc).
+    var redispatched = false
     var stickHash: UInt64 = 0
     var attempts: UInt8 = 0
     var pendingOps: Int32 = 0

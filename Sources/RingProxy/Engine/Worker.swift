@@ -150,6 +150,11 @@ final class Worker {
     let webSocketPaths: [UnsafeMutableRawBufferPointer]
     let webSocketStates: UnsafeMutablePointer<WebSocketConnectionState>
     let webSocketPayload: UnsafeMutableRawBufferPointer
+    /// Per slot: the held bytes replayed to a server until it accepts them (Worker+Redispatch;
+    /// allocated only when a WebSocket frontend or `option mqtt-connack-redispatch` needs it).
+    /// Per backend: that option.
+    let replayStates: UnsafeMutablePointer<ReplayState>
+    let backendConnackRedispatch: [Bool]
     /// Per frontend with `expect-proxy layer4 if|unless { src ... }`: the sources, and whether
     /// matching ones (if) or the others (unless) start with a PROXY header.
     let frontendExpectProxy: [SourceMatcher?]
@@ -290,10 +295,10 @@ final class Worker {
 
         frontendStages = config.frontends.map { frontend in
             var stages: FrontStages = frontend.acceptProxy ? [.proxyHeader] : []
-            // The CONNECT is read when a backend it may reach needs the client id.
-            let needsClientID = config.backends[frontend.backendIndex].needsClientID
-                || frontend.routes.contains { config.backends[$0.backendIndex].needsClientID }
-            if frontend.requireMQTT || needsClientID { stages.insert(.mqttConnect) }
+            // The CONNECT is read when a backend it may reach needs it (client id, CONNACK redispatch).
+            let needsConnect = config.backends[frontend.backendIndex].needsConnect
+                || frontend.routes.contains { config.backends[$0.backendIndex].needsConnect }
+            if frontend.requireMQTT || needsConnect { stages.insert(.mqttConnect) }
             if frontend.webSocket != nil { stages.formUnion([.webSocketUpgrade, .mqttConnect]) }
             return stages
         }
@@ -336,6 +341,9 @@ final class Worker {
         let usesWebSocket = config.frontends.contains { $0.webSocket != nil }
         webSocketStates = .allocate(capacity: usesWebSocket ? slotCount : 1)
         webSocketPayload = .allocate(byteCount: usesWebSocket ? (config.frontends.map(\.connectMaxBytes).max() ?? 65_536) : 1, alignment: 16)
+        backendConnackRedispatch = config.backends.map(\.connackRedispatch)
+        let usesReplay = usesWebSocket || backendConnackRedispatch.contains(true)
+        replayStates = .allocate(capacity: usesReplay ? slotCount : 1)
         frontendRequiresMQTT = config.frontends.map(\.requireMQTT)
         routeTable = RouteTable(frontends: config.frontends, connectMaxBytes: config.frontends.map(\.connectMaxBytes).max() ?? 65_536)
         frontendInspectTimeoutMs = config.frontends.map {
@@ -409,6 +417,7 @@ final class Worker {
         gatherVectors.deallocate()
         destinations.deallocate()
         webSocketStates.deallocate()
+        replayStates.deallocate()
         if tlsContexts.contains(where: { $0 != nil }) {
             for s in 0..<slotCount where tlsSessions[s] != nil { ctls_free(tlsSessions[s]) }
         }

@@ -78,6 +78,10 @@ extension Worker {
         let s = Int(slot)
         conns[s].pendingOps -= 1
         pipes[p].abortWatched = false
+        if p & 1 == 1 && conns[s].transform.awaitsServerAnswer && replayStates[s].retiring {
+            retireRefusingServerIfIdle(slot)
+            return
+        }
         guard conns[s].phase.isLive, result > 0 else {
             finishIfIdle(slot)
             return

@@ -49,13 +49,14 @@ extension Worker {
     /// Opens the server socket straight into the fixed table and connects it, as one linked
     /// chain: [look up the client's local address] -> [close old] -> socket ->
     /// setsockopt(TCP_NODELAY) -> connect -> link timeout.
-    func startConnect(_ slot: Int32) {
+    /// `preferred`: the server a refusal named (Worker+Redispatch), else -1.
+    func startConnect(_ slot: Int32, preferring preferred: Int = -1) {
         let s = Int(slot)
         let b = Int(conns[s].backend)
         conns[s].phase = .connecting
         preambleHolders.remove(s)
         if backendServerCount[b] > 0 && conns[s].server < 0 && conns[s].attempts == 0 { chooseServer(slot, clientID: nil) }
-        let server = conns[s].attempts == 0 || conns[s].server < 0
+        let server = preferred >= 0 ? preferred : conns[s].attempts == 0 || conns[s].server < 0
             ? Int(conns[s].server) : balancers[b].next(after: Int(conns[s].server), shared: shared)
         guard server >= 0 else {
             // No server at all, or every one down or at weight 0.
@@ -66,7 +67,10 @@ extension Worker {
         if conns[s].attempts > 0 {
             let failed = backendServerBase[b] + Int(conns[s].server)
             countServer(failed, .retries)
-            if server != Int(conns[s].server) { countServer(failed, .redispatches) }
+            if server != Int(conns[s].server) {
+                countServer(failed, .redispatches)
+                conns[s].redispatched = true
+            }
         }
         conns[s].server = Int32(server)
         countServer(backendServerBase[b] + server, .selected)

@@ -42,6 +42,7 @@ extension Worker {
             if conns[s].stagesLeft.contains(.mqttConnect) { runWebSocketConnect(slot) }
             return
         }
+        var protocolLevel: UInt8 = 0
         while conns[s].stagesLeft.contains(.mqttConnect) {
             let bytes = heldBytes(s * 2)
             switch MQTTConnectStage.evaluate(bytes, connectMaxBytes: frontendConnectMaxBytes[f]) {
@@ -64,12 +65,17 @@ extension Worker {
                 count(.mqttConnects)
                 let id = UnsafeRawBufferPointer(rebasing: bytes[packet.clientIdentifier])
                 if connectionLog != nil { keepClientID(slot, id) }
+                protocolLevel = packet.protocolLevel
                 chooseServer(slot, clientID: id)
             }
         }
         assert(conns[s].stagesLeft.isEmpty)
         route(slot)
         if conns[s].server < 0 { chooseServer(slot, clientID: nil) }
+        // `option mqtt-connack-redispatch`: the CONNECT stays held until its CONNACK.
+        if protocolLevel != 0 && backendConnackRedispatch[Int(conns[s].backend)] {
+            beginReplay(slot, protocolLevel: protocolLevel, webSocket: false)
+        }
         startConnect(slot)
     }
 

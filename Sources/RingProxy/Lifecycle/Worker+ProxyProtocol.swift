@@ -56,8 +56,8 @@ extension Worker {
         }
         pool.length[Int(bid)] = UInt32(n)
         enqueueFront(s * 2, bid)
-        // A WebSocket upgrade replayed after the header: the header goes before it.
-        if conns[s].transform == .webSocketUpgradeResponse { webSocketStates[s].headUnsent += UInt32(n) }
+        // Held bytes replayed after the header (Worker+Redispatch): the header goes before them.
+        if conns[s].transform.awaitsServerAnswer { replayProxyHeaderQueued(slot, bytes: n) }
         count(.proxyHeadersSent)
         return true
     }

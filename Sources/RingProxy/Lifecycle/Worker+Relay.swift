@@ -91,6 +91,8 @@ extension Worker {
                 issueSend(p)
             } else {
                 onTransformedRecv(slot, pipe: p)
+                // A refusing server is being retired (or the connection closed): its recv is not re-armed.
+                if p & 1 == 1 && conns[s].phase != .established { return }
             }
             if Int(pipes[p].count) >= pipeLimit(s) {
                 pauseRecv(p, more: more)
@@ -104,6 +106,8 @@ extension Worker {
             }
             return
         }
+        // The server ended before its answer: a refusal (Worker+Redispatch).
+        if p & 1 == 1 && conns[s].transform.awaitsServerAnswer && onServerRecvEndedBeforeAnswer(slot, result: result) { return }
         if result == 0 {
             if conns[s].tls || conns[s].serverTLS { queueCloseNotify(slot, pipe: p) }
             pipes[p].eof = true
@@ -194,6 +198,17 @@ extension Worker {
         }
     }
 
+    /// Moves the rest of a partly sent or consumed head to the start of its buffer (sent offset 0).
+    func compactHead(_ p: Int) {
+        let head = pipes[p].head
+        guard head != BufferPool.none && pipes[p].sentOffset > 0 else { return }
+        let offset = Int(pipes[p].sentOffset)
+        let left = Int(pool.length[Int(head)]) - offset
+        memmove(pool.address(head), pool.address(head) + offset, left)
+        pool.length[Int(head)] = UInt32(left)
+        pipes[p].sentOffset = 0
+    }
+
     /// Queues `bid` (an owned buffer the proxy wrote) ahead of everything on pipe p, so that it
     /// leaves first and in the same send as what was held. Only before the pipe's first send.
     /// A head a front stage partly consumed has its rest moved to the start of its buffer,
@@ -201,14 +216,8 @@ extension Worker {
     /// copy, once per connection, and only when a stage consumed bytes).
     func enqueueFront(_ p: Int, _ bid: UInt16) {
         assert(!pipes[p].sendInFlight)
+        compactHead(p)
         let head = pipes[p].head
-        if head != BufferPool.none && pipes[p].sentOffset > 0 {
-            let offset = Int(pipes[p].sentOffset)
-            let left = Int(pool.length[Int(head)]) - offset
-            memmove(pool.address(head), pool.address(head) + offset, left)
-            pool.length[Int(head)] = UInt32(left)
-            pipes[p].sentOffset = 0
-        }
         pool.next[Int(bid)] = head
         pipes[p].head = bid
         if head == BufferPool.none { pipes[p].tail = bid }
@@ -229,8 +238,9 @@ extension Worker {
         guard !pipes[p].sendInFlight, pipes[p].head != BufferPool.none, canSend(p) else { return }
         let bid = pipes[p].head
         let offset = Int(pipes[p].sentOffset)
-        if p & 1 == 0 && conns[s].transform == .webSocketUpgradeResponse {
-            issueUpgradeSend(p)
+        if p & 1 == 0 && conns[s].transform.awaitsServerAnswer {
+            // Until the server's answer, its bytes are replayed from a cursor and stay held.
+            issueReplaySend(p)
             return
         }
         let sqe = ring.sqe()
@@ -281,13 +291,15 @@ extension Worker {
             return
         }
         if result < 0 {
+            if p & 1 == 0 && conns[s].transform.awaitsServerAnswer && onReplaySendFailed(slot, result: result) { return }
             count(.resets)
             closeConnection(slot, reset: true, why: p & 1 == 0 ? .serverAbort : .clientAbort)
             return
         }
         if p & 1 == 0 { conns[s].lastServerMs = nowMs } else { conns[s].lastClientMs = nowMs }
-        if p & 1 == 0 && conns[s].transform == .webSocketUpgradeResponse {
-            webSocketStates[s].headUnsent -= UInt32(min(Int(result), Int(webSocketStates[s].headUnsent)))
+        if p & 1 == 0 && conns[s].transform.awaitsServerAnswer {
+            onReplaySent(slot, result: result)
+            return
         }
         // Retire every buffer the send covered (one, or several for a gathered send); a short
         // send leaves the rest of the head buffer for the next one.
@@ -310,8 +322,8 @@ extension Worker {
     /// A received buffer on a connection whose traffic passes through a transform.
     func onTransformedRecv(_ slot: Int32, pipe p: Int) {
         switch conns[Int(slot)].transform {
-        case .webSocketUpgradeResponse:
-            if p & 1 == 1 { onServerUpgradeResponse(slot) } else { issueSend(p) }
+        case .webSocketUpgradeResponse, .connackResponse:
+            if p & 1 == 1 { onServerAnswer(slot) } else { issueSend(p) }
         case .none, .userspaceTLS, .kernelTLS:
             issueSend(p)
         }

@@ -207,7 +207,10 @@ extension Worker {
             holdForServerHandshake(slot, bid, extra: extra, more: more)
             return -2
         }
-        let ssl = fromClient ? (conns[s].serverTLS ? serverTLSSessions[s] : nil) : (conns[s].tls ? tlsSessions[s] : nil)
+        // A server's answer still awaited (Worker+Redispatch) stays plain for its verdict; it is
+        // sealed once accepted.
+        let ssl = fromClient ? (conns[s].serverTLS ? serverTLSSessions[s] : nil)
+            : (conns[s].tls && !conns[s].transform.awaitsServerAnswer ? tlsSessions[s] : nil)
         guard let ssl else {
             enqueue(p, bid)
             guard extra != BufferPool.none else { return length }

@@ -4,7 +4,8 @@
 // unmasked into a per-worker scratch for MQTTPeek), routes on it like 1883, then sends the held
 // bytes (the upgrade request and the frames, exactly as received, a Sec-WebSocket-Extensions
 // header neutralised) to the server and swallows the server's own 101 (the `.webSocketUpgrade
-// Response` transform, once). After that the relay is plain TCP: no per-frame work.
+// Response` transform, once; a refusal redispatches: Worker+Redispatch). After that the relay
+// is plain TCP: no per-frame work.
 import CUring
 import Glibc
 import MQTTPeek
@@ -18,10 +19,6 @@ struct WebSocketConnectionState {
     var extensionNameOffset: Int32 = -1
     /// The Sec-WebSocket-Accept the server's 101 must carry (28 bytes).
     var accept: (UInt64, UInt64, UInt64, UInt32) = (0, 0, 0, 0)
-    /// Bytes of the replayed upgrade (and a PROXY header before it) still to send before the
-    /// server's 101: the frames wait for the 101 (mosquitto 2.0.11 misreads a frame that arrives
-    /// in the same read as some upgrade heads: Chromium's, 513 bytes, gets close 1002 "frag ctl").
-    var headUnsent: UInt32 = 0
 }
 
 extension Worker {
@@ -115,63 +112,17 @@ extension Worker {
                         overwriteHeld(s * 2, at: Int(webSocketStates[s].extensionNameOffset), with: Self.neutralExtensionName)
                     }
                     // The server's 101 is read and dropped before the client sees a byte of it;
-                    // until then only the upgrade request goes to the server.
-                    conns[s].transform = .webSocketUpgradeResponse
-                    webSocketStates[s].headUnsent = webSocketStates[s].headLength
+                    // until then only the upgrade request goes to the server: the frames wait
+                    // for the 101 (mosquitto 2.0.11 misreads a frame that arrives in the same
+                    // read as some upgrade heads: Chromium's, 513 bytes, gets close 1002 "frag
+                    // ctl"). All of it stays held until the server accepted (Worker+Redispatch).
+                    beginReplay(slot, protocolLevel: packet.protocolLevel, webSocket: true)
                     chooseServer(slot, clientID: id)
                     startConnect(slot)
                     return
                 }
             }
         }
-    }
-
-    /// Bytes from the server while its 101 is awaited (they sit on pipe 1): once the head is
-    /// whole and right, it is dropped and the rest flows; anything else ends the connection
-    /// with a close frame to the client (going away: the broker refused the WebSocket).
-    func onServerUpgradeResponse(_ slot: Int32) {
-        let s = Int(slot)
-        let p = s * 2 + 1
-        let verdict = withUnsafeBytes(of: &webSocketStates[s].accept) {
-            WebSocketUpgradeResponse.parse(heldBytes(p), expectedAccept: $0.baseAddress)
-        }
-        switch verdict {
-        case .needMore:
-            return
-        case .accepted(let headLength):
-            retireHeld(p, bytes: headLength)
-            conns[s].transform = .none
-            issueSend(p)
-            // The held frames (the CONNECT) follow the upgrade now.
-            issueSend(s * 2)
-        case .refused(let status):
-            count(.webSocketServerRefused)
-            warnRateLimited(slot, "server refused the WebSocket upgrade (HTTP \(status)); closing the client with 1011")
-            dropQueued(p)
-            answerAndClose(slot) { WebSocketFrames.writeClose(code: 1011, to: $0, capacity: $1) }
-        case .invalid(let problem):
-            count(.webSocketServerRefused)
-            warnRateLimited(slot, "server: \(problem); closing the client with 1011")
-            dropQueued(p)
-            answerAndClose(slot) { WebSocketFrames.writeClose(code: 1011, to: $0, capacity: $1) }
-        }
-    }
-
-    /// While the server's 101 is awaited: sends what is left of the upgrade request (from the
-    /// head buffer, never past it), nothing of the frames behind it.
-    func issueUpgradeSend(_ p: Int) {
-        let s = p >> 1
-        let left = Int(webSocketStates[s].headUnsent)
-        guard left > 0 else { return }
-        let bid = pipes[p].head
-        let offset = Int(pipes[p].sentOffset)
-        let length = min(Int(pool.length[Int(bid)]) - offset, left)
-        let sqe = ring.sqe()
-        io_uring_prep_send(sqe, Int32(p ^ 1), pool.address(bid) + offset, length, Int32(MSG_WAITALL) | Int32(MSG_NOSIGNAL))
-        cu_sqe_add_flags(sqe, CU_IOSQE_FIXED_FILE)
-        io_uring_sqe_set_data64(sqe, sendUserData(p))
-        pipes[p].sendInFlight = true
-        conns[s].pendingOps += 1
     }
 
     /// Sends the client a last answer (an HTTP error, a close frame) and closes once it is

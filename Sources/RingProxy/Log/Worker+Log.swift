@@ -93,6 +93,7 @@ extension Worker {
         while i < backendServerCount[b] { backendActive += shared.serverActive(backendServerBase[b] + i); i += 1 }
         line.decimal(backendActive); line.byte(0x2F)
         line.decimal(conns[s].server >= 0 ? shared.serverActive(backendServerBase[b] + Int(conns[s].server)) : 0); line.byte(0x2F)
+        if conns[s].redispatched { line.byte(0x2B) }   // '+': HAProxy's mark of a redispatched session
         line.decimal(Int(conns[s].attempts))
         // srv_queue/backend_queue: ringproxy does not queue
         for c in " 0/0".utf8 { line.byte(c) }

@@ -5,6 +5,7 @@
 // (libFuzzer hands over an exactly sized heap copy), it checks the verdicts' bounds, that
 // prefixes never contradict the whole, that a frame reading resumed after any split ends as one
 // reading at once, and that the 101 written for an accepted request reads back as accepted.
+// The same inputs go to the CONNACK verdict (ConnackResponse), plain and in a frame.
 
 import Glibc
 
@@ -31,7 +32,29 @@ public func webSocketFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) ->
     }
     checkFrames(input, start: 0)
     checkResponse(input)
+    for level: UInt8 in [4, 5] {
+        checkConnack(input, level: level, framed: false)
+        checkConnack(input, level: level, framed: true)
+    }
     return 0
+}
+
+/// The CONNACK verdict (option mqtt-connack-redispatch): a reference lies inside the input and
+/// is at most what a string can hold; a prefix never contradicts the whole.
+func checkConnack(_ input: UnsafeRawBufferPointer, level: UInt8, framed: Bool) {
+    func read(_ bytes: UnsafeRawBufferPointer) -> ConnackVerdict {
+        framed ? ConnackResponse.readFramed(bytes, protocolLevel: level, packetMaxBytes: 4096)
+            : ConnackResponse.read(bytes, protocolLevel: level, packetMaxBytes: 4096)
+    }
+    let verdict = read(input)
+    if case .tryElsewhere(_, _, let reference?) = verdict {
+        precondition(reference.lowerBound >= 0 && reference.upperBound <= input.count && reference.count <= 65_535)
+        precondition(level == 5, "a Server Reference for MQTT \(level)")
+    }
+    for length in [input.count / 2, 3, 1] where length < input.count {
+        let prefix = read(UnsafeRawBufferPointer(rebasing: input[0..<length]))
+        precondition(prefix == .needMore || prefix == verdict, "a prefix of the CONNACK reads \(prefix), the whole \(verdict)")
+    }
 }
 
 func checkRequest(_ verdict: StageVerdict<WebSocketUpgradeRequest>, input: UnsafeRawBufferPointer, policy: WebSocketUpgradePolicy) {

@@ -144,6 +144,7 @@ extension Worker {
             issueSend(p)
             // The held frames (the CONNECT) follow the upgrade now.
             issueSend(s * 2)
+            if conns[s].tls { beginKernelTLSSwitch(slot) }
         case .refused(let status):
             count(.webSocketServerRefused)
             warnRateLimited(slot, "server refused the WebSocket upgrade (HTTP \(status)); closing the client with 1011")

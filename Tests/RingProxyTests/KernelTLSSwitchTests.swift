@@ -1,0 +1,163 @@
+// The relay's switch to kernel TLS, as far as this kernel allows: it has no CONFIG_TLS, so
+// with RINGPROXY_KTLS=force (here config.kernelTLS = .force) each established TLS client is
+// quiesced, its keys taken, TCP_ULP/TLS_TX/TLS_RX submitted linked on the ring, the kernel's
+// ENOENT received and the connection resumed in userspace. Real clients check that every byte
+// before and after the attempt arrives intact both ways. On a kernel with kTLS the same tests
+// see the switch succeed (`ktls_switched`) and the bytes pass through the kernel's records.
+import Foundation
+import Glibc
+import XCTest
+@testable import RingProxy
+
+final class KernelTLSSwitchTests: XCTestCase {
+    private func certificate(_ name: String) -> String { TLSTestCertificates.path(name) }
+    private var kernelHasTLS: Bool { TLSKernelOffload.probe.supported }
+
+    private func startTLS(servers: [UInt16], kernelTLS: KernelTLSMode?,
+                          _ configure: (inout EngineConfig) -> Void = { _ in }) throws -> (Engine, UInt16) {
+        try startEngine(servers: servers) { config in
+            config.frontends[0].tls = TLSBindConfig(certificatePaths: [self.certificate("server.pem")])
+            config.kernelTLS = kernelTLS
+            configure(&config)
+        }
+    }
+
+    private func requirePython() throws {
+        guard (try? ChildProcess("/usr/bin/env", ["python3", "-c", "import ssl"]).finish(within: 10).0) == 0 else {
+            throw XCTSkipError("python3 with ssl is needed")
+        }
+    }
+
+    /// Every attempt ended: switched where the kernel has kTLS, refused at TCP_ULP here; none
+    /// lost its keys, gave up or failed, and nothing is left held.
+    private func assertAttemptsEnded(_ engine: Engine, attempts: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 }, file: file, line: line)
+        let stats = engine.statistics().total
+        XCTAssertEqual(stats[.ktlsAttempts], attempts, file: file, line: line)
+        XCTAssertEqual(stats[kernelHasTLS ? .ktlsSwitched : .ktlsRefused], attempts, file: file, line: line)
+        XCTAssertEqual(stats[.ktlsKeysUnavailable] + stats[.ktlsAbandoned] + stats[.ktlsFailed], 0, file: file, line: line)
+        XCTAssertEqual(stats[.tlsRecordErrors], 0, file: file, line: line)
+        XCTAssertEqual(stats[.buffersInUse], 0, file: file, line: line)
+        XCTAssertEqual(stats[.ownedBuffersInUse], 0, file: file, line: line)
+    }
+
+    /// Python's ssl client through an echo server, TLS 1.3 then TLS 1.2: a first round trip
+    /// (the switch is attempted once the server answers), bulk both ways, then small messages.
+    func testAForcedSwitchReachesTheKernelAndEveryByteBeforeAndAfterArrivesIntact() throws {
+        try requirePython()
+        let echo = TestServer.echo()
+        defer { echo.stop() }
+        let (engine, port) = try startTLS(servers: [echo.port], kernelTLS: .force)
+        defer { engine.stop(); engine.wait() }
+        let script = """
+            import hashlib, os, socket, ssl, sys
+            def exchange(s, data):
+                got = bytearray()
+                view = memoryview(data)
+                for i in range(0, len(data), 100000):
+                    chunk = view[i:i + 100000]
+                    s.sendall(chunk)
+                    want = len(got) + len(chunk)
+                    while len(got) < want:
+                        piece = s.recv(1 << 16)
+                        if not piece: return False
+                        got.extend(piece)
+                return hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+            ok = True
+            for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+                ctx = ssl.create_default_context(cafile=sys.argv[2])
+                ctx.maximum_version = version
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="localhost")
+                first = exchange(s, b"hello")
+                bulk = exchange(s, os.urandom(3 * 1024 * 1024 + 777))
+                small = all(exchange(s, os.urandom(n)) for n in (1, 7, 100, 1000, 16384, 16385, 3) * 10)
+                print(s.version(), "first", first, "bulk", bulk, "small", small)
+                ok = ok and first and bulk and small
+                s.close()
+            sys.exit(0 if ok else 1)
+            """
+        let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-c", script, "\(port)", certificate("ca.pem")]).finish(within: 90)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("TLSv1.3 first True bulk True small True"), output)
+        XCTAssertTrue(output.contains("TLSv1.2 first True bulk True small True"), output)
+        assertAttemptsEnded(engine, attempts: 2)
+    }
+
+    /// paho-mqtt over TLS through ringproxy to mosquitto (in clear, then over TLS as well, where
+    /// the switch waits for the broker's handshake): a subscriber and a publisher, messages
+    /// around the buffer and record sizes, received in order and intact.
+    func testMQTTClientsPublishAndReceiveIntactAcrossAForcedSwitch() throws {
+        try requirePython()
+        for brokerTLS in [false, true] {
+            let broker = try brokerTLS ? Mosquitto(tlsCertificate: "server.pem") : Mosquitto()
+            defer { broker.stop() }
+            let (engine, port) = try startTLS(servers: [broker.port], kernelTLS: .force) { config in
+                guard brokerTLS else { return }
+                var tls = ServerTLSConfig()
+                tls.caFile = self.certificate("ca.pem")
+                tls.sni = .fixed("localhost")
+                config.backends[0].servers[0].tls = tls
+            }
+            defer { engine.stop(); engine.wait() }
+            let script = """
+            import hashlib, os, ssl, sys, time
+            import paho.mqtt.client as mqtt
+            got = []
+            def client(cid):
+                c = mqtt.Client(client_id=cid)
+                c.tls_set(ca_certs=sys.argv[2])
+                c.connect("127.0.0.1", int(sys.argv[1]))
+                return c
+            sub = client("ktls-sub"); sub.on_message = lambda c, u, m: got.append(m.payload)
+            sub.subscribe("ktls", 1); sub.loop_start()
+            pub = client("ktls-pub"); pub.loop_start()
+            time.sleep(0.5)
+            data = [os.urandom(n) for n in (1, 100, 16384, 16385, 65536, 70000, 131072, 200000, 5) * 2]
+            for d in data: pub.publish("ktls", d, qos=1).wait_for_publish()
+            deadline = time.time() + 15
+            while len(got) < len(data) and time.time() < deadline: time.sleep(0.05)
+            ok = [hashlib.sha256(d).digest() for d in data] == [hashlib.sha256(d).digest() for d in got]
+            print("received", len(got), "of", len(data), "intact" if ok else "CORRUPT")
+            pub.disconnect(); sub.disconnect()
+            sys.exit(0 if ok else 1)
+            """
+            let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-W", "ignore", "-c", script, "\(port)", certificate("ca.pem")]).finish(within: 40)
+            XCTAssertEqual(status, 0, "broker TLS \(brokerTLS): \(output)")
+            XCTAssertTrue(output.contains("received 18 of 18 intact"), "broker TLS \(brokerTLS): \(output)")
+            assertAttemptsEnded(engine, attempts: 2)
+            if brokerTLS { XCTAssertEqual(engine.statistics().total[.serverTLSRecordErrors], 0) }
+        }
+    }
+
+    /// Without the override this kernel never attempts it (the probe finds no kTLS), and `off`
+    /// never attempts it anywhere: the relay stays exactly as it was.
+    func testWithoutTheOverrideNoConnectionAttemptsTheSwitchHere() throws {
+        try requirePython()
+        let echo = TestServer.echo()
+        defer { echo.stop() }
+        for mode in [KernelTLSMode.off, .auto] {
+            let (engine, port) = try startTLS(servers: [echo.port], kernelTLS: mode)
+            defer { engine.stop(); engine.wait() }
+            let script = """
+                import socket, ssl, sys
+                ctx = ssl.create_default_context(cafile=sys.argv[2])
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="localhost")
+                s.sendall(b"ping"); print(s.recv(4)); s.close()
+                """
+            let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-c", script, "\(port)", certificate("ca.pem")]).finish(within: 20)
+            XCTAssertEqual(status, 0, output)
+            XCTAssertTrue(output.contains("ping"), output)
+            XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
+            let attempts = engine.statistics().total[.ktlsAttempts]
+            XCTAssertEqual(attempts, mode == .auto && kernelHasTLS ? 1 : 0, "\(mode)")
+        }
+    }
+
+    func testTheStartUpLineSaysWhereRecordsAreSealed() {
+        let missing = (supported: false, reason: "setsockopt(TCP_ULP, \"tls\"): No such file or directory (kernel without CONFIG_TLS)")
+        XCTAssertTrue(Engine.kernelTLSSummary(.auto, probe: missing).contains("kernel TLS unavailable (setsockopt(TCP_ULP"))
+        XCTAssertTrue(Engine.kernelTLSSummary(.force, probe: missing).contains("RINGPROXY_KTLS=force, diagnostic only"))
+        XCTAssertTrue(Engine.kernelTLSSummary(.off, probe: (true, "TCP_ULP tls available")).contains("kernel TLS off"))
+        XCTAssertTrue(Engine.kernelTLSSummary(.auto, probe: (true, "TCP_ULP tls available")).contains("hands its keys to kernel TLS"))
+    }
+}

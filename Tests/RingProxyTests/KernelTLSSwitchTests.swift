@@ -49,20 +49,8 @@ final class KernelTLSSwitchTests: XCTestCase {
         defer { echo.stop() }
         let (engine, port) = try startTLS(servers: [echo.port], kernelTLS: .force)
         defer { engine.stop(); engine.wait() }
-        let script = """
-            import hashlib, os, socket, ssl, sys
-            def exchange(s, data):
-                got = bytearray()
-                view = memoryview(data)
-                for i in range(0, len(data), 100000):
-                    chunk = view[i:i + 100000]
-                    s.sendall(chunk)
-                    want = len(got) + len(chunk)
-                    while len(got) < want:
-                        piece = s.recv(1 << 16)
-                        if not piece: return False
-                        got.extend(piece)
-                return hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        let script = TLSClientScripts.echoExchange + """
+            import os, socket, ssl, sys
             ok = True
             for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
                 ctx = ssl.create_default_context(cafile=sys.argv[2])
@@ -99,28 +87,7 @@ final class KernelTLSSwitchTests: XCTestCase {
                 config.backends[0].servers[0].tls = tls
             }
             defer { engine.stop(); engine.wait() }
-            let script = """
-            import hashlib, os, ssl, sys, time
-            import paho.mqtt.client as mqtt
-            got = []
-            def client(cid):
-                c = mqtt.Client(client_id=cid)
-                c.tls_set(ca_certs=sys.argv[2])
-                c.connect("127.0.0.1", int(sys.argv[1]))
-                return c
-            sub = client("ktls-sub"); sub.on_message = lambda c, u, m: got.append(m.payload)
-            sub.subscribe("ktls", 1); sub.loop_start()
-            pub = client("ktls-pub"); pub.loop_start()
-            time.sleep(0.5)
-            data = [os.urandom(n) for n in (1, 100, 16384, 16385, 65536, 70000, 131072, 200000, 5) * 2]
-            for d in data: pub.publish("ktls", d, qos=1).wait_for_publish()
-            deadline = time.time() + 15
-            while len(got) < len(data) and time.time() < deadline: time.sleep(0.05)
-            ok = [hashlib.sha256(d).digest() for d in data] == [hashlib.sha256(d).digest() for d in got]
-            print("received", len(got), "of", len(data), "intact" if ok else "CORRUPT")
-            pub.disconnect(); sub.disconnect()
-            sys.exit(0 if ok else 1)
-            """
+            let script = TLSClientScripts.pahoPublishAndReceive(topic: "ktls", clientPrefix: "ktls")
             let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-W", "ignore", "-c", script, "\(port)", certificate("ca.pem")]).finish(within: 40)
             XCTAssertEqual(status, 0, "broker TLS \(brokerTLS): \(output)")
             XCTAssertTrue(output.contains("received 18 of 18 intact"), "broker TLS \(brokerTLS): \(output)")

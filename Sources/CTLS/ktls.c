@@ -285,3 +285,21 @@ size_t ctls_ktls_crypto_info(SSL *ssl, int tx, ctls_crypto_info *ci) {
     OPENSSL_cleanse(iv, sizeof(iv));
     return len;
 }
+
+// ---- close_notify on a kTLS socket -------------------------------------------------------------
+void ctls_ktls_alert_init(ctls_ktls_alert *a) {
+    memset(a, 0, sizeof(*a));
+    a->payload[0] = 1;   // warning (RFC 8446 §6: close_notify is sent as a warning alert)
+    a->payload[1] = 0;   // close_notify
+    a->iov.iov_base = a->payload;
+    a->iov.iov_len = sizeof(a->payload);
+    a->msg.msg_iov = &a->iov;
+    a->msg.msg_iovlen = 1;
+    a->msg.msg_control = a->control.bytes;
+    a->msg.msg_controllen = sizeof(a->control.bytes);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&a->msg);
+    c->cmsg_level = SOL_TLS;
+    c->cmsg_type = TLS_SET_RECORD_TYPE;
+    c->cmsg_len = CMSG_LEN(1);
+    *CMSG_DATA(c) = 21;   // content type alert (RFC 8446 §5.1)
+}

@@ -177,6 +177,9 @@ public struct EngineConfig: Sendable {
     /// `maxsslrate`: new TLS sessions per second for the process (each worker its share);
     /// nil: no limit.
     public var tlsHandshakeRateMax: Int?
+    /// Whether established TLS clients switch to kernel TLS; nil: RINGPROXY_KTLS decides
+    /// (Engine.prepare resolves it for the workers).
+    public var kernelTLS: KernelTLSMode?
     /// Workers of the generation (set by Engine.prepare; per-worker shares divide by it).
     public var workerCount: Int = 1
     /// Pin each worker to its CPU.

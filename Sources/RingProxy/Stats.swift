@@ -34,6 +34,7 @@ public enum Counter: Int, CaseIterable, Sendable {
     case serverTLSHandshakes, serverTLSResumedHandshakes, serverTLSHandshakeFailures, serverTLSRecordErrors
     case redispatchUpgradeRefused, redispatchServerClosed, redispatchServerUnavailable, redispatchServerBusy
     case redispatchConnectionRate, redispatchUseAnotherServer, redispatchReferences, connackRefusalsPassed
+    case ktlsAttempts, ktlsSwitched, ktlsKeysUnavailable, ktlsRefused, ktlsAbandoned, ktlsFailed, ktlsControlRecords
 
     /// The operator's name (snake_case, as in the SIGUSR1 report and metrics), kind and help.
     public var info: (name: String, kind: CounterKind, help: String) {
@@ -119,6 +120,13 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .serverTLSResumedHandshakes: return ("server_tls_resumed_handshakes", .counter, "of those, resumed (each worker keeps its last session per server)")
         case .serverTLSHandshakeFailures: return ("server_tls_handshake_failures", .counter, "TLS handshakes with servers that failed (certificate not verified, no shared version or cipher ...)")
         case .serverTLSRecordErrors: return ("server_tls_record_errors", .counter, "connections closed on a record error or fatal alert from a TLS server")
+        case .ktlsAttempts: return ("ktls_attempts", .counter, "TLS client connections that began the switch to kernel TLS (both directions quiesced)")
+        case .ktlsSwitched: return ("ktls_switched", .counter, "of those, switched: the kernel seals and opens their records")
+        case .ktlsKeysUnavailable: return ("ktls_keys_unavailable", .counter, "of those, kept in userspace: no keys to hand over (a record half read or waiting, a KeyUpdate, a cipher the kernel lacks)")
+        case .ktlsRefused: return ("ktls_refused", .counter, "of those, kept in userspace: the kernel refused TCP_ULP tls (ENOENT without CONFIG_TLS)")
+        case .ktlsAbandoned: return ("ktls_abandoned", .counter, "of those, kept in userspace: a side closed while the switch waited")
+        case .ktlsFailed: return ("ktls_failed", .counter, "of those, closed: the ULP attached but the kernel refused the keys (socket state unknown)")
+        case .ktlsControlRecords: return ("ktls_control_records", .counter, "kTLS connections closed on a non-data record from the client (alert, KeyUpdate: recv gave EIO)")
         case .tlsNoBuffer: return ("tls_no_buffer", .counter, "TLS calls that found no owned buffer for their output")
         case .serverShutdownSessions: return ("server_shutdown_sessions", .counter, "sessions closed because their server went DOWN (shutdown-sessions) or an active server came back (shutdown-backup-sessions)")
         }

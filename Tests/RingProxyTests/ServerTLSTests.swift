@@ -88,28 +88,7 @@ final class ServerTLSTests: XCTestCase {
         defer { engine.stop(); engine.wait() }
         // Messages of sizes around the buffer and record sizes, published at QoS 1 and received
         // through ringproxy again by a subscriber: digests must match in order.
-        let script = """
-        import hashlib, os, ssl, sys, time
-        import paho.mqtt.client as mqtt
-        got = []
-        def client(cid):
-            c = mqtt.Client(client_id=cid)
-            c.tls_set(ca_certs=sys.argv[2])
-            c.connect("127.0.0.1", int(sys.argv[1]))
-            return c
-        sub = client("stls-sub"); sub.on_message = lambda c, u, m: got.append(m.payload)
-        sub.subscribe("bulk", 1); sub.loop_start()
-        pub = client("stls-pub"); pub.loop_start()
-        time.sleep(0.5)
-        data = [os.urandom(n) for n in (1, 100, 16384, 16385, 65536, 70000, 131072, 200000, 5) * 2]
-        for d in data: pub.publish("bulk", d, qos=1).wait_for_publish()
-        deadline = time.time() + 15
-        while len(got) < len(data) and time.time() < deadline: time.sleep(0.05)
-        ok = [hashlib.sha256(d).digest() for d in data] == [hashlib.sha256(d).digest() for d in got]
-        print("received", len(got), "of", len(data), "intact" if ok else "CORRUPT")
-        pub.disconnect(); sub.disconnect()
-        sys.exit(0 if ok else 1)
-        """
+        let script = TLSClientScripts.pahoPublishAndReceive(topic: "bulk", clientPrefix: "stls")
         let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-W", "ignore", "-c", script, "\(port)", certificate("ca.pem")]).finish(within: 40)
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("received 18 of 18 intact"), output)

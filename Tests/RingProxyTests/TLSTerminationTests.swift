@@ -167,24 +167,13 @@ final class TLSTerminationTests: XCTestCase {
         defer { echo.stop() }
         let (engine, port) = try startTLS(servers: [echo.port])
         defer { engine.stop(); engine.wait() }
-        let script = """
-            import hashlib, os, socket, ssl, sys
+        let script = TLSClientScripts.echoExchange + """
+            import os, socket, ssl, sys
             ctx = ssl.create_default_context(cafile="\(certificate("ca.pem"))")
             data = os.urandom(6 * 1024 * 1024 + 12345)
             s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port))), server_hostname="localhost")
-            got = bytearray()
-            # One thread: an SSL object must not be read and written from two threads at once.
-            view = memoryview(data)
-            for i in range(0, len(data), 100000):
-                chunk = view[i:i + 100000]
-                s.sendall(chunk)
-                want = len(got) + len(chunk)
-                while len(got) < want:
-                    piece = s.recv(1 << 16)
-                    if not piece: break
-                    got.extend(piece)
-            ok = hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
-            print("INTACT" if ok else "CORRUPT %d of %d" % (len(got), len(data)), s.version())
+            ok = exchange(s, data)
+            print("INTACT" if ok else "CORRUPT", s.version())
             session = s.session
             s.close()
             s2 = ctx.wrap_socket(socket.create_connection(("127.0.0.1", \(port))), server_hostname="localhost", session=session)

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <linux/tls.h>
 #include <openssl/ssl.h>
 #include <openssl/err.h>
@@ -150,6 +151,28 @@ static const unsigned short CTLS_KTLS_TLS_1_3 = TLS_1_3_VERSION;
 size_t ctls_ktls_crypto_info(SSL *ssl, int tx, ctls_crypto_info *ci);
 // Records counted in a direction under its current keys (the sequence number of the next).
 uint64_t ctls_record_sequence(const SSL *ssl, int tx);
+
+// setsockopt levels and names of the switch (netinet/tcp.h's and linux/tls.h's macros, which
+// Swift does not import as constants everywhere).
+static const int CTLS_SOL_TCP = 6;
+static const int CTLS_TCP_ULP = 31;
+static const int CTLS_SOL_TLS = 282;
+static const int CTLS_TLS_TX = TLS_TX;
+static const int CTLS_TLS_RX = TLS_RX;
+
+// A close_notify alert (RFC 8446 §6.1) for a kTLS TX socket: a sendmsg whose control message
+// TLS_SET_RECORD_TYPE 21 makes the kernel seal the payload as an alert record. Constant, one
+// per worker, read by the kernel at each send; ctls_ktls_alert_init fills it once.
+typedef struct ctls_ktls_alert {
+    struct msghdr msg;
+    struct iovec iov;
+    unsigned char payload[2];
+    union {
+        char bytes[CMSG_SPACE(1)];
+        struct cmsghdr align;
+    } control;
+} ctls_ktls_alert;
+void ctls_ktls_alert_init(ctls_ktls_alert *alert);
 
 // ---- Tests only: a standard OpenSSL client over memory BIOs, and an AEAD opener ---------------
 SSL_CTX *ctls_test_client_ctx_new(const char *ca_file, const char *cert_file, int min_version,

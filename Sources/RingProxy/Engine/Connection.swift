@@ -43,6 +43,23 @@ enum Transform: UInt8 {
     @inline(__always) var awaitsServerAnswer: Bool { self == .webSocketUpgradeResponse || self == .connackResponse }
 }
 
+/// Where the client side's switch to kernel TLS stands (Worker+KernelTLS). `quiescing` and
+/// `submitted` hold both recvs back: no record may be opened or sealed in userspace between
+/// the moment the keys are taken and the kernel's answer.
+enum KernelTLSSwitch: UInt8 {
+    /// Not tried (plain TCP, a server-side-only TLS connection, kTLS off).
+    case none
+    /// Tried once, whatever came of it (`transform` says whether the kernel has the records).
+    case done
+    /// Waiting for both directions to fall quiet at a record boundary.
+    case quiescing
+    /// The keys are taken; TCP_ULP, TLS_TX and TLS_RX are on the ring.
+    case submitted
+
+    /// Whether a recv may not be armed now (one comparison: armRecv pays it per re-arm).
+    @inline(__always) var holdsRecvs: Bool { rawValue >= KernelTLSSwitch.quiescing.rawValue }
+}
+
 struct Pipe {
     /// Queue of received buffers not yet fully sent (linked through BufferPool.next).
     var head: UInt16 = BufferPool.none
@@ -105,6 +122,14 @@ struct Connection {
     var serverHandshaking = false
     /// A retry went to another server than the one before (HAProxy's '+' before %rc).
     var redispatched = false
+    /// The switch to kTLS: its state, the setsockopt steps still to complete, whether the ULP
+    /// attached (then a later failure leaves the socket in an unknown state), and the first
+    /// step's error (Operation raw value, negated errno).
+    var kernelTLSSwitch = KernelTLSSwitch.none
+    var kernelTLSStepsLeft: UInt8 = 0
+    var kernelTLSAttached = false
+    var kernelTLSFailedStep: UInt8 = 0
+    var kernelTLSError: Int32 = 0
     var stickHash: UInt64 = 0
     var attempts: UInt8 = 0
     var pendingOps: Int32 = 0

@@ -112,9 +112,26 @@ public final class Engine: @unchecked Sendable {
                  + "listening on \(generation.boundAddresses.flatMap { $0 }.map(\.description).joined(separator: ", ")); "
                  + "maxconn \(generation.maxConnections) (capacity \(generation.capacity))")
         if config.frontends.contains(where: { $0.tls != nil }) {
-            let probe = TLSKernelOffload.probe
-            log.info("TLS: records sealed and opened in userspace over the rings' buffers; kernel TLS "
-                     + (probe.supported ? "is available (the key hand-off is verified, the relay does not use it yet)" : "unavailable: \(probe.reason)"))
+            log.info("TLS: " + Self.kernelTLSSummary(config.kernelTLS ?? KernelTLSMode.fromEnvironment(), probe: TLSKernelOffload.probe))
+        }
+    }
+
+    /// The start-up line on where TLS records are sealed and opened.
+    static func kernelTLSSummary(_ mode: KernelTLSMode, probe: (supported: Bool, reason: String)) -> String {
+        let userspace = "records sealed and opened in userspace over the rings' buffers"
+        switch mode {
+        case .off:
+            return userspace + "; kernel TLS off (RINGPROXY_KTLS=off)"
+        case .force:
+            return userspace + " until each client connection is established, then the switch to kernel TLS is attempted "
+                + "whatever the probe said (RINGPROXY_KTLS=force, diagnostic only; probe: \(probe.reason)); "
+                + "where the kernel refuses it the connection stays in userspace"
+        case .auto where probe.supported:
+            return "handshakes in userspace; each client connection, once established, hands its keys to kernel TLS "
+                + "(TCP_ULP tls, TLS_TX, TLS_RX on the ring) and the relay moves plaintext; "
+                + "userspace records where the keys cannot be handed over"
+        case .auto:
+            return userspace + "; kernel TLS unavailable (\(probe.reason)): the switch to it is built but not attempted"
         }
     }
 
@@ -256,12 +273,16 @@ public final class Engine: @unchecked Sendable {
         }
         // TLS contexts: one per TLS frontend for the generation's workers; a certificate that
         // does not load fails the start (or the reload, which keeps the running set).
+        // The switch to kTLS needs the TLS 1.3 traffic secrets kept from each handshake.
+        let kernelTLS = config.kernelTLS ?? KernelTLSMode.fromEnvironment()
+        let switchesToKernelTLS = kernelTLS.attempts(kernelSupports: TLSKernelOffload.probe.supported)
         var contexts: [TLSContext?] = []
         for frontend in config.frontends {
-            guard let tls = frontend.tls else {
+            guard var tls = frontend.tls else {
                 contexts.append(nil)
                 continue
             }
+            tls.keepsTrafficSecrets = tls.keepsTrafficSecrets || switchesToKernelTLS
             do {
                 let context = try TLSContext(tls)
                 for warning in context.warnings { log.warning("\(frontend.tlsSource ?? frontend.name): \(warning)") }
@@ -292,6 +313,7 @@ public final class Engine: @unchecked Sendable {
         var workerConfig = config
         workerConfig.maxConnections = generation.maxConnections
         workerConfig.workerCount = coreCount
+        workerConfig.kernelTLS = kernelTLS
         if contexts.contains(where: { $0 != nil }) || serverContexts.contains(where: { $0 != nil }) {
             // Handshake flights, alerts and tickets are written into owned buffers.
             workerConfig.ownedBuffersPerWorker = max(config.ownedBuffersPerWorker, config.buffersPerWorker / 4)

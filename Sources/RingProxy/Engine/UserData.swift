@@ -26,6 +26,13 @@ public enum Operation: UInt8 {
     /// IORING_OP_FIXED_FD_INSTALL of the client socket, for getsockname: the address a client
     /// reached on a wildcard bind, for a PROXY header (once per connection, only then).
     case installClient
+    /// The switch of a TLS client's socket to kTLS, three linked uring_cmd setsockopts on its
+    /// fixed file: TCP_ULP "tls", then TLS_TX's keys, then TLS_RX's (Worker+KernelTLS).
+    case attachTLSULP
+    case setTLSTransmitKeys
+    case setTLSReceiveKeys
+    /// A close_notify alert to a kTLS client before its FIN; pending like a shutdown.
+    case sendCloseNotify
     /// Submitted with CQE_SKIP_SUCCESS or whose outcome does not matter (socket, setsockopt,
     /// shutdown, cancel); a completion, if any, is only counted.
     case ignore

@@ -137,7 +137,8 @@ extension Worker {
         case .watchClient: onAbortWatch(slot, pipe: Int(slot) * 2, result: result)
         case .watchServer: onAbortWatch(slot, pipe: Int(slot) * 2 + 1, result: result)
         case .installClient: onClientInstalled(slot, result: result)
-        case .close, .shutdown: onClose(slot)
+        case .attachTLSULP, .setTLSTransmitKeys, .setTLSReceiveKeys: onKernelTLSStep(slot, op, result: result)
+        case .close, .shutdown, .sendCloseNotify: onClose(slot)
         case .ignore: break
         }
     }

@@ -133,6 +133,13 @@ final class Worker {
     var tlsRateSecond = 0
     let tlsRatePerWorker: Int?
     var tlsAcceptsHeld = false
+    /// The switch to kernel TLS (Worker+KernelTLS): whether clients attempt it; per slot, the
+    /// TX and RX crypto info the setsockopts read (alive until the last of them completed,
+    /// allocated only when they attempt it); the ULP's name; the close_notify alert message.
+    let kernelTLSSwitchEnabled: Bool
+    let kernelTLSKeys: UnsafeMutablePointer<ctls_crypto_info>
+    let kernelTLSULPName: UnsafeMutablePointer<CChar>
+    let kernelTLSAlert: UnsafeMutablePointer<ctls_ktls_alert>
     /// Per server (flat): its client context for `ssl`, the SNI it sends and the name its
     /// certificate must carry (C strings made once), whether it passes on the client's SNI;
     /// per slot, the SSL towards the server and the client bytes set aside while its
@@ -323,6 +330,15 @@ final class Worker {
         tlsSessions = .allocate(capacity: usesTLS ? slotCount : 1)
         tlsSessions.initialize(repeating: nil, count: usesTLS ? slotCount : 1)
         tlsScratch = .allocate(byteCount: usesTLS ? config.bufferSizeBytes + 32 * 1024 : 1, alignment: 16)
+        kernelTLSSwitchEnabled = self.tlsContexts.contains { $0 != nil }
+            && (config.kernelTLS ?? .auto).attempts(kernelSupports: TLSKernelOffload.probe.supported)
+        kernelTLSKeys = .allocate(capacity: kernelTLSSwitchEnabled ? slotCount * 2 : 2)
+        kernelTLSKeys.initialize(repeating: ctls_crypto_info(), count: kernelTLSSwitchEnabled ? slotCount * 2 : 2)
+        kernelTLSULPName = .allocate(capacity: 4)
+        kernelTLSULPName.initialize(from: [0x74, 0x6C, 0x73, 0], count: 4)   // "tls"
+        kernelTLSAlert = .allocate(capacity: 1)
+        kernelTLSAlert.initialize(to: ctls_ktls_alert())
+        ctls_ktls_alert_init(kernelTLSAlert)
         listenerIsTLS = listeners.map { $0.frontend < config.frontends.count && config.frontends[$0.frontend].tls != nil }
         tlsRatePerWorker = config.tlsHandshakeRateMax.map { max(1, $0 / max(1, config.workerCount)) }
         tlsRateLeft = tlsRatePerWorker ?? Int.max
@@ -422,6 +438,7 @@ final class Worker {
             for s in 0..<slotCount where tlsSessions[s] != nil { ctls_free(tlsSessions[s]) }
         }
         tlsSessions.deallocate()
+        kernelTLSKeys.deallocate()
         if serverTLSContexts.contains(where: { $0 != nil }) {
             for s in 0..<slotCount where serverTLSSessions[s] != nil { ctls_free(serverTLSSessions[s]) }
         }
@@ -452,6 +469,8 @@ final class Worker {
         webSocketPayload.deallocate()
         tlsIO.deallocate()
         tlsScratch.deallocate()
+        kernelTLSULPName.deallocate()
+        kernelTLSAlert.deallocate()
         for names in serverTLSNames {
             free(names.sni)
             free(names.verifyHost)

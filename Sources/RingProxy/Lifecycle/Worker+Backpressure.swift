@@ -33,6 +33,13 @@ extension Worker {
         }
         guard !pipes[p].cancelRequested else { return }
         count(.recvPauses)
+        cancelRecv(p)
+    }
+
+    /// Cancels pipe p's armed recv (once); its last completion comes with -ECANCELED, or
+    /// with data that raced the cancel.
+    func cancelRecv(_ p: Int) {
+        guard pipes[p].recvArmed, !pipes[p].cancelRequested else { return }
         pipes[p].cancelRequested = true
         let sqe = ring.sqe()
         io_uring_prep_cancel64(sqe, recvUserData(p), 0)

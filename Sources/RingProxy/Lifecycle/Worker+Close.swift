@@ -96,7 +96,7 @@ extension Worker {
         }
         countClosed(s)
         if connectionLog != nil { logConnection(slot) }
-        if conns[s].tls { endTLS(slot) }
+        if conns[s].tls || conns[s].transform == .kernelTLS { endTLS(slot) }
         if conns[s].serverTLS { endServerTLS(slot) }
         if conns[s].tracked { releaseAddress(slot) }
         if conns[s].counted {

@@ -145,6 +145,7 @@ extension Worker {
         armRecv(s * 2 + 1)
         issueSend(s * 2)
         maybeShutdown(s * 2)
+        if conns[s].tls { beginKernelTLSSwitch(slot) }
     }
 
     func onConnect(_ slot: Int32, result: Int32) {

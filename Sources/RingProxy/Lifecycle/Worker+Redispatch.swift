@@ -241,6 +241,8 @@ extension Worker {
             if conns[s].tls { tlsCloseNotify(slot) }
             maybeShutdown(p1)
         }
+        // The relay is plain again: a TLS client's records may go to the kernel now.
+        if conns[s].tls && conns[s].phase == .established { beginKernelTLSSwitch(slot) }
     }
 
     /// Seals every buffer queued on pipe 1 into TLS records in place (each has room for the

@@ -9,6 +9,11 @@ import Glibc
 extension Worker {
     @inline(__always)
     func armRecv(_ p: Int) {
+        if conns[p >> 1].kernelTLSSwitch.holdsRecvs {
+            // The switch to kTLS holds both recvs (Worker+KernelTLS): a direction fell quiet.
+            continueKernelTLSSwitch(Int32(p >> 1))
+            return
+        }
         stalledPipes.remove(p)
         let sqe = ring.sqe()
         // A client's first recv, and every recv of its preamble, is single-shot: a multishot
@@ -99,11 +104,7 @@ extension Worker {
             } else if !more {
                 armRecv(p)
             }
-            if pipes[p].eof && (conns[s].tls || conns[s].serverTLS) {
-                // A close_notify arrived: the destination gets its own, then the FIN.
-                queueCloseNotify(slot, pipe: p)
-                maybeShutdown(p)
-            }
+            if conns[s].tls || conns[s].serverTLS { afterTLSRecv(slot, pipe: p) }
             return
         }
         // The server ended before its answer: a refusal (Worker+Redispatch).
@@ -122,15 +123,22 @@ extension Worker {
                 return
             }
             maybeShutdown(p)
+            continueKernelTLSSwitch(slot)
             return
         }
         if result == -ENOBUFS {
             // The pool is empty: wait for buffers to come back, never fail the connection.
             count(.noBuffers)
             if conns[s].phase.isLive { addBufferWaiter(p) }
+            continueKernelTLSSwitch(slot)
             return
         }
         if result == -ECANCELED {
+            if conns[s].kernelTLSSwitch == .quiescing && conns[s].phase == .established {
+                // Cancelled by the switch to kTLS, which re-arms it when it ends.
+                continueKernelTLSSwitch(slot)
+                return
+            }
             // Paused by backpressure, or closing. The sends may have drained the queue before
             // this completion arrived (they saw the recv still armed and left it): then re-arm
             // here, or the direction would stall.
@@ -145,6 +153,10 @@ extension Worker {
         // connection already closing only finishes).
         guard conns[s].phase.isLive else {
             finishIfIdle(slot)
+            return
+        }
+        if result == -EIO && p & 1 == 0 && conns[s].transform == .kernelTLS {
+            onKernelTLSControlRecord(slot)
             return
         }
         count(.resets)
@@ -336,11 +348,14 @@ extension Worker {
         guard pipes[p].eof, pipes[p].head == BufferPool.none, !pipes[p].shutdownSent,
               conns[s].phase == .established, !(p & 1 == 0 && conns[s].serverHandshaking) else { return }
         pipes[p].shutdownSent = true
+        let closeNotify = p & 1 == 1 && conns[s].transform == .kernelTLS
         if pipes[p ^ 1].shutdownSent {
             // Both directions done: close(2) sends the last FIN itself.
+            if closeNotify { sendKernelTLSCloseNotify(Int32(s), linked: false) }
             closeConnection(Int32(s), reset: false)
             return
         }
+        if closeNotify { sendKernelTLSCloseNotify(Int32(s), linked: true) }
         let sqe = ring.sqe()
         io_uring_prep_shutdown(sqe, Int32(p ^ 1), Int32(SHUT_WR))
         cu_sqe_add_flags(sqe, CU_IOSQE_FIXED_FILE)

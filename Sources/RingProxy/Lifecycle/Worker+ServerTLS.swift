@@ -99,6 +99,7 @@ extension Worker {
         if pipes[p].eof { queueCloseNotify(slot, pipe: p) }
         issueSend(p)
         maybeShutdown(p)
+        if conns[s].tls { beginKernelTLSSwitch(slot) }
     }
 
     /// A client buffer (and the plaintext overflow behind it) while the server's handshake

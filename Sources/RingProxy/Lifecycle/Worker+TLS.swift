@@ -5,8 +5,8 @@
 // buffer (one copy), which then goes on like a plain TCP buffer (the front stages parse it, the
 // relay sends it). Server bytes: received at most a buffer less the records' overhead, sealed
 // into the scratch and copied back, so a record never needs a second buffer. No allocation per
-// record; OpenSSL allocates per handshake. kTLS takes over where the kernel has it (see
-// TLS/TLSKernelOffload; not on this machine).
+// record; OpenSSL allocates per handshake. kTLS takes over once a client is established where
+// the kernel has it (Worker+KernelTLS; not on this machine).
 import CTLS
 import CUring
 import Glibc
@@ -268,6 +268,16 @@ extension Worker {
         enqueue(p, out)
         issueSend(p)
         return result
+    }
+
+    /// After a received buffer on a connection with TLS on either side: a close_notify that
+    /// arrived is passed on before the FIN; the switch to kTLS may find both sides quiet now.
+    func afterTLSRecv(_ slot: Int32, pipe p: Int) {
+        if pipes[p].eof {
+            queueCloseNotify(slot, pipe: p)
+            maybeShutdown(p)
+        }
+        continueKernelTLSSwitch(slot)
     }
 
     /// Whichever side of the connection is TLS gets a close_notify before pipe p's FIN: the

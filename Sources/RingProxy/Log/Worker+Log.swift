@@ -104,7 +104,7 @@ extension Worker {
         }
         // TLS: {version,cipher[,client certificate subject]}, HAProxy's %[ssl_fc_protocol],
         // %[ssl_fc_cipher] and %[ssl_c_s_dn].
-        if conns[s].tls, let ssl = tlsSessions[s], line.remaining > 600, let version = ctls_version(ssl) {
+        if conns[s].tls || conns[s].transform == .kernelTLS, let ssl = tlsSessions[s], line.remaining > 600, let version = ctls_version(ssl) {
             line.byte(0x20); line.byte(0x7B)
             line.sanitized(UnsafeRawPointer(version), strlen(version))
             if let cipher = ctls_cipher(ssl) {

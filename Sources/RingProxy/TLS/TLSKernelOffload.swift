@@ -1,7 +1,36 @@
-// kTLS behind a start-up probe: whether the kernel takes TCP_ULP "tls", and the crypto info a
-// connection would hand it for TX and RX once its handshake is done. The kernel here lacks
-// CONFIG_TLS, so the hand-off is proven by tests that decrypt real records with these keys.
+// kTLS behind a start-up probe: whether the kernel takes TCP_ULP "tls", whether the relay
+// switches established TLS clients to it (RINGPROXY_KTLS), and the crypto info a connection
+// hands it for TX and RX once its handshake is done. The kernel here lacks CONFIG_TLS, so the
+// hand-off is proven by tests that decrypt real records with these keys, and the switch runs
+// up to the kernel's ENOENT only when forced.
 import CTLS
+import Glibc
+
+/// Whether established TLS clients switch to kernel TLS.
+public enum KernelTLSMode: Equatable, Sendable {
+    /// When the start-up probe found TCP_ULP "tls" (the default).
+    case auto
+    /// Whatever the probe said: diagnostic only, so that a kernel without CONFIG_TLS runs the
+    /// switch up to the setsockopt it refuses, then falls back to userspace.
+    case force
+    /// Never: records stay in userspace even where the kernel has kTLS.
+    case off
+
+    /// `RINGPROXY_KTLS=force|off` (anything else, or unset: auto).
+    public static func fromEnvironment() -> KernelTLSMode {
+        guard let value = getenv("RINGPROXY_KTLS").map({ String(cString: $0) }) else { return .auto }
+        switch value {
+        case "force": return .force
+        case "off": return .off
+        default: return .auto
+        }
+    }
+
+    /// Whether connections attempt the switch, given the probe's answer.
+    public func attempts(kernelSupports: Bool) -> Bool {
+        self == .force || (self == .auto && kernelSupports)
+    }
+}
 
 public enum TLSKernelOffload {
     /// A direction of a server connection: `transmit` is what the server sends.

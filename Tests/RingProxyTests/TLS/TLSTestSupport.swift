@@ -8,6 +8,57 @@ import Glibc
 import XCTest
 @testable import RingProxy
 
+/// Python clients the end-to-end TLS tests share.
+enum TLSClientScripts {
+    /// `exchange(s, data)`: sends `data` over socket `s` in 100,000-byte pieces, reads each piece
+    /// back from an echo server (one thread: an SSL object must not be read and written from two
+    /// threads at once), and returns whether what came back is `data`.
+    static let echoExchange = """
+        import hashlib
+        def exchange(s, data):
+            got = bytearray()
+            view = memoryview(data)
+            for i in range(0, len(data), 100000):
+                chunk = view[i:i + 100000]
+                s.sendall(chunk)
+                want = len(got) + len(chunk)
+                while len(got) < want:
+                    piece = s.recv(1 << 16)
+                    if not piece: return False
+                    got.extend(piece)
+            return hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+        """
+
+    /// paho-mqtt over TLS (argv: port, CA file): a subscriber and a publisher on `topic`,
+    /// messages of sizes around the buffer and record sizes at QoS 1; prints "received N of 18
+    /// intact" when the digests match in order, and exits 0 then.
+    static func pahoPublishAndReceive(topic: String, clientPrefix: String) -> String {
+        """
+        import hashlib, os, ssl, sys, time
+        import paho.mqtt.client as mqtt
+        got = []
+        def client(cid):
+            c = mqtt.Client(client_id=cid)
+            c.tls_set(ca_certs=sys.argv[2])
+            c.connect("127.0.0.1", int(sys.argv[1]))
+            return c
+        sub = client("\(clientPrefix)-sub"); sub.on_message = lambda c, u, m: got.append(m.payload)
+        sub.subscribe("\(topic)", 1); sub.loop_start()
+        pub = client("\(clientPrefix)-pub"); pub.loop_start()
+        time.sleep(0.5)
+        data = [os.urandom(n) for n in (1, 100, 16384, 16385, 65536, 70000, 131072, 200000, 5) * 2]
+        for d in data: pub.publish("\(topic)", d, qos=1).wait_for_publish()
+        deadline = time.time() + 15
+        while len(got) < len(data) and time.time() < deadline: time.sleep(0.05)
+        ok = [hashlib.sha256(d).digest() for d in data] == [hashlib.sha256(d).digest() for d in got]
+        print("received", len(got), "of", len(data), "intact" if ok else "CORRUPT")
+        pub.disconnect(); sub.disconnect()
+        sys.exit(0 if ok else 1)
+        """
+    }
+}
+
 enum TLSTestCertificates {
     /// The directory holding ca.pem, server.pem (localhost), second.pem (broker.example.com and
     /// *.mqtt.example.com), client.pem, expired-client.pem, revoked-client.pem + crl.pem,

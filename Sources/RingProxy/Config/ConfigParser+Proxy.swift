@@ -55,6 +55,7 @@ extension ConfigParser.State {
         case "bind": readBind(words)
         case "server": readServer(words)
         case "default-server": readDefaultServer(words)
+        case "source": readSource(words)
         case "tcp-request": readTCPRequest(words)
         case "tcp-check": readTCPCheck(words)
         case "unique-id-format":
@@ -159,6 +160,9 @@ extension ConfigParser.State {
                 draft!.settings.options.allBackups = enabled
             case "mqtt-websocket":
                 readMQTTWebSocket(keyword, Array(arguments), enabled: enabled)
+                return
+            case "mqtt-keepalive-timeout":
+                readMQTTKeepAliveTimeout(keyword, Array(arguments), enabled: enabled)
                 return
             default:
                 break
@@ -482,5 +486,40 @@ extension ConfigParser.State {
             i += 2
         }
         draft!.settings.mqttWebSocket = .on(path: path, requireSubprotocol: requireSubprotocol)
+    }
+
+    /// `option mqtt-keepalive-timeout [min <time>] [max <time>]`.
+    mutating func readMQTTKeepAliveTimeout(_ keyword: String, _ arguments: [String], enabled: Bool) {
+        guard enabled else {
+            if let extra = arguments.first { error(keyword, "unexpected '\(extra)'", hint: "'no option mqtt-keepalive-timeout' takes no argument") }
+            draft!.settings.mqttKeepAliveTimeout = .off
+            return
+        }
+        let usage = "option mqtt-keepalive-timeout [min <time>] [max <time>]"
+        var bounds = MQTTKeepAliveBounds()
+        var i = 0
+        while i < arguments.count {
+            let name = arguments[i]
+            guard name == "min" || name == "max" else {
+                error(keyword, "unexpected '\(name)'", hint: usage)
+                return
+            }
+            guard i + 1 < arguments.count else {
+                error(keyword, "missing time after '\(name)'", hint: usage)
+                return
+            }
+            guard let ms = milliseconds(arguments[i + 1], keyword: keyword, what: name) else { return }
+            guard ms > 0 else {
+                error(keyword, "'\(name)' must be more than 0", hint: usage)
+                return
+            }
+            if name == "min" { bounds.minMs = ms } else { bounds.maxMs = ms }
+            i += 2
+        }
+        if let low = bounds.minMs, let high = bounds.maxMs, low > high {
+            error(keyword, "'min' (\(arguments[arguments.firstIndex(of: "min")! + 1])) is above 'max' (\(arguments[arguments.firstIndex(of: "max")! + 1]))")
+            return
+        }
+        draft!.settings.mqttKeepAliveTimeout = .on(bounds)
     }
 }

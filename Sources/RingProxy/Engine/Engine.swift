@@ -183,6 +183,7 @@ public final class Engine: @unchecked Sendable {
         for f in config.frontends where (f.acceptProxy || f.expectProxy != nil) && f.addressLimit != nil {
             throw .invalid("frontend '\(f.name)': per-address limits on an accept-proxy frontend are not supported yet")
         }
+        try Engine.checkSourcePools(config)
         generationCount += 1
         let shared = SharedState(backends: config.backends, frontendCount: config.frontends.count,
                                  addressLimits: config.frontends.map(\.addressLimit),

@@ -26,6 +26,8 @@ public enum Operation: UInt8 {
     /// IORING_OP_FIXED_FD_INSTALL of the client socket, for getsockname: the address a client
     /// reached on a wildcard bind, for a PROXY header (once per connection, only then).
     case installClient
+    /// IORING_OP_BIND of a server socket to its source-pool address (only failures complete).
+    case sourceBind
     /// Submitted with CQE_SKIP_SUCCESS or whose outcome does not matter (socket, setsockopt,
     /// shutdown, cancel); a completion, if any, is only counted.
     case ignore

@@ -138,6 +138,7 @@ extension Worker {
         case .watchServer: onAbortWatch(slot, pipe: Int(slot) * 2 + 1, result: result)
         case .installClient: onClientInstalled(slot, result: result)
         case .close, .shutdown: onClose(slot)
+        case .sourceBind: onSourceBindFailed(slot, result: result)
         case .ignore: break
         }
     }

@@ -194,10 +194,14 @@ final class Worker {
     let backendServerTimeoutMs: [Int]
     let backendRetries: [Int]
     let frontendClientTimeoutMs: [Int]
+    /// Per frontend: `option mqtt-keepalive-timeout`'s bounds (nil: off; Worker+Timeouts).
+    let frontendKeepAliveBounds: [(minMs: Int, maxMs: Int)?]
     let frontendMaxConnections: [Int]
     /// Per frontend: its per-address limits (its table is shared.addressTables[f]).
     let frontendAddressLimits: [AddressLimitConfig?]
     let optionOne: UnsafeMutablePointer<Int32>
+    /// Server-side source-address pools (Worker+Source).
+    let sourcePools: SourcePoolTable
     let lingerZero: UnsafeMutablePointer<linger>
 
     static let cqeBatch = 256
@@ -293,7 +297,8 @@ final class Worker {
             // The CONNECT is read when a backend it may reach needs the client id.
             let needsClientID = config.backends[frontend.backendIndex].needsClientID
                 || frontend.routes.contains { config.backends[$0.backendIndex].needsClientID }
-            if frontend.requireMQTT || needsClientID { stages.insert(.mqttConnect) }
+            // A keepalive-derived timeout reads it too (without requiring MQTT).
+            if frontend.requireMQTT || needsClientID || frontend.mqttKeepAliveTimeout != nil { stages.insert(.mqttConnect) }
             if frontend.webSocket != nil { stages.formUnion([.webSocketUpgrade, .mqttConnect]) }
             return stages
         }
@@ -369,8 +374,10 @@ final class Worker {
         backendServerTimeoutMs = config.backends.map { $0.serverTimeoutMs ?? config.serverTimeoutMs }
         backendRetries = config.backends.map { $0.retries ?? config.retries }
         frontendClientTimeoutMs = config.frontends.map { $0.clientTimeoutMs ?? config.clientTimeoutMs }
+        frontendKeepAliveBounds = config.frontends.map { $0.mqttKeepAliveTimeout.map { ($0.minMs ?? 0, $0.maxMs ?? Int.max) } }
         frontendMaxConnections = config.frontends.map { $0.maxConnections ?? Int.max }
         frontendAddressLimits = config.frontends.map(\.addressLimit)
+        sourcePools = SourcePoolTable(servers: allServers, slotCount: slotCount, workerIndex: index)
         optionOne = .allocate(capacity: 1)
         optionOne.initialize(to: 1)
         lingerZero = .allocate(capacity: 1)
@@ -453,6 +460,7 @@ final class Worker {
         proxyCounters.deallocate()
         connectTimeouts.deallocate()
         optionOne.deallocate()
+        sourcePools.deallocate()
         lingerZero.deallocate()
         cqes.deallocate()
         startStateWord.deallocate()

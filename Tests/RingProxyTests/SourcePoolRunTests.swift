@@ -166,3 +166,113 @@ final class SourcePoolRunTests: XCTestCase {
         XCTAssertTrue(output.contains("server b/s1: source pool 127.0.0.2-127.0.0.3 has no free address and port towards 127.0.0.1:29001 (Cannot assign requested address)"), output)
     }
 }
+
+final class MQTTKeepAliveTimeoutRunTests: XCTestCase {
+    /// A broker that answers CONNECT with CONNACK and PINGREQ with PINGRESP and never times a
+    /// client out itself, so that only ringproxy can close a silent one.
+    private func patientBroker() -> TestServer {
+        TestServer { fd in
+            TestSocket.setTimeouts(fd, seconds: 120)
+            while let head = TestSocket.readExactly(fd, 1) {
+                var length = 0
+                var shift = 0
+                while let byte = TestSocket.readExactly(fd, 1)?.first {
+                    length |= Int(byte & 0x7F) << shift
+                    shift += 7
+                    if byte & 0x80 == 0 { break }
+                }
+                if length > 0 { guard TestSocket.readExactly(fd, length) != nil else { return } }
+                switch head[0] >> 4 {
+                case 1: _ = TestSocket.writeAll(fd, [0x20, 0x02, 0x00, 0x00])
+                case 12: _ = TestSocket.writeAll(fd, [0xD0, 0x00])
+                case 14: return
+                default: break
+                }
+            }
+        }
+    }
+
+    /// An MQTT 3.1.1 CONNECT with this keepalive and client id.
+    private func connect(keepAliveS: UInt16, id: String) -> [UInt8] {
+        let variable: [UInt8] = [0x00, 0x04] + Array("MQTT".utf8) + [0x04, 0x02, UInt8(keepAliveS >> 8), UInt8(keepAliveS & 0xFF)]
+        let payload: [UInt8] = [0x00, UInt8(id.utf8.count)] + Array(id.utf8)
+        return [0x10, UInt8(variable.count + payload.count)] + variable + payload
+    }
+
+    private func config(port: UInt16, broker: UInt16, option: String) -> String {
+        """
+        global
+          log stderr local0
+        defaults
+          mode tcp
+          log global
+          option tcplog
+          timeout connect 2s
+          timeout client 60s
+          timeout server 60s
+        frontend f
+          bind 127.0.0.1:\(port)
+          \(option)
+          default_backend b
+        backend b
+          server s1 127.0.0.1:\(broker)
+        """
+    }
+
+    /// Seconds until ringproxy closes a client that sent only `bytes`; nil: still open after
+    /// `within` seconds.
+    private func secondsUntilClosed(port: UInt16, sending bytes: [UInt8], within: Int) -> Double? {
+        let fd = TestSocket.connect(port: port)
+        defer { close(fd) }
+        XCTAssertTrue(TestSocket.writeAll(fd, bytes))
+        guard let connack = TestSocket.readExactly(fd, 4), connack[0] == 0x20 else { return nil }
+        let start = Date()
+        TestSocket.setTimeouts(fd, seconds: within)
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0) == 0 ? Date().timeIntervalSince(start) : nil
+    }
+
+    func testASilentClientIsClosedAtOneAndAHalfKeepalivesAndAPingingOneSurvives() throws {
+        guard FileManager.default.isExecutableFile(atPath: Tools.ringproxy) else { throw XCTSkipError("run `swift build` first") }
+        let broker = patientBroker()
+        defer { broker.stop() }
+        let dir = try TemporaryDirectory()
+        let path = dir.file("ringproxy.cfg")
+        let port = TestSocket.unusedPort()
+        try config(port: port, broker: broker.port, option: "option mqtt-keepalive-timeout")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let ringproxy = try ChildProcess(Tools.ringproxy, ["-f", path, "--cores", "1"])
+        XCTAssertTrue(eventually { Mosquitto.listening(port) }, "ringproxy did not start")
+
+        // A paho client with keepalive 2 s pings on its own: alive after 7 s (3.5 keepalives).
+        let paho = try ChildProcess("/usr/bin/env", ["python3", "-c", """
+            import sys, threading, time, paho.mqtt.client as mqtt
+            gone = threading.Event()
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pinger")
+            c.on_disconnect = lambda *a: gone.set()
+            c.connect("127.0.0.1", \(port), keepalive=2)
+            c.loop_start(); time.sleep(7)
+            print("ALIVE" if not gone.is_set() and c.is_connected() else "GONE"); c.disconnect(); c.loop_stop()
+            """])
+        // A device that sends CONNECT (keepalive 2) and then nothing: closed at ~3 s, not 60.
+        let silent = secondsUntilClosed(port: port, sending: connect(keepAliveS: 2, id: "silent"), within: 10)
+        XCTAssertNotNil(silent, "closed within 10 s")
+        if let silent { XCTAssertTrue(silent >= 2.7 && silent < 4.5, "closed after \(silent) s, expected 3 s (+ the 250 ms scan)") }
+        // Keepalive 0 means none: `timeout client` (60 s) still rules.
+        XCTAssertNil(secondsUntilClosed(port: port, sending: connect(keepAliveS: 0, id: "nokeepalive"), within: 4))
+        let (pahoStatus, pahoOutput) = paho.finish(within: 20)
+        XCTAssertEqual(pahoStatus, 0, pahoOutput)
+        XCTAssertTrue(pahoOutput.contains("ALIVE"), pahoOutput)
+
+        // A reload with the option off: the same silent device is no longer reaped early.
+        try config(port: port, broker: broker.port, option: "no option mqtt-keepalive-timeout")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        ringproxy.signal(SIGHUP)
+        usleep(500_000)
+        XCTAssertNil(secondsUntilClosed(port: port, sending: connect(keepAliveS: 1, id: "after-reload"), within: 3))
+        ringproxy.signal(SIGTERM)
+        let (_, output) = ringproxy.finish(within: 15)
+        let line = output.split(separator: "\n").first { $0.contains("f b/s1") && $0.contains(" cD") }
+        XCTAssertNotNil(line, "the connection log gives cD (client-side timeout) for the silent device:\n\(output)")
+    }
+}

@@ -15,7 +15,8 @@ final class SourcePoolRunTests: XCTestCase {
         return path
     }
 
-    private static let defaults = """
+    /// Also the keepalive tests' global and defaults sections (`timeout client` a minute).
+    static let defaults = """
         global
           log stderr local0
         defaults
@@ -201,15 +202,7 @@ final class MQTTKeepAliveTimeoutRunTests: XCTestCase {
 
     private func config(port: UInt16, broker: UInt16, option: String) -> String {
         """
-        global
-          log stderr local0
-        defaults
-          mode tcp
-          log global
-          option tcplog
-          timeout connect 2s
-          timeout client 60s
-          timeout server 60s
+        \(SourcePoolRunTests.defaults)
         frontend f
           bind 127.0.0.1:\(port)
           \(option)

@@ -158,11 +158,14 @@ extension ConfigParser.State {
                 draft!.settings.healthCheck = enabled ? .mqttCheck : .layer4
             case "allbackups":
                 draft!.settings.options.allBackups = enabled
-            case "mqtt-websocket":
-                readMQTTWebSocket(keyword, Array(arguments), enabled: enabled)
-                return
-            case "mqtt-keepalive-timeout":
-                readMQTTKeepAliveTimeout(keyword, Array(arguments), enabled: enabled)
+            case "mqtt-websocket", "mqtt-keepalive-timeout":
+                guard enabled else {
+                    // `no option ...` takes no argument and turns the extension off.
+                    if let extra = arguments.first { error(keyword, "unexpected '\(extra)'", hint: "'\(keyword)' takes no argument") }
+                    if name == "mqtt-websocket" { draft!.settings.mqttWebSocket = .off } else { draft!.settings.mqttKeepAliveTimeout = .off }
+                    return
+                }
+                if name == "mqtt-websocket" { readMQTTWebSocket(keyword, Array(arguments)) } else { readMQTTKeepAliveTimeout(keyword, Array(arguments)) }
                 return
             default:
                 break
@@ -448,12 +451,7 @@ struct ConditionTail {
 
 extension ConfigParser.State {
     /// `option mqtt-websocket [path <path>] [subprotocol required|optional]`.
-    mutating func readMQTTWebSocket(_ keyword: String, _ arguments: [String], enabled: Bool) {
-        guard enabled else {
-            if let extra = arguments.first { error(keyword, "unexpected '\(extra)'", hint: "'no option mqtt-websocket' takes no argument") }
-            draft!.settings.mqttWebSocket = .off
-            return
-        }
+    mutating func readMQTTWebSocket(_ keyword: String, _ arguments: [String]) {
         let usage = "option mqtt-websocket [path /mqtt] [subprotocol required|optional]"
         var path: String?
         var requireSubprotocol = true
@@ -489,32 +487,16 @@ extension ConfigParser.State {
     }
 
     /// `option mqtt-keepalive-timeout [min <time>] [max <time>]`.
-    mutating func readMQTTKeepAliveTimeout(_ keyword: String, _ arguments: [String], enabled: Bool) {
-        guard enabled else {
-            if let extra = arguments.first { error(keyword, "unexpected '\(extra)'", hint: "'no option mqtt-keepalive-timeout' takes no argument") }
-            draft!.settings.mqttKeepAliveTimeout = .off
-            return
-        }
+    mutating func readMQTTKeepAliveTimeout(_ keyword: String, _ arguments: [String]) {
         let usage = "option mqtt-keepalive-timeout [min <time>] [max <time>]"
         var bounds = MQTTKeepAliveBounds()
-        var i = 0
-        while i < arguments.count {
+        for i in stride(from: 0, to: arguments.count, by: 2) {
             let name = arguments[i]
-            guard name == "min" || name == "max" else {
-                error(keyword, "unexpected '\(name)'", hint: usage)
-                return
-            }
-            guard i + 1 < arguments.count else {
-                error(keyword, "missing time after '\(name)'", hint: usage)
-                return
-            }
+            guard name == "min" || name == "max" else { return error(keyword, "unexpected '\(name)'", hint: usage) }
+            guard i + 1 < arguments.count else { return error(keyword, "missing time after '\(name)'", hint: usage) }
             guard let ms = milliseconds(arguments[i + 1], keyword: keyword, what: name) else { return }
-            guard ms > 0 else {
-                error(keyword, "'\(name)' must be more than 0", hint: usage)
-                return
-            }
+            guard ms > 0 else { return error(keyword, "'\(name)' must be more than 0", hint: usage) }
             if name == "min" { bounds.minMs = ms } else { bounds.maxMs = ms }
-            i += 2
         }
         if let low = bounds.minMs, let high = bounds.maxMs, low > high {
             error(keyword, "'min' (\(arguments[arguments.firstIndex(of: "min")! + 1])) is above 'max' (\(arguments[arguments.firstIndex(of: "max")! + 1]))")

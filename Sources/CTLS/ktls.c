@@ -45,8 +45,17 @@ static void probe(void) {
         probe_supported = 1;
         snprintf(probe_reason, sizeof(probe_reason), "TCP_ULP tls available");
     }
-    if (server >= 0) close(server);
-    if (client >= 0) close(client);
+    // Closed with a reset (linger 0): no TIME_WAIT keeps the pair's two ephemeral ports from
+    // the connects that follow (a small ip_local_port_range, a source pool).
+    struct linger abort_close = { .l_onoff = 1, .l_linger = 0 };
+    if (server >= 0) {
+        setsockopt(server, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+        close(server);
+    }
+    if (client >= 0) {
+        setsockopt(client, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
+        close(client);
+    }
     if (listener >= 0) close(listener);
 }
 

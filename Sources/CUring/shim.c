@@ -184,3 +184,34 @@ int cu_probe_opcode(struct io_uring *ring, int op) {
     io_uring_free_probe(probe);
     return supported;
 }
+
+int cu_probe_bind_fixed(const void *addr, unsigned addrlen, int *step) {
+    struct io_uring ring;
+    *step = 1;
+    int rc = io_uring_queue_init(4, &ring, 0);
+    if (rc < 0) return rc;
+    int family = ((const struct sockaddr *)addr)->sa_family;
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) { rc = -errno; goto out; }
+    rc = io_uring_register_files(&ring, &fd, 1);
+    close(fd);
+    if (rc < 0) goto out;
+    static int one = 1;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+    cu_prep_setsockopt_fixed(sqe, 0, IPPROTO_IP, CU_IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    sqe->user_data = 2;
+    sqe = io_uring_get_sqe(&ring);
+    cu_prep_bind_fixed(sqe, 0, addr, addrlen);
+    sqe->user_data = 3;
+    io_uring_submit(&ring);
+    rc = 0;
+    for (int i = 0; i < 2; i++) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_wait_cqe(&ring, &cqe) != 0) break;
+        if (cqe->res < 0 && rc == 0) { rc = cqe->res; *step = (int)cqe->user_data; }
+        io_uring_cqe_seen(&ring, cqe);
+    }
+out:
+    io_uring_queue_exit(&ring);
+    return rc;
+}

@@ -44,6 +44,9 @@ public struct ServerConfig: Sendable, Equatable {
     public var tls: ServerTLSConfig?
     /// Where the `server` line is ("haproxy.cfg:42"), for messages about its TLS files.
     public var source: String?
+    /// `source <addr>[-<addr>]`: each connection is bound to the next address of the pool
+    /// (the kernel picks the port at connect); nil: the kernel picks address and port.
+    public var sourcePool: SourcePool?
 
     public init(name: String, address: SocketAddress, weight: Int = 1, proxyProtocol: ProxyProtocolVersion? = nil,
                 check: HealthCheckConfig? = nil, backup: Bool = false) {
@@ -109,6 +112,9 @@ public struct FrontendConfig: Sendable, Equatable {
     public static let connectMaxBytesDefault = 256 * 1024
     /// Per-frontend `timeout client`; nil: the engine-wide value.
     public var clientTimeoutMs: Int?
+    /// `option mqtt-keepalive-timeout`: the client timeout of a connection whose CONNECT gives
+    /// a keepalive is 1.5 times it, within these bounds; nil: `timeout client` for all.
+    public var mqttKeepAliveTimeout: MQTTKeepAliveBounds?
     /// Per-frontend `maxconn`; nil: only the global limit applies.
     public var maxConnections: Int?
     /// Per-address limits (`tcp-request connection track-sc0 src` + `reject` rules on the

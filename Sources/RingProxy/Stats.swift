@@ -15,8 +15,8 @@ public enum CounterKind: Sendable {
 
 public enum Counter: Int, CaseIterable, Sendable {
     case accepted, acceptErrors, refusedMaxconn, deniedConnections, untrackedAddresses, acceptPaused, closed, active
-    case connectAttempts, connectFailures, connectTimeouts, connectGiveUps
-    case clientTimeouts, serverTimeouts, resets
+    case connectAttempts, connectFailures, connectTimeouts, connectGiveUps, sourceExhausted
+    case clientTimeouts, keepAliveTimeouts, serverTimeouts, resets
     case bytesFromClients, bytesFromServers
     case recvCompletions, sendCompletions, shortSends, gatheredSends, recvResumesAfterCancel
     case cancelsByUserData, cancelsByFile, recvPauses, noBuffers, abortsWhileWaiting, evictions
@@ -51,6 +51,8 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .connectFailures: return ("connect_failures", .counter, "server connection attempts that failed")
         case .connectTimeouts: return ("connect_timeouts", .counter, "server connection attempts that timed out")
         case .connectGiveUps: return ("give_ups", .counter, "clients closed because no server answered within the retries")
+        case .sourceExhausted: return ("source_exhausted", .counter, "server connection attempts that found no free address and port in the server's source pool")
+        case .keepAliveTimeouts: return ("keepalive_timeouts", .counter, "MQTT connections closed after 1.5 times their CONNECT keepalive without a byte (option mqtt-keepalive-timeout)")
         case .clientTimeouts: return ("client_timeouts", .counter, "connections closed by timeout client")
         case .serverTimeouts: return ("server_timeouts", .counter, "connections closed by timeout server")
         case .resets: return ("resets", .counter, "connections aborted by a reset on either side")

@@ -102,6 +102,25 @@ static inline void cu_prep_fixed_fd_install(struct io_uring_sqe *sqe, int fixed_
     io_uring_prep_rw(CU_OP_FIXED_FD_INSTALL, sqe, fixed_index, NULL, 0, 0);
     sqe->flags |= IOSQE_FIXED_FILE;
 }
+// IORING_OP_BIND (Linux 6.11+, newer than Debian's liburing 2.3, whose io_uring_prep_bind
+// does not exist yet): binds a fixed file to `addr`. The SQE is filled as liburing 2.7's
+// io_uring_prep_bind does: the address in addr, its length in off (the kernel reads it as
+// addr2); len, buf_index, rw_flags and splice_fd_in must be 0 (io_bind_prep). The kernel
+// copies the address when the SQE is submitted, so it must live until then.
+#define CU_OP_BIND 56
+static inline void cu_prep_bind_fixed(struct io_uring_sqe *sqe, int fixed_index, const void *addr, unsigned addrlen) {
+    io_uring_prep_rw(CU_OP_BIND, sqe, fixed_index, addr, 0, addrlen);
+    sqe->flags |= IOSQE_FIXED_FILE;
+}
+// IP_BIND_ADDRESS_NO_PORT (Linux 4.2+): a bind to port 0 leaves the port to connect, which
+// picks one unique for the 4-tuple rather than reserving it for the address alone.
+static const int CU_IP_BIND_ADDRESS_NO_PORT = 24;
+// Whether a source address can be bound as the connect chain does it: a fresh ring, a socket
+// in fixed slot 0, setsockopt(IP_BIND_ADDRESS_NO_PORT) as uring_cmd, IORING_OP_BIND. Returns 0,
+// or -errno of the first step that failed, with *step naming it (1: ring or socket,
+// 2: setsockopt, 3: bind).
+int cu_probe_bind_fixed(const void *addr, unsigned addrlen, int *step);
+
 // Whether the kernel supports opcode `op` (IORING_REGISTER_PROBE), probed once at start-up.
 int cu_probe_opcode(struct io_uring *ring, int op);
 

@@ -112,6 +112,7 @@ extension Engine: AdminControl {
                 snap.clientAborts = totals[key, .clientAborts]
                 snap.serverAborts = totals[key, .serverAborts]
                 snap.selected = totals[key, .selected]
+                snap.sourceExhausted = totals[key, .sourceExhausted]
                 let last = cu_atomic_load(shared.serverLastSessionWords + g)
                 snap.lastSessionSeconds = last < 0 ? nil : max(0, nowMs - last) / 1000
                 servers.append(snap)

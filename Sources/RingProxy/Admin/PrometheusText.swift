@@ -99,6 +99,7 @@ public enum PrometheusText {
             add("ringproxy_server_client_aborts_total", counter, "sessions the client aborted (cli_abrt)", labels, s.clientAborts)
             add("ringproxy_server_server_aborts_total", counter, "sessions the server aborted (srv_abrt)", labels, s.serverAborts)
             add("ringproxy_server_loadbalanced_total", counter, "times the balancer chose it (lbtot)", labels, s.selected)
+            add("ringproxy_server_source_exhausted_total", counter, "connection attempts that found no free address and port in its source pool", labels, s.sourceExhausted)
             add("ringproxy_server_weight", gauge, "weight in force", labels, s.weight)
             add("ringproxy_server_last_change_seconds", gauge, "seconds since the last state change (lastchg)", labels, s.lastChangeSeconds)
             add("ringproxy_server_downtime_seconds_total", counter, "seconds spent DOWN (downtime)", labels, s.downtimeSeconds)

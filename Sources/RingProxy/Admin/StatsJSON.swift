@@ -48,6 +48,7 @@ public enum StatsJSON {
                     ("bin", "\(s.bytesIn)"), ("bout", "\(s.bytesOut)"), ("econ", "\(s.connectErrors)"), ("wretr", "\(s.retries)"),
                     ("wredis", "\(s.redispatches)"), ("cli_abrt", "\(s.clientAborts)"), ("srv_abrt", "\(s.serverAborts)"),
                     ("lbtot", "\(s.selected)"), ("lastsess", optional(s.lastSessionSeconds)),
+                    ("src_exhausted", "\(s.sourceExhausted)"),
                 ])
             }
             return object([

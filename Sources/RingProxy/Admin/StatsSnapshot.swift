@@ -75,6 +75,8 @@ public struct ServerSnapshot: Sendable, Equatable {
     public var serverAborts: UInt64
     /// Times the balancer (or the stick table) chose it (lbtot).
     public var selected: UInt64
+    /// Connection attempts that found no free address and port in its `source` pool.
+    public var sourceExhausted: UInt64
     /// Seconds since its last new session; nil if none yet.
     public var lastSessionSeconds: Int?
 
@@ -108,6 +110,7 @@ public struct ServerSnapshot: Sendable, Equatable {
         clientAborts = 0
         serverAborts = 0
         selected = 0
+        sourceExhausted = 0
     }
 }
 

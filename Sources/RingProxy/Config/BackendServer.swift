@@ -85,6 +85,8 @@ public struct ServerOptions: Sendable, Equatable {
     /// `on-marked-down shutdown-sessions`, `on-marked-up shutdown-backup-sessions`.
     public var shutdownSessionsOnDown: Bool?
     public var shutdownBackupSessionsOnUp: Bool?
+    /// `source <addr>[-<addr>]`: the local addresses its connections leave from.
+    public var source: SourcePool?
 
     public init() {}
 
@@ -131,6 +133,7 @@ public struct ServerOptions: Sendable, Equatable {
         result.onError = onError ?? base.onError
         result.shutdownSessionsOnDown = shutdownSessionsOnDown ?? base.shutdownSessionsOnDown
         result.shutdownBackupSessionsOnUp = shutdownBackupSessionsOnUp ?? base.shutdownBackupSessionsOnUp
+        result.source = source ?? base.source
         return result
     }
 }

@@ -27,6 +27,8 @@ public struct EffectiveFrontend: Sendable, Equatable {
     public var inspectDelayMs: Int?
     /// `option mqtt-websocket` (ringproxy extension); nil or `.off` when not set.
     public var mqttWebSocket: MQTTWebSocketSetting?
+    /// `option mqtt-keepalive-timeout` (ringproxy extension); nil when off.
+    public var mqttKeepAliveTimeout: MQTTKeepAliveBounds?
     public var uniqueIDFormat: UniqueIDFormat?
     /// The statistics page, when enabled.
     public var stats: StatsSettings?
@@ -115,9 +117,12 @@ public struct EffectiveServer: Sendable, Equatable {
     public var observe: ObserveConfig?
     public var shutdownSessionsOnDown: Bool
     public var shutdownBackupSessionsOnUp: Bool
+    /// `source`: its own or a `default-server`'s, else its backend's (or defaults section's).
+    public var source: SourcePool?
 
-    /// `inherited` is the `default-server` of the defaults section the backend inherits from.
-    public init(_ server: BackendServer, inherited: ServerOptions?, global: GlobalSection) {
+    /// `inherited` is the `default-server` of the defaults section the backend inherits from;
+    /// `proxySource` the backend's `source`.
+    public init(_ server: BackendServer, inherited: ServerOptions?, proxySource: SourcePool? = nil, global: GlobalSection) {
         let defaults = inherited.map { server.precedingDefaultServer.merged(over: $0) } ?? server.precedingDefaultServer
         let options = server.options.merged(over: defaults)
         name = server.name
@@ -160,6 +165,7 @@ public struct EffectiveServer: Sendable, Equatable {
             ? ObserveConfig(errorLimit: options.errorLimit ?? 10, onError: options.onError ?? .fastinter) : nil
         shutdownSessionsOnDown = options.shutdownSessionsOnDown ?? false
         shutdownBackupSessionsOnUp = options.shutdownBackupSessionsOnUp ?? false
+        source = options.source ?? proxySource
     }
 }
 
@@ -258,6 +264,7 @@ extension ConfigFile {
             tcpRequestRules: frontend.tcpRequestRules,
             inspectDelayMs: settings.inspectDelayMs,
             mqttWebSocket: settings.mqttWebSocket,
+            mqttKeepAliveTimeout: { if case .on(let bounds)? = settings.mqttKeepAliveTimeout { return bounds } else { return nil } }(),
             uniqueIDFormat: settings.uniqueIDFormat,
             stats: settings.stats.flatMap { $0.isEnabled ? $0 : nil },
             acls: frontend.acls,
@@ -281,7 +288,7 @@ extension ConfigFile {
             tcpCheckRules: backend.settings.tcpCheckRules.isEmpty ? inherited.tcpCheckRules : backend.settings.tcpCheckRules,
             timeouts: settings.timeouts,
             logTargets: settings.resolvedLogTargets(global: global.logTargets),
-            servers: backend.servers.map { EffectiveServer($0, inherited: inherited.defaultServer, global: global) },
+            servers: backend.servers.map { EffectiveServer($0, inherited: inherited.defaultServer, proxySource: settings.source, global: global) },
             stickTable: backend.stickTable,
             stickRules: backend.stickRules,
             tcpRequestRules: backend.tcpRequestRules,

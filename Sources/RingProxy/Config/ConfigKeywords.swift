@@ -151,6 +151,7 @@ enum ConfigKeywords {
         "option": KeywordPlacement(.all),
         "retries": KeywordPlacement([.defaults, .backend], strict: false),
         "server": KeywordPlacement(.backend),
+        "source": KeywordPlacement([.defaults, .backend]),
         "stats": KeywordPlacement(.all),
         "stick": KeywordPlacement(.backend),
         "stick-table": KeywordPlacement([.frontend, .backend]),
@@ -188,7 +189,7 @@ enum ConfigKeywords {
     /// HAProxy proxy keywords that change routing or traffic in ways ringproxy cannot: errors.
     static let proxyUnsupported: Set<String> = [
         "http-request", "http-response", "http-after-response", "tcp-response", "redirect",
-        "cookie", "use-server", "force-persist", "ignore-persist", "persist", "dispatch", "source",
+        "cookie", "use-server", "force-persist", "ignore-persist", "persist", "dispatch",
         "server-template", "filter", "retry-on", "rate-limit", "use-fcgi-app", "transparent",
         "disabled", "dynamic-cookie-key",
     ]
@@ -233,6 +234,7 @@ enum ConfigKeywords {
         "mqtt-websocket": KeywordPlacement([.defaults, .frontend]),
         // A ringproxy extension (HAProxy refuses it): see ConnackResponse and Worker+Redispatch.
         "mqtt-connack-redispatch": KeywordPlacement([.defaults, .backend], strict: false),
+        "mqtt-keepalive-timeout": KeywordPlacement([.defaults, .frontend]),
     ]
 
     /// `option` names ringproxy accepts and ignores, with the reason.

@@ -55,6 +55,7 @@ extension ConfigParser.State {
         case "bind": readBind(words)
         case "server": readServer(words)
         case "default-server": readDefaultServer(words)
+        case "source": readSource(words)
         case "tcp-request": readTCPRequest(words)
         case "tcp-check": readTCPCheck(words)
         case "unique-id-format":
@@ -159,8 +160,14 @@ extension ConfigParser.State {
                 draft!.settings.options.allBackups = enabled
             case "mqtt-connack-redispatch":
                 draft!.settings.options.connackRedispatch = enabled
-            case "mqtt-websocket":
-                readMQTTWebSocket(keyword, Array(arguments), enabled: enabled)
+            case "mqtt-websocket", "mqtt-keepalive-timeout":
+                guard enabled else {
+                    // `no option ...` takes no argument and turns the extension off.
+                    if let extra = arguments.first { error(keyword, "unexpected '\(extra)'", hint: "'\(keyword)' takes no argument") }
+                    if name == "mqtt-websocket" { draft!.settings.mqttWebSocket = .off } else { draft!.settings.mqttKeepAliveTimeout = .off }
+                    return
+                }
+                if name == "mqtt-websocket" { readMQTTWebSocket(keyword, Array(arguments)) } else { readMQTTKeepAliveTimeout(keyword, Array(arguments)) }
                 return
             default:
                 break
@@ -446,12 +453,7 @@ struct ConditionTail {
 
 extension ConfigParser.State {
     /// `option mqtt-websocket [path <path>] [subprotocol required|optional]`.
-    mutating func readMQTTWebSocket(_ keyword: String, _ arguments: [String], enabled: Bool) {
-        guard enabled else {
-            if let extra = arguments.first { error(keyword, "unexpected '\(extra)'", hint: "'no option mqtt-websocket' takes no argument") }
-            draft!.settings.mqttWebSocket = .off
-            return
-        }
+    mutating func readMQTTWebSocket(_ keyword: String, _ arguments: [String]) {
         let usage = "option mqtt-websocket [path /mqtt] [subprotocol required|optional]"
         var path: String?
         var requireSubprotocol = true
@@ -484,5 +486,24 @@ extension ConfigParser.State {
             i += 2
         }
         draft!.settings.mqttWebSocket = .on(path: path, requireSubprotocol: requireSubprotocol)
+    }
+
+    /// `option mqtt-keepalive-timeout [min <time>] [max <time>]`.
+    mutating func readMQTTKeepAliveTimeout(_ keyword: String, _ arguments: [String]) {
+        let usage = "option mqtt-keepalive-timeout [min <time>] [max <time>]"
+        var bounds = MQTTKeepAliveBounds()
+        for i in stride(from: 0, to: arguments.count, by: 2) {
+            let name = arguments[i]
+            guard name == "min" || name == "max" else { return error(keyword, "unexpected '\(name)'", hint: usage) }
+            guard i + 1 < arguments.count else { return error(keyword, "missing time after '\(name)'", hint: usage) }
+            guard let ms = milliseconds(arguments[i + 1], keyword: keyword, what: name) else { return }
+            guard ms > 0 else { return error(keyword, "'\(name)' must be more than 0", hint: usage) }
+            if name == "min" { bounds.minMs = ms } else { bounds.maxMs = ms }
+        }
+        if let low = bounds.minMs, let high = bounds.maxMs, low > high {
+            error(keyword, "'min' (\(arguments[arguments.firstIndex(of: "min")! + 1])) is above 'max' (\(arguments[arguments.firstIndex(of: "max")! + 1]))")
+            return
+        }
+        draft!.settings.mqttKeepAliveTimeout = .on(bounds)
     }
 }

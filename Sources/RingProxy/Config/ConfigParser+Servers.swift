@@ -211,6 +211,12 @@ extension ConfigParser.State {
         case "ca-file": options.caFile = value
         case "crt": options.crt = value
         case "alpn": options.alpn = value.split(separator: ",").map(String.init)
+        case "source":
+            guard let pool = sourcePool(value, keyword: keyword) else { return false }
+            options.source = pool
+        case "usesrc", "interface":
+            refuseSourceOption(option, keyword: keyword)
+            return false
         case "proxy-v2-options":
             let names = value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             for name in names where !Self.proxyV2OptionNames.contains(name) {
@@ -253,6 +259,7 @@ extension ConfigParser.State {
         "maxqueue", "port", "id", "verify", "sni", "ca-file", "crt", "alpn", "proxy-v2-options",
         "addr", "observe", "error-limit", "on-error", "on-marked-down", "on-marked-up",
         "ssl-min-ver", "ssl-max-ver", "ciphers", "ciphersuites", "crl-file", "verifyhost",
+        "source", "usesrc", "interface",
     ]
 
     /// HAProxy's `proxy-v2-options` values: one TLV each in the v2 header.
@@ -270,8 +277,49 @@ extension ConfigParser.State {
         "proto", "namespace", "pool-max-conn", "pool-purge-delay", "pool-low-conn",
         "max-reuse", "redir", "log-proto", "shard", "tcp-ut", "socks4",
         "curves", "sigalgs", "client-sigalgs",
-        "npn", "track", "source", "usesrc", "hash-key", "ws", "guid",
+        "npn", "track", "hash-key", "ws", "guid",
     ]
+
+    // MARK: source
+
+    /// `source <addr>[-<addr>] [usesrc ...] [interface ...]` in a defaults, backend or listen
+    /// section: the pool of the servers that set none themselves.
+    mutating func readSource(_ words: [String]) {
+        guard words.count >= 2 else {
+            error("source", "missing address", hint: "expected 'source <address>[-<address>]', e.g. 'source 10.0.0.1-10.0.0.8'")
+            return
+        }
+        guard let pool = sourcePool(words[1], keyword: "source") else { return }
+        if let option = words.dropFirst(2).first {
+            if option == "usesrc" || option == "interface" {
+                refuseSourceOption(option, keyword: "source")
+            } else {
+                error("source", "unexpected '\(option)'", hint: "expected 'source <address>[-<address>]'")
+            }
+            return
+        }
+        draft!.settings.source = pool
+    }
+
+    mutating func sourcePool(_ text: String, keyword: String) -> SourcePool? {
+        switch SourcePool.parse(text) {
+        case .success(let pool): return pool
+        case .failure(let problem):
+            error(keyword, problem.message, hint: problem.hint)
+            return nil
+        }
+    }
+
+    /// `usesrc` (transparent proxying: the client's address as the source) and `interface`
+    /// (SO_BINDTODEVICE) change where traffic leaves from; refused rather than ignored.
+    mutating func refuseSourceOption(_ option: String, keyword: String) {
+        if option == "usesrc" {
+            error(keyword, "'usesrc' (transparent proxying with the client's address) is not supported by ringproxy",
+                  hint: "use 'send-proxy-v2' to pass the client's address to the broker")
+        } else {
+            error(keyword, "'interface' on 'source' is not supported by ringproxy", hint: "choose the interface by the source address")
+        }
+    }
 
     // MARK: bind
 

@@ -110,6 +110,11 @@ extension EngineConfig {
                     config.shutdownBackupSessionsOnUp = server.shutdownBackupSessionsOnUp
                     config.tls = server.tls
                     config.source = "\(server.location.file):\(server.location.line)"
+                    if let pool = server.source, pool.first.family != address.family {
+                        refuse(server.location, "source", "server '\(backend.name)/\(server.name)' is \(address.family == AF_INET6 ? "IPv6" : "IPv4") but its source \(pool) is not",
+                               hint: "give IPv6 servers an IPv6 source and IPv4 servers an IPv4 one")
+                    }
+                    config.sourcePool = server.source
                     servers.append(config)
                 } catch {
                     refuse(server.location, "server", "\(error)")
@@ -266,6 +271,7 @@ extension EngineConfig {
             // the inspect-delay if there is one, else by `timeout client`.
             config.inspectTimeoutMs = frontend.inspectDelayMs ?? frontend.timeouts.clientMs
             config.clientTimeoutMs = frontend.timeouts.clientMs
+            config.mqttKeepAliveTimeout = frontend.mqttKeepAliveTimeout
             config.maxConnections = maxConnections(frontend)
             config.addressLimit = addressLimit
             if let table = addressLimit?.table, table.family == .ipv4, binds.contains(where: { $0.family == Int32(AF_INET6) }) {

@@ -75,9 +75,14 @@ public struct ProxySettings: Sendable, Equatable {
     /// `option mqtt-websocket [path <p>] [subprotocol required|optional]` (a ringproxy
     /// extension); `no option mqtt-websocket` stores `.off`.
     public var mqttWebSocket: MQTTWebSocketSetting?
+    /// `option mqtt-keepalive-timeout [min <t>] [max <t>]` (a ringproxy extension); `no option
+    /// mqtt-keepalive-timeout` stores `.off`.
+    public var mqttKeepAliveTimeout: MQTTKeepAliveTimeoutSetting?
     /// `unique-id-format`: each connection's unique id (sent in PROXY v2 headers with
     /// `proxy-v2-options unique-id`).
     public var uniqueIDFormat: UniqueIDFormat?
+    /// `source <addr>[-<addr>]`: the pool of the backend's servers that name none.
+    public var source: SourcePool?
 
     public init() {}
 
@@ -102,7 +107,9 @@ public struct ProxySettings: Sendable, Equatable {
         result.healthCheck = healthCheck ?? base.healthCheck
         result.tcpCheckRules = tcpCheckRules.isEmpty ? base.tcpCheckRules : tcpCheckRules
         result.mqttWebSocket = mqttWebSocket ?? base.mqttWebSocket
+        result.mqttKeepAliveTimeout = mqttKeepAliveTimeout ?? base.mqttKeepAliveTimeout
         result.uniqueIDFormat = uniqueIDFormat ?? base.uniqueIDFormat
+        result.source = source ?? base.source
         switch (stats, base.stats) {
         case let (own?, inherited?): result.stats = own.merged(over: inherited)
         case let (own, inherited): result.stats = own ?? inherited
@@ -166,4 +173,23 @@ public enum MQTTWebSocketSetting: Sendable, Equatable {
     /// The path the upgrade must ask for (nil: any), and whether the client must offer the
     /// `mqtt` subprotocol (MQTT §6 says it must; default required).
     case on(path: String?, requireSubprotocol: Bool)
+}
+
+/// `option mqtt-keepalive-timeout`: a client whose CONNECT gives a keepalive is closed after
+/// 1.5 times it without a byte (MQTT 3.1.1 and 5.0 §3.1.2.10), within the bounds; keepalive 0
+/// (none) and non-MQTT connections keep `timeout client`.
+public enum MQTTKeepAliveTimeoutSetting: Sendable, Equatable {
+    case off
+    case on(MQTTKeepAliveBounds)
+}
+
+/// `min` and `max` of `option mqtt-keepalive-timeout`, in milliseconds; nil: unbounded.
+public struct MQTTKeepAliveBounds: Sendable, Equatable {
+    public var minMs: Int?
+    public var maxMs: Int?
+
+    public init(minMs: Int? = nil, maxMs: Int? = nil) {
+        self.minMs = minMs
+        self.maxMs = maxMs
+    }
 }

@@ -132,6 +132,11 @@ struct Connection {
     var kernelTLSError: Int32 = 0
     var stickHash: UInt64 = 0
     var attempts: UInt8 = 0
+    /// errno of a failed source bind in this connect attempt (Worker+Source), 0: none.
+    var sourceError: UInt8 = 0
+    /// The CONNECT's keepalive in seconds, when `option mqtt-keepalive-timeout` applies to it:
+    /// the client timeout is then 1.5 times it (Worker+Timeouts); 0: `timeout client`.
+    var keepAliveS: UInt16 = 0
     var pendingOps: Int32 = 0
     var nextFree: Int32 = -1
     var listener: UInt16 = 0

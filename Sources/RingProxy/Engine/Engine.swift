@@ -200,6 +200,7 @@ public final class Engine: @unchecked Sendable {
         for f in config.frontends where (f.acceptProxy || f.expectProxy != nil) && f.addressLimit != nil {
             throw .invalid("frontend '\(f.name)': per-address limits on an accept-proxy frontend are not supported yet")
         }
+        try Engine.checkSourcePools(config)
         generationCount += 1
         let shared = SharedState(backends: config.backends, frontendCount: config.frontends.count,
                                  addressLimits: config.frontends.map(\.addressLimit),
@@ -275,7 +276,9 @@ public final class Engine: @unchecked Sendable {
         // does not load fails the start (or the reload, which keeps the running set).
         // The switch to kTLS needs the TLS 1.3 traffic secrets kept from each handshake.
         let kernelTLS = config.kernelTLS ?? KernelTLSMode.fromEnvironment()
-        let switchesToKernelTLS = kernelTLS.attempts(kernelSupports: TLSKernelOffload.probe.supported)
+        // The probe (a loopback TCP pair) runs only when some frontend terminates TLS.
+        let switchesToKernelTLS = config.frontends.contains { $0.tls != nil }
+            && kernelTLS.attempts(kernelSupports: TLSKernelOffload.probe.supported)
         var contexts: [TLSContext?] = []
         for frontend in config.frontends {
             guard var tls = frontend.tls else {

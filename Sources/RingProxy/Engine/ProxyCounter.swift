@@ -15,9 +15,11 @@ enum ProxyCounter: Int, CaseIterable {
     case clientAborts
     case serverAborts
     case selected
+    /// Attempts that found no free address and port in the server's source pool.
+    case sourceExhausted
 
     /// How many there are (allCases builds an array each time: not on the data path).
-    static let count = 11
+    static let count = 12
 }
 
 extension Worker {

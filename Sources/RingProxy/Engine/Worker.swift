@@ -206,10 +206,14 @@ final class Worker {
     let backendServerTimeoutMs: [Int]
     let backendRetries: [Int]
     let frontendClientTimeoutMs: [Int]
+    /// Per frontend: `option mqtt-keepalive-timeout`'s bounds (nil: off; Worker+Timeouts).
+    let frontendKeepAliveBounds: [(minMs: Int, maxMs: Int)?]
     let frontendMaxConnections: [Int]
     /// Per frontend: its per-address limits (its table is shared.addressTables[f]).
     let frontendAddressLimits: [AddressLimitConfig?]
     let optionOne: UnsafeMutablePointer<Int32>
+    /// Server-side source-address pools (Worker+Source).
+    let sourcePools: SourcePoolTable
     let lingerZero: UnsafeMutablePointer<linger>
 
     static let cqeBatch = 256
@@ -302,10 +306,11 @@ final class Worker {
 
         frontendStages = config.frontends.map { frontend in
             var stages: FrontStages = frontend.acceptProxy ? [.proxyHeader] : []
-            // The CONNECT is read when a backend it may reach needs it (client id, CONNACK redispatch).
+            // The CONNECT is read when a backend it may reach needs it (client id, CONNACK
+            // redispatch), and for a keepalive-derived timeout (without requiring MQTT).
             let needsConnect = config.backends[frontend.backendIndex].needsConnect
                 || frontend.routes.contains { config.backends[$0.backendIndex].needsConnect }
-            if frontend.requireMQTT || needsConnect { stages.insert(.mqttConnect) }
+            if frontend.requireMQTT || needsConnect || frontend.mqttKeepAliveTimeout != nil { stages.insert(.mqttConnect) }
             if frontend.webSocket != nil { stages.formUnion([.webSocketUpgrade, .mqttConnect]) }
             return stages
         }
@@ -393,8 +398,10 @@ final class Worker {
         backendServerTimeoutMs = config.backends.map { $0.serverTimeoutMs ?? config.serverTimeoutMs }
         backendRetries = config.backends.map { $0.retries ?? config.retries }
         frontendClientTimeoutMs = config.frontends.map { $0.clientTimeoutMs ?? config.clientTimeoutMs }
+        frontendKeepAliveBounds = config.frontends.map { $0.mqttKeepAliveTimeout.map { ($0.minMs ?? 0, $0.maxMs ?? Int.max) } }
         frontendMaxConnections = config.frontends.map { $0.maxConnections ?? Int.max }
         frontendAddressLimits = config.frontends.map(\.addressLimit)
+        sourcePools = SourcePoolTable(servers: allServers, slotCount: slotCount, workerIndex: index)
         optionOne = .allocate(capacity: 1)
         optionOne.initialize(to: 1)
         lingerZero = .allocate(capacity: 1)
@@ -481,6 +488,7 @@ final class Worker {
         proxyCounters.deallocate()
         connectTimeouts.deallocate()
         optionOne.deallocate()
+        sourcePools.deallocate()
         lingerZero.deallocate()
         cqes.deallocate()
         startStateWord.deallocate()

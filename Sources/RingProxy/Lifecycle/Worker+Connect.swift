@@ -48,7 +48,8 @@ extension Worker {
 
     /// Opens the server socket straight into the fixed table and connects it, as one linked
     /// chain: [look up the client's local address] -> [close old] -> socket ->
-    /// setsockopt(TCP_NODELAY) -> connect -> link timeout.
+    /// setsockopt(TCP_NODELAY) -> [setsockopt(IP_BIND_ADDRESS_NO_PORT) -> bind to the
+    /// server's next source address, Worker+Source] -> connect -> link timeout.
     /// `preferred`: the server a refusal named (Worker+Redispatch), else -1.
     func startConnect(_ slot: Int32, preferring preferred: Int = -1) {
         let s = Int(slot)
@@ -99,6 +100,7 @@ extension Worker {
             cu_sqe_add_flags(sqe, CU_IOSQE_IO_HARDLINK | CU_IOSQE_CQE_SKIP_SUCCESS)
             io_uring_sqe_set_data64(sqe, ignore)
         }
+        if sourcePools.count[backendServerBase[b] + server] > 0 { queueSourceBind(slot, server: backendServerBase[b] + server, fixed: fixed) }
         sqe = ring.sqe()
         withUnsafePointer(to: &address.pointee.storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -148,8 +150,10 @@ extension Worker {
         if conns[s].tls { beginKernelTLSSwitch(slot) }
     }
 
-    func onConnect(_ slot: Int32, result: Int32) {
+    func onConnect(_ slot: Int32, result connectResult: Int32) {
         let s = Int(slot)
+        let result = sourceAdjusted(slot, result: connectResult)
+        conns[s].sourceError = 0
         conns[s].pendingOps -= 1
         guard conns[s].phase == .connecting else {
             finishIfIdle(slot)
@@ -169,6 +173,7 @@ extension Worker {
         if result == -ECANCELED { count(.connectTimeouts) }
         observeConnectFailure(backendServerBase[Int(conns[s].backend)] + Int(conns[s].server))
         countServer(backendServerBase[Int(conns[s].backend)] + Int(conns[s].server), .connectErrors)
+        noteSourceExhausted(slot, server: backendServerBase[Int(conns[s].backend)] + Int(conns[s].server), result: result)
         logServerFailure(slot, result: result)
         conns[s].attempts &+= 1
         if Int(conns[s].attempts) <= backendRetries[Int(conns[s].backend)] {

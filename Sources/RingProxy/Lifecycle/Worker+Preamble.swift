@@ -63,6 +63,7 @@ extension Worker {
                 conns[s].stagesLeft.remove(.mqttConnect)
                 conns[s].preambleBytesNeeded = 0
                 count(.mqttConnects)
+                adoptKeepAlive(slot, packet.keepAliveSeconds)
                 let id = UnsafeRawBufferPointer(rebasing: bytes[packet.clientIdentifier])
                 if connectionLog != nil { keepClientID(slot, id) }
                 protocolLevel = packet.protocolLevel

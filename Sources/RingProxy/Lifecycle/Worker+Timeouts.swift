@@ -1,6 +1,7 @@
 // Worker+Timeouts: the worker's deadlines. A timer queue holds them (the periodic scan now;
 // health checks and finer timers as they come); the scan closes connections idle past
-// `timeout client` / `timeout server` and preambles past their inspect delay.
+// `timeout client` (or, with `option mqtt-keepalive-timeout`, 1.5 times the CONNECT's
+// keepalive) / `timeout server` and preambles past their inspect delay.
 import CUring
 import Glibc
 
@@ -39,7 +40,7 @@ extension Worker {
                 s += 1
                 continue
             }
-            let clientMs = frontendClientTimeoutMs[Int(conns[s].frontend)]
+            let clientMs = clientTimeoutMs(s)
             let serverMs = backendServerTimeoutMs[Int(conns[s].backend)]
             if phase == .preamble {
                 if nowMs - conns[s].acceptedAtMs > frontendInspectTimeoutMs[Int(conns[s].frontend)] {
@@ -54,6 +55,7 @@ extension Worker {
                 }
             } else if clientMs > 0 && nowMs - conns[s].lastClientMs > clientMs {
                 count(.clientTimeouts)
+                if conns[s].keepAliveS > 0 { count(.keepAliveTimeouts) }
                 closeConnection(Int32(s), reset: false, why: .clientTimeout)
             } else if serverMs > 0 && phase == .established && nowMs - conns[s].lastServerMs > serverMs {
                 count(.serverTimeouts)
@@ -61,5 +63,24 @@ extension Worker {
             }
             s += 1
         }
+    }
+
+    /// A CONNECT was read on a frontend with `option mqtt-keepalive-timeout`: its keepalive
+    /// sets the client's inactivity limit from now on (0, no keepalive: `timeout client`).
+    @inline(__always)
+    func adoptKeepAlive(_ slot: Int32, _ keepAliveS: UInt16) {
+        let s = Int(slot)
+        if frontendKeepAliveBounds[Int(conns[s].frontend)] != nil { conns[s].keepAliveS = keepAliveS }
+    }
+
+    /// How long connection `s` may stay silent: MQTT 3.1.1 and 5.0 §3.1.2.10, the server
+    /// disconnects a client that sends nothing for one and a half times its Keep Alive (within
+    /// the option's min/max); `timeout client` where no keepalive was adopted.
+    @inline(__always)
+    func clientTimeoutMs(_ s: Int) -> Int {
+        let f = Int(conns[s].frontend)
+        let keepAliveS = Int(conns[s].keepAliveS)
+        guard keepAliveS > 0, let bounds = frontendKeepAliveBounds[f] else { return frontendClientTimeoutMs[f] }
+        return min(max(keepAliveS * 1500, bounds.minMs), bounds.maxMs)
     }
 }

@@ -105,6 +105,7 @@ extension Worker {
                     conns[s].stagesLeft.remove(.mqttConnect)
                     conns[s].preambleBytesNeeded = 0
                     count(.mqttConnects)
+                    adoptKeepAlive(slot, packet.keepAliveSeconds)
                     route(slot, connect: UnsafeRawBufferPointer(payload), packet: packet)
                     let id = UnsafeRawBufferPointer(rebasing: payload[packet.clientIdentifier])
                     if connectionLog != nil { keepClientID(slot, id) }

@@ -132,6 +132,76 @@ final class ServerTLSTests: XCTestCase {
         }
     }
 
+    func testAServerThatClosesDuringTheHandshakeIsAFailedConnect() throws {
+        let server = TestServer(port: 0) { fd in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            _ = read(fd, &buffer, buffer.count)   // the ClientHello, then gone
+        }
+        defer { server.stop() }
+        var tls = ServerTLSConfig()
+        tls.verify = .none
+        let (engine, port) = try startEngine(servers: [server.port]) { config in
+            config.backends[0].servers[0].tls = tls
+            config.serverTimeoutMs = 60_000
+        }
+        defer { engine.stop(); engine.wait() }
+        let client = TestSocket.connect(port: port)
+        defer { close(client) }
+        _ = TestSocket.writeAll(client, MQTTWire.connect(clientID: "stls-closed"))
+        XCTAssertTrue(TestSocket.isClosedByPeer(client, withinSeconds: 3), "closed at once, not at timeout server")
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
+        XCTAssertEqual(engine.statistics().total[.serverTLSHandshakeFailures], 1)
+        XCTAssertEqual(engine.statistics().total[.buffersInUse], 0)
+    }
+
+    /// accept-proxy in front, TLS behind: the front balancer's header is consumed and the
+    /// CONNECT that came in the same segment is what the broker gets, inside TLS.
+    func testAPROXYHeaderReceivedWithTheCONNECTLeavesOnlyTheCONNECTForATLSBroker() throws {
+        let broker = try Mosquitto(tlsCertificate: "server.pem")
+        defer { broker.stop() }
+        let (engine, port) = try start(brokers: [broker], tls: verifiedTLS()) { config in
+            config.frontends[0].acceptProxy = true
+        }
+        defer { engine.stop(); engine.wait() }
+        let client = TestSocket.connect(port: port)
+        defer { close(client) }
+        let header = Array("PROXY TCP4 10.0.0.7 10.0.1.1 5000 1883\r\n".utf8)
+        XCTAssertTrue(TestSocket.writeAll(client, header + MQTTWire.connect(clientID: "stls-behind-proxy")))
+        XCTAssertEqual(TestSocket.readExactly(client, 4), [0x20, 0x02, 0x00, 0x00], "CONNACK accepted")
+        XCTAssertTrue(eventually { broker.connectedClientIDs() == ["stls-behind-proxy"] })
+    }
+
+    /// TLS on both sides, a client that ends with close_notify alone (Python's unwrap): it is
+    /// passed on as the broker's close_notify, then FIN; nothing is reset.
+    func testACloseNotifyAloneIsPassedOnAndNothingIsReset() throws {
+        let broker = try Mosquitto(tlsCertificate: "server.pem")
+        defer { broker.stop() }
+        let (engine, port) = try start(brokers: [broker], tls: verifiedTLS()) { config in
+            config.frontends[0].tls = TLSBindConfig(certificatePaths: [self.certificate("server.pem")])
+        }
+        defer { engine.stop(); engine.wait() }
+        let connect = MQTTWire.connect(clientID: "stls-unwrap").map { String(format: "%02x", $0) }.joined()
+        let script = """
+        import socket, ssl, sys
+        ctx = ssl.create_default_context(cafile=sys.argv[2])
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="localhost")
+        s.sendall(bytes.fromhex(sys.argv[3]))
+        ack = s.recv(4)
+        print("CONNACK", ack.hex())
+        try:
+            s.unwrap()
+            print("UNWRAPPED")
+        except Exception as e:
+            print("UNWRAP", type(e).__name__, e)
+        """
+        let (status, output) = try ChildProcess("/usr/bin/env", ["python3", "-c", script, "\(port)", certificate("ca.pem"), connect]).finish(within: 20)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("CONNACK 20020000"), output)
+        XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 }, "the connection ended")
+        XCTAssertEqual(engine.statistics().total[.resets], 0, output)
+        XCTAssertEqual(engine.statistics().total[.serverTLSRecordErrors], 0)
+    }
+
     func testAPROXYHeaderGoesInClearAheadOfTheClientHello() throws {
         let received = Locked<[UInt8]>([])
         let server = TestServer(port: 0) { fd in

@@ -33,7 +33,7 @@ public enum Operation: UInt8 {
     case setTLSReceiveKeys
     /// A close_notify alert to a kTLS client before its FIN; pending like a shutdown.
     case sendCloseNotify
-    /// IORING_OP_BIND of a server socket to its source-pool address (only failures complete).
+    /// IORING_OP_BIND of a server socket to its source-pool address.
     case sourceBind
     /// Submitted with CQE_SKIP_SUCCESS or whose outcome does not matter (socket, setsockopt,
     /// shutdown, cancel); a completion, if any, is only counted.

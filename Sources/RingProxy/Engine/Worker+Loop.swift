@@ -139,7 +139,7 @@ extension Worker {
         case .installClient: onClientInstalled(slot, result: result)
         case .attachTLSULP, .setTLSTransmitKeys, .setTLSReceiveKeys: onKernelTLSStep(slot, op, result: result)
         case .close, .shutdown, .sendCloseNotify: onClose(slot)
-        case .sourceBind: onSourceBindFailed(slot, result: result)
+        case .sourceBind: onSourceBind(slot, result: result)
         case .ignore: break
         }
     }

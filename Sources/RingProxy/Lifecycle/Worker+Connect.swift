@@ -91,7 +91,10 @@ extension Worker {
         }
         var sqe = ring.sqe()
         io_uring_prep_socket_direct(sqe, address.pointee.family, Int32(SOCK_STREAM.rawValue), 0, UInt32(fixed), 0)
-        cu_sqe_add_flags(sqe, CU_IOSQE_IO_LINK | CU_IOSQE_CQE_SKIP_SUCCESS)
+        // Hard-linked: a failed socket (ENFILE, ENOMEM) lets the chain run on, so the connect
+        // completes with EBADF and takes the failed-connect path. A plain link would fail the
+        // chain, and with CQE_SKIP_SUCCESS the kernel drops the linked completions too.
+        cu_sqe_add_flags(sqe, CU_IOSQE_IO_HARDLINK | CU_IOSQE_CQE_SKIP_SUCCESS)
         io_uring_sqe_set_data64(sqe, ignore)
         if uringSetsockopt {
             sqe = ring.sqe()

@@ -146,6 +146,7 @@ extension Worker {
         count(.ktlsControlRecords)
         warnRateLimited(slot, "kTLS: the client sent a record that is not data (close_notify, another alert or a KeyUpdate): ending its side")
         pipes[s * 2].eof = true
+        queueCloseNotify(slot, pipe: s * 2)   // a TLS server gets its own before the FIN
         maybeShutdown(s * 2)
     }
 
@@ -156,7 +157,9 @@ extension Worker {
         let sqe = ring.sqe()
         // The message is the struct's first field (CTLS.h).
         let message = UnsafeRawPointer(kernelTLSAlert).assumingMemoryBound(to: msghdr.self)
-        io_uring_prep_sendmsg(sqe, Int32(s * 2), message, UInt32(Int32(MSG_NOSIGNAL)))
+        // MSG_DONTWAIT: a client whose window is closed loses the alert rather than keeping
+        // the slot (this send is not a pipe's, so closeConnection would not cancel it).
+        io_uring_prep_sendmsg(sqe, Int32(s * 2), message, UInt32(Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)))
         cu_sqe_add_flags(sqe, CU_IOSQE_FIXED_FILE | (linked ? CU_IOSQE_IO_HARDLINK : 0))
         io_uring_sqe_set_data64(sqe, UserData(.sendCloseNotify, slot: slot, generation: conns[s].generation).raw)
         conns[s].pendingOps += 1

@@ -110,6 +110,11 @@ extension Worker {
         // The server ended before its answer: a refusal (Worker+Redispatch).
         if p & 1 == 1 && conns[s].transform.awaitsServerAnswer && onServerRecvEndedBeforeAnswer(slot, result: result) { return }
         if result == 0 {
+            if p & 1 == 1 && conns[s].serverHandshaking {
+                // The broker closed before the handshake was done: a failed connect (SC).
+                failServerTLS(slot, during: "handshake (the server closed)")
+                return
+            }
             if conns[s].tls || conns[s].serverTLS { queueCloseNotify(slot, pipe: p) }
             pipes[p].eof = true
             if conns[s].phase == .preamble && p & 1 == 0 {
@@ -372,7 +377,11 @@ extension Worker {
             runPreamble(slot)
             guard conns[s].phase.isLive else { return }
         }
-        if pipes[p].eof { maybeShutdown(p) }
-        if !more && !pipes[p].recvArmed && conns[s].phase.isLive { armRecv(p) }
+        if pipes[p].eof {
+            // A close_notify alone in its segment: the destination gets its own, then the FIN.
+            queueCloseNotify(slot, pipe: p)
+            maybeShutdown(p)
+        }
+        if !more && !pipes[p].recvArmed && !pipes[p].eof && conns[s].phase.isLive { armRecv(p) }
     }
 }

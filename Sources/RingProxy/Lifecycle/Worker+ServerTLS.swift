@@ -33,6 +33,9 @@ extension Worker {
         conns[s].serverTLS = true
         conns[s].serverHandshaking = true
         let p = s * 2
+        // An accept-proxy header retired from the head leaves an offset: the held bytes start
+        // at the buffer's first byte before they are set aside (sealed from byte 0 later).
+        compactHead(p)
         assert(pipes[p].sentOffset == 0 && !pipes[p].sendInFlight)
         serverTLSHeld[s] = HeldChain(head: pipes[p].head, tail: pipes[p].tail, count: pipes[p].count)
         pipes[p].head = BufferPool.none

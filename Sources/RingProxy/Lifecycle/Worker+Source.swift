@@ -64,17 +64,22 @@ extension Worker {
         withUnsafePointer(to: &address.pointee.storage) {
             cu_prep_bind_fixed(sqe, fixed, UnsafeRawPointer($0), address.pointee.length)
         }
-        // A failed bind cancels the connect; its completion says why (onSourceBindFailed).
-        cu_sqe_add_flags(sqe, CU_IOSQE_IO_LINK | CU_IOSQE_CQE_SKIP_SUCCESS)
+        // A failed bind cancels the connect; its completion says why (onSourceBind). Not
+        // CQE_SKIP_SUCCESS: a skipped request that fails makes the kernel drop the completions
+        // of the requests linked after it (REQ_F_SKIP_LINK_CQES), and the connect's would
+        // never come.
+        cu_sqe_add_flags(sqe, CU_IOSQE_IO_LINK)
         io_uring_sqe_set_data64(sqe, UserData(.sourceBind, slot: slot, generation: conns[s].generation).raw)
+        conns[s].pendingOps += 1
     }
 
-    /// The bind failed (only failures complete): the connect that follows ends with ECANCELED,
-    /// which onConnect must not take for a connect timeout.
-    func onSourceBindFailed(_ slot: Int32, result: Int32) {
+    /// The bind completed. A failure: the connect that follows ends with ECANCELED, which
+    /// onConnect must not take for a connect timeout.
+    func onSourceBind(_ slot: Int32, result: Int32) {
         let s = Int(slot)
-        guard conns[s].phase == .connecting, result < 0 else { return }
-        conns[s].sourceError = UInt8(clamping: -result)
+        conns[s].pendingOps -= 1
+        if conns[s].phase == .connecting && result < 0 { conns[s].sourceError = UInt8(clamping: -result) }
+        finishIfIdle(slot)
     }
 
     /// The connect's result with a failed bind put in place of the ECANCELED it caused.

@@ -284,6 +284,7 @@ extension Worker {
     /// client (p odd) or the server (p even, once its handshake is done).
     func queueCloseNotify(_ slot: Int32, pipe p: Int) {
         let s = Int(slot)
+        guard !pipes[p].shutdownSent else { return }   // the FIN is out: nothing may follow it
         if p & 1 == 1 {
             if conns[s].tls { tlsCloseNotify(slot) }
         } else if conns[s].serverTLS && !conns[s].serverHandshaking, let ssl = serverTLSSessions[s] {

@@ -32,9 +32,9 @@ import heapq
 import json
 import os
 import random
-import re
 import select
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -364,6 +364,8 @@ class Chaos:
                                           "--b-dev", b_dev, "--params", self.params_path(name),
                                           "--seed", str(ord(name)))
         self.spawn("rpc-backend", "echo", "--port", str(ECHO_PORT))
+        self.proxy = None
+        self.wait_listening("rpc-backend", ECHO_PORT)
         cfg = os.path.join(self.scratch, "ringproxy.cfg")
         with open(cfg, "w") as f:
             f.write(CONFIG)
@@ -372,7 +374,6 @@ class Chaos:
             self.proxy = subprocess.Popen(["ip", "netns", "exec", "rpc-proxy", self.args.bin, "-f", cfg,
                                            "--cores", "1"], stdout=out, stderr=subprocess.STDOUT)
         self.procs.append(self.proxy)
-        self.wait_listening("rpc-backend", ECHO_PORT)
         for port in (PORT_IMPAIRED, PORT_CUT, PORT_PAIR):
             self.wait_listening("rpc-proxy", port)
 
@@ -390,7 +391,7 @@ class Chaos:
             r = run("ip", "netns", "exec", namespace, "ss", "-Hltn", f"sport = :{port}", check=False)
             if r.stdout.strip():
                 return
-            if self.proxy.poll() is not None if hasattr(self, "proxy") else False:
+            if self.proxy is not None and self.proxy.poll() is not None:
                 break
             time.sleep(0.05)
         raise RuntimeError(f"nothing listening on :{port} in {namespace} (see {self.proxy_log})")
@@ -597,6 +598,10 @@ def main():
         chaos.teardown()
     ok = chaos.report()
     print(f"{'PASS' if ok else 'FAIL'} in {time.time() - started:.1f} s")
+    if ok:
+        shutil.rmtree(chaos.scratch, ignore_errors=True)
+    else:  # kept: the proxy's log and the link parameters explain the failure
+        print(f"logs: {chaos.scratch}")
     sys.exit(0 if ok else 1)
 
 

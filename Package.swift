@@ -9,6 +9,12 @@ let engineSwiftSettings: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
+// `RINGPROXY_SANITIZE=1 swift build -Xswiftc -sanitize=address|thread` (scripts/sanitize.sh):
+// the sanitizer's allocator must be the only one, so jemalloc is left out (the tests that read
+// jemalloc's per-thread counters skip themselves then).
+let sanitizing = Context.environment["RINGPROXY_SANITIZE"] != nil
+let jemalloc: [LinkerSetting] = sanitizing ? [] : [.linkedLibrary("jemalloc")]
+
 let package = Package(
     name: "ringproxy",
     platforms: [.macOS(.v13)],
@@ -46,7 +52,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.swiftLanguageMode(.v5)],
-            linkerSettings: [.linkedLibrary("jemalloc")]
+            linkerSettings: jemalloc
         ),
         // The load generator of Benchmarks/: io_uring clients, many source addresses.
         .executableTarget(
@@ -67,7 +73,7 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)],
             // jemalloc as the test process's allocator too, so the tests can read each
             // worker thread's allocation counter.
-            linkerSettings: [.linkedLibrary("jemalloc")]
+            linkerSettings: jemalloc
         ),
     ]
 )

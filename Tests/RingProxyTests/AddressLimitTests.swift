@@ -118,7 +118,7 @@ final class AddressLimitTests: XCTestCase {
         let after = engine.statistics().total
         XCTAssertEqual(after[.accepted] - before[.accepted], 200)
         XCTAssertEqual(after[.deniedConnections], 0)
-        XCTAssertGreaterThanOrEqual(before.threadAllocatedBytes, 0)
+        guard before.threadAllocatedBytes >= 0 else { return try jemallocMissing() }
         XCTAssertEqual(after.threadAllocatedBytes - before.threadAllocatedBytes, 0,
                        "the worker allocated while tracking, judging and releasing 200 connections")
     }

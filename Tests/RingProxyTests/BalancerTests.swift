@@ -11,6 +11,7 @@ final class BalancerTests: XCTestCase {
 
     func testWeightedRoundRobinInterleavesSmoothly() {
         var b = Balancer(backend: backend([5, 2, 3], .roundrobin), globalBase: 0, workerIndex: 0)
+        defer { b.deallocate() }
         let shared = SharedState(backends: [backend([5, 2, 3], .roundrobin)])
         let picks = (0..<100).map { _ in b.pick(shared: shared, key: UnsafeRawBufferPointer(start: nil, count: 0)) }
         XCTAssertEqual(picks.filter { $0 == 0 }.count, 50)
@@ -33,6 +34,7 @@ final class BalancerTests: XCTestCase {
 
     func testWeightZeroServerGetsNoNewConnections() {
         var b = Balancer(backend: backend([1, 0, 1], .roundrobin), globalBase: 0, workerIndex: 0)
+        defer { b.deallocate() }
         let shared = SharedState(backends: [backend([1, 0, 1], .roundrobin)])
         let picks = (0..<20).map { _ in b.pick(shared: shared, key: UnsafeRawBufferPointer(start: nil, count: 0)) }
         XCTAssertFalse(picks.contains(1))
@@ -42,6 +44,7 @@ final class BalancerTests: XCTestCase {
         var config = backend(weights, .source)
         if let names { for i in names.indices { config.servers[i].name = names[i] } }
         var b = Balancer(backend: config, globalBase: 0, workerIndex: 0)
+        defer { b.deallocate() }
         let shared = SharedState(backends: [config])
         return (0..<keys).map { k in
             var address = UInt32(0x0A00_0000 + k).bigEndian
@@ -77,6 +80,7 @@ final class BalancerTests: XCTestCase {
         let config = backend([1, 1, 1], .leastconn)
         let shared = SharedState(backends: [config])
         var cores = [Balancer(backend: config, globalBase: 0, workerIndex: 0), Balancer(backend: config, globalBase: 0, workerIndex: 1)]
+        defer { cores.forEach { $0.deallocate() } }
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         // Core 0 has two connections on server 0 and one on server 1: core 1 must pick server 2.
         shared.serverConnected(0); shared.serverConnected(0); shared.serverConnected(1)
@@ -165,6 +169,7 @@ final class BalancerServerStateTests: XCTestCase {
     func testEveryAlgorithmSkipsADownServerAndComesBackToIt() {
         for algorithm in BalanceAlgorithm.allCases {
             var (b, shared) = setup([1, 1, 1], algorithm)
+            defer { b.deallocate() }
             shared.setServer(1, up: false)
             let down = picks(&b, shared, 300)
             XCTAssertFalse(down.contains(1), "\(algorithm) chose a down server")
@@ -176,6 +181,7 @@ final class BalancerServerStateTests: XCTestCase {
 
     func testHashedClientsOfAHealthyServerDoNotMoveWhenAnotherGoesDown() {
         var (b, shared) = setup([1, 1, 1], .source)
+        defer { b.deallocate() }
         let before = picks(&b, shared, 3_000)
         shared.setServer(2, up: false)
         let after = picks(&b, shared, 3_000)
@@ -185,6 +191,7 @@ final class BalancerServerStateTests: XCTestCase {
     func testNoUsableServerMeansNoChoice() {
         for algorithm in BalanceAlgorithm.allCases {
             var (b, shared) = setup([1, 0], algorithm)
+            defer { b.deallocate() }
             shared.setServer(0, up: false)
             XCTAssertEqual(picks(&b, shared, 5), [-1, -1, -1, -1, -1], "\(algorithm)")
             XCTAssertEqual(b.next(after: 0, shared: shared), -1)
@@ -193,6 +200,7 @@ final class BalancerServerStateTests: XCTestCase {
 
     func testRedispatchSkipsWeightZeroAndDownServers() {
         let (b, shared) = setup([1, 0, 1, 1], .roundrobin)
+        defer { b.deallocate() }
         XCTAssertEqual(b.next(after: 0, shared: shared), 2, "weight 0 is never a retry target")
         shared.setServer(2, up: false)
         XCTAssertEqual(b.next(after: 0, shared: shared), 3)

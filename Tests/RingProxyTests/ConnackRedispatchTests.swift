@@ -285,7 +285,7 @@ final class ConnackRedispatchTests: XCTestCase {
         let (engine, port) = try startProxy(servers: [broker.port], option: true, cores: 1)
         defer { engine.stop(); engine.wait() }
         guard engine.statistics().total.threadAllocatedBytes >= 0 else {
-            return XCTFail("jemalloc is not the allocator of the test process; the counter is unavailable")
+            return try jemallocMissing()
         }
         func session(_ i: Int, messages: Int, size: Int) {
             let fd = TestSocket.connect(port: port)

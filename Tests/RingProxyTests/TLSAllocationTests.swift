@@ -19,7 +19,10 @@ final class TLSAllocationTests: XCTestCase {
             config.frontends[0].tls = tls
         }
         defer { engine.stop(); engine.wait() }
-        guard engine.statistics().total.threadAllocatedBytes >= 0 else { throw XCTSkipError("jemalloc is not the allocator") }
+        guard engine.statistics().total.threadAllocatedBytes >= 0 else {
+            try jemallocMissing()
+            throw XCTSkipError("jemalloc is not the allocator")
+        }
         let script = """
             import socket, ssl, sys
             ctx = ssl.create_default_context(cafile="\(TLSTestCertificates.path("ca.pem"))")

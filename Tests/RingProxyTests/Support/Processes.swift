@@ -2,6 +2,7 @@
 // binary itself. Each is bounded in time and killed when the test ends.
 import Foundation
 import Glibc
+import XCTest
 
 enum Tools {
     /// The ringproxy binary built beside this test bundle.
@@ -197,4 +198,14 @@ final class PacedPython {
     func proceed() { input.fileHandleForWriting.write("\n".data(using: .utf8)!) }
 
     func waitUntilExit() { process.waitUntilExit() }
+}
+
+/// A test that reads jemalloc's per-thread counters found none: under a sanitizer build
+/// (scripts/sanitize.sh, RINGPROXY_SANITIZE set) jemalloc is left out on purpose and the test
+/// skips; anywhere else that is a broken build, and the test fails.
+func jemallocMissing(file: StaticString = #filePath, line: UInt = #line) throws {
+    if ProcessInfo.processInfo.environment["RINGPROXY_SANITIZE"] != nil {
+        throw XCTSkip("a sanitizer build: jemalloc is not linked, its counters cannot be read")
+    }
+    XCTFail("jemalloc is not the allocator of the test process; the counter is unavailable", file: file, line: line)
 }

@@ -172,6 +172,36 @@ static SSL_CTX *fail(SSL_CTX *ctx, char *err, size_t err_len, const char *what,
     return NULL;
 }
 
+// What server and client contexts set alike. Each returns 0 after `fail` (context freed).
+static int load_crl(SSL_CTX *ctx, const char *crl_file, char *err, size_t err_len) {
+    if (crl_file == NULL) return 1;
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    if (lookup == NULL || X509_load_crl_file(lookup, crl_file, X509_FILETYPE_PEM) <= 0) {
+        fail(ctx, err, err_len, base_name(crl_file), openssl_reason("no CRL"));
+        return 0;
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    return 1;
+}
+
+static int set_versions_and_ciphers(SSL_CTX *ctx, int min_version, int max_version,
+                                    const char *ciphers, const char *ciphersuites,
+                                    char *err, size_t err_len) {
+    const char *what = NULL, *reason = NULL;
+    if (min_version && !SSL_CTX_set_min_proto_version(ctx, min_version))
+        what = "ssl-min-ver", reason = "unsupported";
+    else if (max_version && !SSL_CTX_set_max_proto_version(ctx, max_version))
+        what = "ssl-max-ver", reason = "unsupported";
+    else if (ciphers && !SSL_CTX_set_cipher_list(ctx, ciphers))
+        what = "ciphers", reason = "no cipher match";
+    else if (ciphersuites && !SSL_CTX_set_ciphersuites(ctx, ciphersuites))
+        what = "ciphersuites", reason = "no cipher match";
+    if (what == NULL) return 1;
+    fail(ctx, err, err_len, what, openssl_reason(reason));
+    return 0;
+}
+
 SSL_CTX *ctls_server_ctx_new(const ctls_server_options *o, char *err, size_t err_len) {
     pthread_once(&once, init_once);
     char warn[512] = "";
@@ -225,22 +255,10 @@ SSL_CTX *ctls_server_ctx_new(const ctls_server_options *o, char *err, size_t err
             return fail(ctx, err, err_len, base_name(o->ca_file), openssl_reason("no CA"));
         SSL_CTX_set_client_CA_list(ctx, names);
     }
-    if (o->crl_file) {
-        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-        X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
-        if (lookup == NULL || X509_load_crl_file(lookup, o->crl_file, X509_FILETYPE_PEM) <= 0)
-            return fail(ctx, err, err_len, base_name(o->crl_file), openssl_reason("no CRL"));
-        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
-    }
+    if (!load_crl(ctx, o->crl_file, err, err_len)) return NULL;
 
-    if (o->min_version && !SSL_CTX_set_min_proto_version(ctx, o->min_version))
-        return fail(ctx, err, err_len, "ssl-min-ver", openssl_reason("unsupported"));
-    if (o->max_version && !SSL_CTX_set_max_proto_version(ctx, o->max_version))
-        return fail(ctx, err, err_len, "ssl-max-ver", openssl_reason("unsupported"));
-    if (o->ciphers && !SSL_CTX_set_cipher_list(ctx, o->ciphers))
-        return fail(ctx, err, err_len, "ciphers", openssl_reason("no cipher match"));
-    if (o->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, o->ciphersuites))
-        return fail(ctx, err, err_len, "ciphersuites", openssl_reason("no cipher match"));
+    if (!set_versions_and_ciphers(ctx, o->min_version, o->max_version, o->ciphers, o->ciphersuites, err, err_len))
+        return NULL;
     if (o->curves && !SSL_CTX_set1_groups_list(ctx, o->curves))
         return fail(ctx, err, err_len, "curves", openssl_reason("unknown group"));
     if (o->sigalgs && !SSL_CTX_set1_sigalgs_list(ctx, o->sigalgs))
@@ -368,13 +386,7 @@ SSL_CTX *ctls_client_ctx_new(const ctls_client_options *o, char *err, size_t err
     }
     if (o->ca_file && !SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL))
         return fail(ctx, err, err_len, base_name(o->ca_file), openssl_reason("unreadable"));
-    if (o->crl_file) {
-        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-        X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
-        if (lookup == NULL || X509_load_crl_file(lookup, o->crl_file, X509_FILETYPE_PEM) <= 0)
-            return fail(ctx, err, err_len, base_name(o->crl_file), openssl_reason("no CRL"));
-        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
-    }
+    if (!load_crl(ctx, o->crl_file, err, err_len)) return NULL;
     // A client certificate for brokers that ask for one (HAProxy's server `crt`).
     if (o->cert_file) {
         char warn[256] = "";
@@ -392,14 +404,8 @@ SSL_CTX *ctls_client_ctx_new(const ctls_client_options *o, char *err, size_t err
         sk_X509_pop_free(c.chain, X509_free);
         if (!ok) return fail(ctx, err, err_len, base_name(o->cert_file), openssl_reason("unusable"));
     }
-    if (o->min_version && !SSL_CTX_set_min_proto_version(ctx, o->min_version))
-        return fail(ctx, err, err_len, "ssl-min-ver", openssl_reason("unsupported"));
-    if (o->max_version && !SSL_CTX_set_max_proto_version(ctx, o->max_version))
-        return fail(ctx, err, err_len, "ssl-max-ver", openssl_reason("unsupported"));
-    if (o->ciphers && !SSL_CTX_set_cipher_list(ctx, o->ciphers))
-        return fail(ctx, err, err_len, "ciphers", openssl_reason("no cipher match"));
-    if (o->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, o->ciphersuites))
-        return fail(ctx, err, err_len, "ciphersuites", openssl_reason("no cipher match"));
+    if (!set_versions_and_ciphers(ctx, o->min_version, o->max_version, o->ciphers, o->ciphersuites, err, err_len))
+        return NULL;
     if (o->alpn) {
         unsigned char wire[256];
         unsigned wire_len = 0;

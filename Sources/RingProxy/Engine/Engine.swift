@@ -34,6 +34,7 @@ final class Generation: @unchecked Sendable {
     var slotsPerWorker = 0
     var maxConnections = 0
     var capacity = 0
+    var plan = RingPlan(cpus: 1, fileLimit: 1024, acceptSlots: 0, maxConnections: nil)
 
     /// Per frontend: its TLS context (nil without TLS); SSL objects keep theirs alive.
     var tlsContexts: [TLSContext?] = []
@@ -108,12 +109,20 @@ public final class Engine: @unchecked Sendable {
         let generation = try prepare(config, previous: nil)
         try launch(generation)
         locked { current = generation }
-        log.info("started \(generation.workers.count) worker(s) on CPU(s) \(generation.workers.compactMap(\.cpu).map(String.init).joined(separator: ",")); "
+        log.info("started \(generation.workers.count) worker(s) on CPU(s) \(Set(generation.workers.compactMap(\.cpu)).sorted().map(String.init).joined(separator: ",")); "
                  + "listening on \(generation.boundAddresses.flatMap { $0 }.map(\.description).joined(separator: ", ")); "
-                 + "maxconn \(generation.maxConnections) (capacity \(generation.capacity))")
+                 + "maxconn \(generation.maxConnections) (capacity \(generation.capacity): \(Self.capacitySummary(generation.plan)))")
         if config.frontends.contains(where: { $0.tls != nil }) {
             log.info("TLS: " + Self.kernelTLSSummary(config.kernelTLS ?? KernelTLSMode.fromEnvironment(), probe: TLSKernelOffload.probe))
         }
+    }
+
+    /// What the start-up line says of capacity: rings, slots and what bounds them.
+    static func capacitySummary(_ plan: RingPlan) -> String {
+        "\(plan.rings) ring(s) x \(plan.slotsPerRing - plan.acceptSlots) connections, "
+            + "\(plan.slotsPerRing * 2) fixed files each (at most \(plan.slotsPerRingMax * 2) by RLIMIT_NOFILE); "
+            + (plan.rings > plan.cpus ? "\(plan.rings) rings on \(plan.cpus) CPU(s) because maxconn needs more fixed-file tables than one per CPU"
+               : "one ring per CPU")
     }
 
     /// The start-up line on where TLS records are sealed and opened.
@@ -207,28 +216,24 @@ public final class Engine: @unchecked Sendable {
                                  inheriting: previous?.shared, previousBackends: previous?.config.backends ?? [])
         let generation = Generation(number: generationCount, config: config, shared: shared)
         let allowed = Engine.allowedCPUs()
-        let coreCount = max(1, config.cores ?? allowed.count)
-        let cpus = (0..<coreCount).map { allowed.isEmpty ? Int32($0) : allowed[$0 % allowed.count] }
+        let cpuCount = max(1, config.cores ?? allowed.count)
 
         // Capacity: each ring's fixed-file table may be as large as RLIMIT_NOFILE and lives
-        // outside the fd table, so the per-process fd limit does not cap connections.
+        // outside the fd table, so the per-process fd limit does not cap connections; a maxconn
+        // past what one ring per CPU holds gets more rings (threads pinned over the same CPUs).
         let nofile = Engine.raiseFileLimit()
         let listenerCount = config.frontends.reduce(0) { $0 + $1.binds.count }
         let acceptSlots = listenerCount * config.acceptDepth
-        let perWorkerMax = max(16 + acceptSlots, (nofile - 16) / 2)
-        // SO_REUSEPORT spreads connections by hash, not evenly: a worker sized for exactly its
-        // share fills up first (measured: 100,000 over 12 workers put 8,170-8,428 on each, and
-        // every connection beyond a full worker's share waited in its backlog until the client
-        // gave up). Give each worker a quarter more than its share; maxconn stays global.
-        let perWorkerWanted = config.maxConnections.map {
-            let share = ($0 + coreCount - 1) / coreCount
-            return share + share / 4 + 64 + acceptSlots
-        } ?? perWorkerMax
-        generation.slotsPerWorker = min(perWorkerWanted, perWorkerMax)
-        generation.capacity = (generation.slotsPerWorker - acceptSlots) * coreCount
+        let plan = RingPlan(cpus: cpuCount, fileLimit: nofile, acceptSlots: acceptSlots, maxConnections: config.maxConnections)
+        let coreCount = plan.rings
+        let cpus = (0..<coreCount).map { allowed.isEmpty ? Int32($0 % cpuCount) : allowed[($0 % cpuCount) % allowed.count] }
+        generation.slotsPerWorker = plan.slotsPerRing
+        generation.capacity = plan.capacity
+        generation.plan = plan
         if let wanted = config.maxConnections, generation.capacity < wanted {
-            log.warning("maxconn \(wanted) exceeds what \(coreCount) worker(s) can hold with RLIMIT_NOFILE=\(nofile) "
-                        + "(\(generation.slotsPerWorker) slots, \(generation.slotsPerWorker * 2) fixed files per ring): enforcing \(generation.capacity)")
+            log.warning("maxconn \(wanted) exceeds what \(coreCount) ring(s) can hold with RLIMIT_NOFILE=\(nofile) "
+                        + "(\(generation.slotsPerWorker) slots, \(generation.slotsPerWorker * 2) fixed files per ring; "
+                        + "at most \(RingPlan.ringsMax) rings): enforcing \(generation.capacity)")
         }
         generation.maxConnections = min(config.maxConnections ?? generation.capacity, generation.capacity)
 
@@ -316,10 +321,11 @@ public final class Engine: @unchecked Sendable {
         var workerConfig = config
         workerConfig.maxConnections = generation.maxConnections
         workerConfig.workerCount = coreCount
+        workerConfig.buffersPerWorker = plan.buffersPerRing(configured: config.buffersPerWorker)
         workerConfig.kernelTLS = kernelTLS
         if contexts.contains(where: { $0 != nil }) || serverContexts.contains(where: { $0 != nil }) {
             // Handshake flights, alerts and tickets are written into owned buffers.
-            workerConfig.ownedBuffersPerWorker = max(config.ownedBuffersPerWorker, config.buffersPerWorker / 4)
+            workerConfig.ownedBuffersPerWorker = max(config.ownedBuffersPerWorker, workerConfig.buffersPerWorker / 4)
         }
         // Each checked server is checked by one worker for the whole process, spread evenly.
         let checked = config.backends.flatMap(\.servers).enumerated().filter { $0.element.check != nil }.map(\.offset)

@@ -93,6 +93,9 @@ final class Worker {
     let bufferReserve: Int
     /// How long a direction must have been stalled before it may be closed under pressure.
     static let stallGraceMs = 50
+    /// The same while a recv waits for a buffer: not 0, or a direction queued in the turn that
+    /// emptied the pool would be closed before its send was even submitted.
+    static let stallGraceWaitingMs = 10
 
     var nowMs = 0
     var draining = false

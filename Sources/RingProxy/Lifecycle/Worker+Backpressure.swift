@@ -133,8 +133,8 @@ extension Worker {
 
     /// Below the low-water mark of free buffers, connections give way until enough is on its
     /// way back: preamble holders first (oldest first), then directions stalled for at least
-    /// `stallGraceMs` behind a destination that does not drain (longest first; at once when a
-    /// recv already waits for a buffer). Each is closed
+    /// `stallGraceMs` behind a destination that does not drain (longest first; after only
+    /// `stallGraceWaitingMs` when a recv already waits for a buffer). Each is closed
     /// with a reset and counted; its buffers return when its last completion has arrived.
     func relievePoolPressure() {
         var freeing = 0
@@ -144,8 +144,11 @@ extension Worker {
             warnRateLimited(Int32(s), "buffer pool under pressure: closing a connection still in its preamble after \(nowMs - conns[s].acceptedAtMs) ms")
             closeConnection(Int32(s), reset: true, why: .evictedPreamble)
         }
-        // A recv already waiting for a buffer cannot wait for the grace period to pass.
-        let graceMs = bufferWaiters.count > 0 ? 0 : Self.stallGraceMs
+        // A recv already waiting for a buffer waits only the short grace: long enough that a
+        // direction queued in this very turn has had its send submitted and completed (a burst
+        // of small answers, CONNACKs after a reconnect storm, is not a stall), far shorter than
+        // any real stall, which is evicted at once (longest first).
+        let graceMs = bufferWaiters.count > 0 ? Self.stallGraceWaitingMs : Self.stallGraceMs
         while pool.available + freeing < pressureLowWater, let p = stalledPipes.first,
               nowMs - stalledPipes.since(p) >= graceMs {
             let s = p >> 1

@@ -39,6 +39,7 @@ both, lb2 serving after the stop, lb1 again after the restore).
 """
 import argparse
 import asyncio
+import datetime
 import fcntl
 import json
 import os
@@ -114,47 +115,96 @@ async def read_packet(reader):
     return head[0], await reader.readexactly(length)
 
 
+async def open_session(client_id, rec, keepalive):
+    """CONNECT, CONNACK, SUBSCRIBE whoami; the retained PUBLISH names the broker (rec)."""
+    reader, writer = await asyncio.open_connection(VIP, PORT)
+    rec["port"] = writer.get_extra_info("sockname")[1]
+    try:
+        connect = mqtt_string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", keepalive) + mqtt_string(client_id)
+        writer.write(mqtt_packet(0x10, connect))
+        kind, body = await read_packet(reader)
+        if kind != 0x20 or len(body) < 2 or body[1] != 0:
+            raise RuntimeError(f"no CONNACK: {kind:#x} {body.hex()}")
+        rec["connack"] = round(time.monotonic(), 4)
+        writer.write(mqtt_packet(0x82, struct.pack("!H", 1) + mqtt_string("whoami") + b"\x00"))
+        while True:
+            kind, body = await read_packet(reader)
+            if kind >> 4 == 3:
+                tlen = struct.unpack("!H", body[:2])[0]
+                rec["broker"] = body[2 + tlen:].decode()
+                return reader, writer
+    except BaseException:
+        writer.close()
+        raise
+
+
+def error_name(e):
+    return type(e).__name__ if not str(e) else f"{type(e).__name__}: {e}"[:80]
+
+
+def emit(out, rec):
+    out.write(json.dumps(rec) + "\n")
+    out.flush()
+
+
 async def attempt(client_id, out, deadline):
-    """One session: CONNECT, CONNACK, SUBSCRIBE whoami, the retained PUBLISH, DISCONNECT."""
-    start = time.monotonic()
-    rec = {"t": round(start, 4), "id": client_id, "ok": False}
+    """One short session: open_session, then DISCONNECT."""
+    rec = {"t": round(time.monotonic(), 4), "w": time.time(), "id": client_id, "ok": False}
     writer = None
     try:
         async def session():
             nonlocal writer
-            reader, writer = await asyncio.open_connection(VIP, PORT)
-            rec["port"] = writer.get_extra_info("sockname")[1]
-            connect = mqtt_string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 30) + mqtt_string(client_id)
-            writer.write(mqtt_packet(0x10, connect))
-            kind, body = await read_packet(reader)
-            if kind != 0x20 or len(body) < 2 or body[1] != 0:
-                raise RuntimeError(f"no CONNACK: {kind:#x} {body.hex()}")
-            rec["connack"] = round(time.monotonic(), 4)
-            writer.write(mqtt_packet(0x82, struct.pack("!H", 1) + mqtt_string("whoami") + b"\x00"))
-            while True:
-                kind, body = await read_packet(reader)
-                if kind >> 4 == 3:
-                    tlen = struct.unpack("!H", body[:2])[0]
-                    rec["broker"] = body[2 + tlen:].decode()
-                    break
+            _, writer = await open_session(client_id, rec, 30)
             writer.write(b"\xe0\x00")
             await writer.drain()
         await asyncio.wait_for(session(), deadline)
         rec["ok"] = True
     except Exception as e:  # refused, reset, timed out: a failed attempt
-        rec["err"] = type(e).__name__ if not str(e) else f"{type(e).__name__}: {e}"[:80]
+        rec["err"] = error_name(e)
     finally:
         if writer is not None:
             writer.close()
     rec["end"] = round(time.monotonic(), 4)
-    out.write(json.dumps(rec) + "\n")
-    out.flush()
+    emit(out, rec)
+
+
+async def held(client_id, out, args, end):
+    """A long-lived session that pings every --ping s and reconnects (every 50 ms, each try
+    bounded by --deadline) when it is reset or a PINGRESP is --ping s late: what a device does.
+    Emits {"kind": "up"} with the broker on each (re)connection and {"kind": "down"}."""
+    while time.monotonic() < end and not os.path.exists(args.stop_file):
+        rec = {"kind": "up", "id": client_id, "w": time.time()}
+        try:
+            reader, writer = await asyncio.wait_for(open_session(client_id, rec, int(3 * args.ping) + 1),
+                                                    args.deadline)
+        except Exception:
+            await asyncio.sleep(0.05)
+            continue
+        rec["t"] = rec["connack"]
+        emit(out, rec)
+        try:
+            while time.monotonic() < end and not os.path.exists(args.stop_file):
+                writer.write(b"\xc0\x00")
+                await writer.drain()
+                pinged = time.monotonic()
+                while True:  # skip anything but the PINGRESP
+                    kind, _ = await asyncio.wait_for(read_packet(reader), args.ping)
+                    if kind == 0xD0:
+                        break
+                await asyncio.sleep(max(0.0, args.ping - (time.monotonic() - pinged)))
+            writer.write(b"\xe0\x00")
+            writer.close()
+            return
+        except Exception as e:
+            emit(out, {"kind": "down", "id": client_id, "t": round(time.monotonic(), 4), "err": error_name(e)})
+            writer.close()
 
 
 async def client_loop(args):
     ids = [f"ha-client-{i:02d}" for i in range(args.ids)]
-    tasks, end, i = set(), time.monotonic() + args.duration, 0
-    nxt = time.monotonic()
+    end = time.monotonic() + args.duration
+    tasks = {asyncio.create_task(held(f"ha-held-{i:02d}", sys.stdout, args, end)) for i in range(args.held)}
+    i, nxt = 0, time.monotonic()
     while time.monotonic() < end and not os.path.exists(args.stop_file):
         t = asyncio.create_task(attempt(ids[i % len(ids)], sys.stdout, args.deadline))
         tasks.add(t)
@@ -163,7 +213,7 @@ async def client_loop(args):
         nxt += args.interval
         await asyncio.sleep(max(0.0, nxt - time.monotonic()))
     if tasks:
-        await asyncio.wait(tasks, timeout=args.deadline + 1)
+        await asyncio.wait(tasks, timeout=args.deadline + args.ping + 1)
 
 
 def client_main(args):
@@ -258,8 +308,10 @@ class Pair:
             p.wait(timeout=5)
 
     def stop_all(self):
+        # ringproxy drains for 5 s whatever --grace says when it loads a file (-f); its last
+        # connection lines come at the end of the drain.
         for name in list(self.procs):
-            self.stop(name, signal.SIGTERM, wait=3.0)
+            self.stop(name, signal.SIGTERM, wait=7.0 if name.startswith("ringproxy") else 3.0)
 
     # -- topology
     def build(self):
@@ -406,26 +458,25 @@ class Pair:
         else:
             ns(NS_LAN, "link", "set", "f-lb1", "up")
 
-    def log_ports(self, lb, offset):
-        """client port -> 1 for every connection lb's ringproxy logged since `offset`."""
-        path = self.logs.get(f"ringproxy-{lb}")
-        ports = set()
-        if path and os.path.exists(path):
-            with open(path, "rb") as f:
-                f.seek(offset)
-                for line in f.read().decode(errors="replace").splitlines():
-                    m = re.match(rf"{re.escape(FRONT['cli'])}:(\d+) \[", line)
+    def served(self):
+        """port -> [(accept time, lb)] from every connection line the instances logged (read
+        after they stopped: a line is written when its connection ends, in batches)."""
+        table = {}
+        for lb in LBS:
+            path = self.logs.get(f"ringproxy-{lb}")
+            if not path or not os.path.exists(path):
+                continue
+            with open(path, errors="replace") as f:
+                for line in f:
+                    m = re.match(rf"{re.escape(FRONT['cli'])}:(\d+) \[([^\]]+)\]", line)
                     if m:
-                        ports.add(int(m.group(1)))
-        return ports
-
-    def log_offsets(self):
-        return {lb: os.path.getsize(self.logs[f"ringproxy-{lb}"]) for lb in LBS}
+                        accepted = datetime.datetime.strptime(m.group(2), "%d/%b/%Y:%H:%M:%S.%f").timestamp()
+                        table.setdefault(int(m.group(1)), []).append((accepted, lb))
+        return table
 
     def one_run(self, profile, scenario, index):
         a = self.args
         self.baseline(profile)
-        offsets = self.log_offsets()
         stop_file = os.path.join(self.work, "client.stop")
         if os.path.exists(stop_file):
             os.unlink(stop_file)
@@ -433,7 +484,8 @@ class Pair:
         out = open(out_path, "w")
         client = subprocess.Popen(["ip", "netns", "exec", NS_CLI, sys.executable, os.path.abspath(__file__), "client",
                                    "--ids", str(a.ids), "--interval", str(a.interval), "--deadline", str(a.deadline),
-                                   "--duration", "120", "--stop-file", stop_file],
+                                   "--duration", "120", "--stop-file", stop_file,
+                                   "--held", str(a.held), "--ping", str(a.ping)],
                                   stdout=out, stderr=subprocess.DEVNULL, start_new_session=True)
         self.procs["client"] = client
         out.close()
@@ -452,7 +504,7 @@ class Pair:
             else:
                 self.wait_for("the VIP back on lb1", lambda: any(lb == "lb1" and k == "add" and t > t_restore
                                                                for t, lb, k in self.vip_events), 20)
-                time.sleep(1.5)
+                time.sleep(a.ping + 1.5)  # the held sessions dropped by the move back reconnect
             t_end = time.monotonic()
         finally:
             with open(stop_file, "w"):
@@ -462,8 +514,6 @@ class Pair:
             except subprocess.TimeoutExpired:
                 pass
             self.stop("client", signal.SIGKILL)
-        time.sleep(0.5)  # let the instances write their connection logs
-        served = {lb: self.log_ports(lb, offsets[lb]) for lb in LBS}
         events = list(self.vip_events)
         recs = []
         with open(out_path) as f:
@@ -472,7 +522,8 @@ class Pair:
                     recs.append(json.loads(line))
                 except ValueError:
                     pass
-        return analyse(recs, served, events, t0, t_restore, t_end, profile, scenario, index, a)
+        return dict(recs=recs, events=events, t0=t0, t_restore=t_restore, t_end=t_end, profile=profile,
+                    scenario=scenario, index=index)
 
 
 def vip_owner_at(events, t, before_stop_owner="lb1"):
@@ -485,12 +536,38 @@ def vip_owner_at(events, t, before_stop_owner="lb1"):
     return owner
 
 
+def analyse_held(recs, t0, t_restore):
+    """The long-lived sessions: dropped by the stop, back (and where), dropped by the restore."""
+    ups = sorted((r for r in recs if r["kind"] == "up"), key=lambda r: r["t"])
+    downs = [r for r in recs if r["kind"] == "down"]
+    first = {}
+    for r in ups:
+        if r["t"] < t0:
+            first.setdefault(r["id"], r["broker"])
+    dropped = {r["id"] for r in downs if t0 <= r["t"] < t_restore}
+    back = {}
+    for r in ups:
+        if r["id"] in dropped and t0 <= r["t"] < t_restore and r["id"] not in back:
+            back[r["id"]] = r
+    return {
+        "held": len(first),
+        "held_dropped": len(dropped),
+        "held_back": len(back),
+        "held_all_back_s": round(max(r["t"] for r in back.values()) - t0, 3) if back and len(back) == len(dropped) else None,
+        "held_back_via_lb2": sum(1 for r in back.values() if r["via"] == "lb2"),
+        "held_same_broker": sum(1 for i, r in back.items() if first.get(i) == r["broker"]),
+        "held_dropped_by_failback": len({r["id"] for r in downs if r["t"] >= t_restore}),
+    }
+
+
 def analyse(recs, served, events, t0, t_restore, t_end, profile, scenario, index, a):
     for r in recs:
         via = None
-        if r.get("port") is not None:
-            via = next((lb for lb in LBS if r["port"] in served[lb]), None)
+        if r.get("port") is not None:  # the instance that logged this port within 1 s of it
+            via = next((lb for at, lb in served.get(r["port"], []) if abs(at - r["w"]) < 1.0), None)
         r["via"] = via or f"{vip_owner_at(events, r['t'])}?"  # '?': inferred from the VIP owner
+    held_recs = [r for r in recs if "kind" in r]
+    recs = [r for r in recs if "kind" not in r]
     ok = [r for r in recs if r["ok"]]
     before = [r for r in ok if r["t"] < t0]
     during = [r for r in recs if t0 <= r["t"] < t_restore]
@@ -532,8 +609,11 @@ def analyse(recs, served, events, t0, t_restore, t_end, profile, scenario, index
         if not r["ok"]:
             errs[r.get("err", "?").split(":")[0]] = errs.get(r.get("err", "?").split(":")[0], 0) + 1
     res["errors"] = errs
+    res.update(analyse_held(held_recs, t0, t_restore))
     goal = 100.0 if not a.sticky_check else None
     res["pass"] = bool(res["gap_s"] is not None and res["failed_before"] == 0 and len(map1) == a.ids
+                       and res["held"] == a.held and res["held_back"] == res["held_dropped"]
+                       and (goal is None or res["held_same_broker"] == res["held_back"])
                        and len(map2) == a.ids and (goal is None or res["same_broker_pct"] == goal)
                        and (len(back_lb1) > 0 if not a.nopreempt
                             else res["failback_failed"] == 0 and res["failback_vip_s"] is None))
@@ -553,7 +633,9 @@ def summarise(results):
                       "sticky": rs[0]["sticky"], "gap_s": mmm("gap_s"), "failed_attempts": mmm("failed_during"),
                       "vip_on_lb2_s": mmm("vip_on_lb2_s"), "same_broker_pct": mmm("same_broker_pct"),
                       "failback": rs[0]["failback"], "failback_vip_s": mmm("failback_vip_s"),
-                      "failback_failed": mmm("failback_failed"), "passed": sum(r["pass"] for r in rs)})
+                      "failback_failed": mmm("failback_failed"), "held_dropped": mmm("held_dropped"),
+                      "held_all_back_s": mmm("held_all_back_s"), "held_same_broker": mmm("held_same_broker"),
+                      "held_dropped_by_failback": mmm("held_dropped_by_failback"), "passed": sum(r["pass"] for r in rs)})
     return lines
 
 
@@ -575,6 +657,8 @@ def main():
     c.add_argument("--deadline", type=float, default=1.0)
     c.add_argument("--duration", type=float, default=60)
     c.add_argument("--stop-file", required=True)
+    c.add_argument("--held", type=int, default=20)
+    c.add_argument("--ping", type=float, default=1.0)
     ap.add_argument("--short", action="store_true", help="CI: the fast profile, each scenario once (< 60 s)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--bin", default=os.environ.get("RINGPROXY_BIN", "/work/bin-snap/ringproxy"))
@@ -588,6 +672,8 @@ def main():
     ap.add_argument("--nopreempt", action="store_true",
                     help="both start as BACKUP with nopreempt: the restored master does not take the VIP back")
     ap.add_argument("--seed", type=int, default=None, help="for the random moment of each stop")
+    ap.add_argument("--held", type=int, default=20, help="long-lived sessions (ping every --ping s)")
+    ap.add_argument("--ping", type=float, default=1.0)
     ap.add_argument("--keep-logs", action="store_true")
     args = ap.parse_args()
     if args.cmd == "client":
@@ -625,7 +711,7 @@ def main():
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_signal)
-    results = []
+    results, raw = [], []
     started = time.monotonic()
     try:
         pair.build()
@@ -634,9 +720,14 @@ def main():
         for profile in profiles:
             for index in range(1, args.repeat + 1):
                 for scenario in scenarios:
-                    res = pair.one_run(profile, scenario, index)
-                    results.append(res)
-                    print(json.dumps(res), flush=True)
+                    raw.append(pair.one_run(profile, scenario, index))
+                    log(f"{profile} {scenario} {index}: done")
+        pair.teardown()  # the instances write their last connection lines as they stop
+        served = pair.served()
+        for r in raw:
+            res = analyse(r.pop("recs"), served, r.pop("events"), **r, a=args)
+            results.append(res)
+            print(json.dumps(res), flush=True)
         for line in summarise(results):
             print(json.dumps(line), flush=True)
         failed = not all(r["pass"] for r in results)

@@ -2,9 +2,10 @@
 """HA pair (issue 15): two ringproxy instances behind one keepalived VIP; the master is stopped
 and clients must reach the same brokers through the backup.
 
-Usage (root): python3 Benchmarks/ha/ha-pair.py [--short] [--repeat 3] [--bin PATH]
+Usage (root): python3 Benchmarks/ha/ha-pair.py [--short] [--repeat 3] [--bin PATH] [--nopreempt]
                   [--profiles documented,fast] [--scenarios ringproxy-kill,keepalived-stop,link-down]
-                  [--sticky-check] [--keep-logs]
+                  [--sticky-check] [--seed N] [--keep-logs]
+keepalived is installed with apt-get when missing; mosquitto comes with scripts/install-deps.sh.
 
 Topology, made by this script in network namespaces of its own and deleted on exit (nothing is
 added to the host's namespace):
@@ -17,25 +18,30 @@ added to the host's namespace):
 
 keepalived's configuration is tuning/keepalived.conf itself with the interface, VIP, state,
 priority and (fast profile) timing substituted, so the file the project ships is what is run.
-Both ringproxy instances load the same haproxy.cfg: `bind 0.0.0.0:1883`, `balance
-clientid-hash` over the three brokers (--sticky-check: `balance roundrobin` + a stick table on
-the client id instead). Each broker holds a retained message on `whoami` with its own name.
+Both ringproxy instances load the same haproxy.cfg: `bind 0.0.0.0:1883`, `balance hash
+req.payload(0,0),mqtt_field_value(connect,client_identifier)` (ringproxy's clientid-hash) over
+the three brokers (--sticky-check: `balance roundrobin` + a stick table on the client id). Each broker holds a retained message on `whoami` with its own name.
 
 The client (rph-cli) starts a connection attempt every 20 ms, cycling over 50 fixed client ids:
 CONNECT, CONNACK, SUBSCRIBE whoami, the retained PUBLISH names the broker, DISCONNECT; 1 s
-deadline, attempts overlap. Which instance served an attempt is read from the instances'
-connection logs (the client's port), else from who held the VIP when it started.
+deadline, attempts overlap. It also holds 20 sessions that ping every second and reconnect when
+cut (reset, or no PINGRESP within a second). Which instance served a session is read from the
+instances' connection logs once they have stopped (client port and accept time), else from who
+held the VIP then (lines of a kill -9'd instance are lost).
 
 Per run: (1) the id -> broker map through lb1; (2) the stop at t0: `ringproxy-kill` (SIGKILL
 ringproxy in lb1, the vrrp_script fails), `keepalived-stop` (SIGTERM keepalived in lb1) or
 `link-down` (lb1's front link loses carrier); gap = t0 -> first CONNACK served by lb2, failed
 attempts in between; (3) the id -> broker map through lb2 against (1); (4) the master is
 restored (ringproxy / keepalived started, link up): preempt (keepalived's default) moves the
-VIP back; time to the move and failed attempts. Profiles: `documented` (tuning/keepalived.conf
+VIP back (time to the move, sessions cut by it); with --nopreempt it stays on lb2 and nothing
+is cut. Profiles: `documented` (tuning/keepalived.conf
 as shipped: VRRPv2, advert_int 1, script every 1 s, fall 2 rise 2) and `fast` (VRRPv3 advert_int
 0.1, script fall 1 rise 1). One JSON line per run on stdout, then one per profile x scenario
 with min/median/max; exit 1 if any run missed its goals (every id on the same broker through
-both, lb2 serving after the stop, lb1 again after the restore).
+both, lb2 serving after the stop, every held session back on its broker, lb1 serving again
+after a preempting restore, nothing cut by a nopreempt one). Logs are kept (and named) when a
+run fails or with --keep-logs.
 """
 import argparse
 import asyncio
@@ -661,7 +667,9 @@ def main():
     c.add_argument("--ping", type=float, default=1.0)
     ap.add_argument("--short", action="store_true", help="CI: the fast profile, each scenario once (< 60 s)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--bin", default=os.environ.get("RINGPROXY_BIN", "/work/bin-snap/ringproxy"))
+    ap.add_argument("--bin", default=os.environ.get("RINGPROXY_BIN") or next(
+        (b for b in (os.path.join(REPO, ".build", k, "ringproxy") for k in ("release", "debug")) if os.path.exists(b)),
+        os.path.join(REPO, ".build", "release", "ringproxy")), help="default: .build/release, else .build/debug")
     ap.add_argument("--profiles", default=",".join(PROFILES))
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--sticky-check", action="store_true",

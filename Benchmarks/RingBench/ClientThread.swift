@@ -153,7 +153,7 @@ final class ClientThread {
         let sessions = Sessions(self, prefix: "rb")
         let interval = s.rate > 0 ? UInt64(Double(s.threads) * 1e9 / s.rate) : 0
         let (opened, failed) = sessions.openAll(cap: s.opening, intervalNs: interval, since: 0,
-                                                giveUpAt: nowNs() + UInt64(n) * interval + 60_000_000_000)
+                                                giveUpAt: nowNs() + UInt64(n) * interval + UInt64(s.openSeconds * 1e9))
         result.connections = opened
         result.failed = failed
         met = true

@@ -62,6 +62,9 @@ struct RingBench: ParsableCommand {
     @Option(help: "Seconds between PINGREQs on each held connection (idle; 0: none).")
     var keepalive: Double = 0
 
+    @Option(help: "Seconds the idle workload's opening may take beyond its --rate pacing before the rest is given up.")
+    var openSeconds: Double = 60
+
     @Option(help: "Bytes per send and per receive buffer (bulk).")
     var chunk: Int = 65536
 
@@ -85,7 +88,7 @@ struct RingBench: ParsableCommand {
                                 window: window, size: size, seconds: seconds, ids: ids,
                                 mqtt: workload == "bulk" ? false : mqtt || workload == "idle" || workload == "reconnect",
                                 fileLimit: Int(limit.rlim_cur), threads: threads, rate: rate, opening: opening,
-                                keepalive: keepalive, chunk: chunk)
+                                keepalive: keepalive, chunk: chunk, openSeconds: openSeconds)
         let rendezvous = Rendezvous(parties: threads) { [seconds] r in
             let now = nowNs()
             if r.deadline == 0 { r.deadline = now + UInt64(seconds * 1e9) }   // the first meeting starts the clock
@@ -201,6 +204,7 @@ struct Settings {
     var opening: Int
     var keepalive: Double
     var chunk: Int
+    var openSeconds: Double
 }
 
 struct ThreadResult {

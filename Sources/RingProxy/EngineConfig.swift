@@ -188,6 +188,9 @@ public struct EngineConfig: Sendable {
     public var kernelTLS: KernelTLSMode?
     /// Workers of the generation (set by Engine.prepare; per-worker shares divide by it).
     public var workerCount: Int = 1
+    /// Ticks of the timeout scan (every 250 ms) over which a worker's table is covered once
+    /// (set by Engine.prepare): 1, or 4 when there are more rings than CPUs (RingPlan).
+    public var scanSlices: Int = 1
     /// Pin each worker to its CPU.
     public var pinThreads: Bool = true
     /// One line per closed connection (HAProxy's tcplog layout); nil: no connection log.

@@ -68,8 +68,49 @@ final class CapacityRunTests: XCTestCase {
         let (_, output) = ringproxy.finish(within: 10)
         let start = output.split(separator: "\n").first { $0.contains("started ") } ?? ""
         XCTAssertTrue(start.contains("maxconn 3000"), String(start))
-        XCTAssertTrue(start.contains("9 ring(s) x 481 connections"), String(start))
-        XCTAssertTrue(start.contains("9 rings on 1 CPU(s) because maxconn needs more fixed-file tables than one per CPU"), String(start))
-        XCTAssertTrue(start.contains("started 9 worker(s) on CPU(s) "), String(start))
+        XCTAssertTrue(start.contains("8 ring(s) x 485 connections"), String(start))
+        XCTAssertTrue(start.contains("8 rings on 1 CPU(s) because maxconn needs more fixed-file tables than one per CPU"), String(start))
+        XCTAssertTrue(start.contains("started 8 worker(s) on CPU(s) "), String(start))
+    }
+
+    /// With more rings than CPUs each tick scans a quarter of the table: an idle client is still
+    /// closed after `timeout client`, at most a second late, and not before.
+    func testTimeoutsStillFireWhenTheScanIsSliced() throws {
+        let binary = Tools.ringproxy
+        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkipError("run `swift build` first") }
+        guard let prlimit = Tools.which("prlimit") else { throw XCTSkipError("needs prlimit (util-linux)") }
+        let echo = TestServer.echo()
+        defer { echo.stop() }
+        let dir = try TemporaryDirectory()
+        let path = dir.file("ringproxy.cfg")
+        let port = TestSocket.unusedPort()
+        try """
+            global
+              maxconn 3000
+            defaults
+              mode tcp
+              timeout connect 2s
+              timeout client 2s
+              timeout server 60s
+            frontend f
+              bind 127.0.0.1:\(port)
+              default_backend b
+            backend b
+              server s1 127.0.0.1:\(echo.port)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let ringproxy = try ChildProcess(prlimit, ["--nofile=1024:1024", binary, "-f", path, "--cores", "1"])
+        defer { _ = ringproxy.finish(within: 0) }
+        XCTAssertTrue(eventually { Mosquitto.listening(port) }, "ringproxy did not start")
+        // Several clients, so that they land on different rings and table positions.
+        let started = Date()
+        let clients = (0..<16).map { _ in TestSocket.connect(port: port) }
+        defer { clients.forEach { close($0) } }
+        var closedAfter: [Double] = []
+        for fd in clients {
+            XCTAssertTrue(TestSocket.isClosedByPeer(fd, withinSeconds: 6), "an idle client was not closed")
+            closedAfter.append(Date().timeIntervalSince(started))
+        }
+        XCTAssertGreaterThanOrEqual(closedAfter.min() ?? 0, 1.9, "closed before timeout client: \(closedAfter)")
+        XCTAssertLessThanOrEqual(closedAfter.max() ?? 99, 2.0 + 1.0 + 0.5, "more than a second late: \(closedAfter)")
     }
 }

@@ -322,6 +322,7 @@ public final class Engine: @unchecked Sendable {
         workerConfig.maxConnections = generation.maxConnections
         workerConfig.workerCount = coreCount
         workerConfig.buffersPerWorker = plan.buffersPerRing(configured: config.buffersPerWorker)
+        workerConfig.scanSlices = plan.scanSlices
         workerConfig.kernelTLS = kernelTLS
         if contexts.contains(where: { $0 != nil }) || serverContexts.contains(where: { $0 != nil }) {
             // Handshake flights, alerts and tickets are written into owned buffers.

@@ -417,6 +417,8 @@ final class Worker {
     }
 
     static let scanIntervalMs = 250
+    /// Where the next timeout scan starts (a slice of the table per tick; RingPlan.scanSlices).
+    var scanCursor = 0
     /// How long a preamble may take when no `tcp-request inspect-delay` says otherwise: a
     /// CONNECT normally arrives within one round trip.
     public static let inspectTimeoutDefaultMs = 5_000

@@ -128,10 +128,17 @@ extension EngineConfig {
             case .hash:
                 if let sample = backend.balance.sample, isClientIdentifier(sample) {
                     balance = .clientIDHash
+                    if let written = backend.balance.writtenAs {
+                        // One note per line: a defaults line reaches every backend after it.
+                        let line = backend.balance.location.map { "\($0.file):\($0.line)" } ?? backend.name
+                        let note = "\(line): 'balance \(written)' is a ringproxy extension (HAProxy refuses it), "
+                            + "read as 'balance hash \(Balance.clientIDSample)'"
+                        if !notes.contains(note) { notes.append(note) }
+                    }
                 } else {
                     refuse(backend.balance.location ?? backend.location, "balance",
                            "'balance hash' is supported on the MQTT client id only",
-                           hint: "balance hash req.payload(0,0),mqtt_field_value(connect,client_identifier)")
+                           hint: "balance hash \(Balance.clientIDSample), or its short form 'balance \(Balance.clientIDHashExtension)'")
                 }
             default:
                 refuse(backend.balance.location ?? backend.location, "balance", "'balance \(backend.balance.algorithm.rawValue)' is not supported",

@@ -174,8 +174,13 @@ public struct EngineConfig: Sendable {
     public var pipeBuffersMax: Int = 4
     /// Accepts kept armed per listener per worker.
     public var acceptDepth: Int = 8
-    /// How long a stopping engine lets connections finish.
+    /// How long a stopping engine lets connections finish before aborting them (`--grace`,
+    /// `hard-stop-after`).
     public var drainGraceMs: Int = 5_000
+    /// Whether `drainGraceMs` also bounds a configuration a reload retired (`hard-stop-after`);
+    /// if not, its connections finish however long they take, as HAProxy's old process does
+    /// without `hard-stop-after`.
+    public var drainGraceBoundsRetirement = false
     /// TLS handshakes a worker runs at once; past it, its TLS listeners stop accepting (clients
     /// wait in the kernel backlog) until one finishes. Established connections are not
     /// affected. Bounds the CPU a handshake storm can take.

@@ -153,6 +153,48 @@ final class ConfigMappingTests: XCTestCase {
         XCTAssertEqual(listen.engine.backends.map(\.balance), [.clientIDHash])
     }
 
+    func testHardStopAfterBoundsStoppingAndRetiredConfigurations() throws {
+        let bounded = try load("""
+            global
+              hard-stop-after 90s
+            backend b
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              default_backend b
+            """)
+        XCTAssertEqual(bounded.engine.drainGraceMs, 90_000)
+        XCTAssertTrue(bounded.engine.drainGraceBoundsRetirement)
+        let unbounded = try load("""
+            backend b
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              default_backend b
+            """)
+        XCTAssertEqual(unbounded.engine.drainGraceMs, 5_000, "SIGTERM keeps its default grace")
+        XCTAssertFalse(unbounded.engine.drainGraceBoundsRetirement, "without hard-stop-after a reload lets connections finish, as HAProxy does")
+    }
+
+    func testGraceIsIgnoredSayingWhatRingproxyDoesInstead() throws {
+        let loaded = try load("""
+            global
+              grace 10s
+            defaults
+              grace 2s
+            backend b
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              grace 3s
+              default_backend b
+            """)
+        let notes = loaded.notes.filter { $0.contains("'grace'") }
+        XCTAssertEqual(notes.count, 3, "\(loaded.notes)")
+        XCTAssertTrue(notes.allSatisfy { $0.contains("ignored: ringproxy stops listening as soon as a stop is requested") && $0.contains("hard-stop-after") }, "\(notes)")
+        XCTAssertEqual(loaded.engine.drainGraceMs, 5_000)
+    }
+
     func testPROXYv2TLSOptionsBecomeTheServersTLVs() throws {
         let loaded = try load("""
             backend b

@@ -345,6 +345,10 @@ extension EngineConfig {
         var engine = EngineConfig(frontends: frontends, backends: backends)
         engine.log = log
         engine.cores = file.global.nbthread
+        if let hardStopAfterMs = file.global.hardStopAfterMs {
+            engine.drainGraceMs = hardStopAfterMs
+            engine.drainGraceBoundsRetirement = true
+        }
         engine.maxConnections = file.global.maxconn
         engine.tlsHandshakeRateMax = file.global.maxSSLRate
         engine.statsPages = statsPages

@@ -139,6 +139,9 @@ public struct FrontendConfig: Sendable, Equatable {
     public var tlsSource: String?
     /// `unique-id-format`: the id a PROXY v2 header carries with `proxy-v2-options unique-id`.
     public var uniqueIDFormat: UniqueIDFormat?
+    /// `option dontlognull`: a connection that received no byte from its client (a port probe,
+    /// a health check of a balancer in front) is left out of the connection log; still counted.
+    public var dontLogNull = false
 
     public init(name: String, binds: [SocketAddress], backendIndex: Int, requireMQTT: Bool = false) {
         self.name = name

@@ -195,6 +195,35 @@ final class ConfigMappingTests: XCTestCase {
         XCTAssertEqual(loaded.engine.drainGraceMs, 5_000)
     }
 
+    func testDontlognullIsPerFrontendFromDefaultsUntilANoOptionTurnsItOff() throws {
+        let loaded = try load("""
+            defaults
+              option dontlognull
+            backend b
+              server s 127.0.0.1:1
+            frontend quiet
+              bind 127.0.0.1:1883
+              default_backend b
+            frontend loud
+              bind 127.0.0.1:1884
+              no option dontlognull
+              default_backend b
+            listen l
+              bind 127.0.0.1:1885
+              server s 127.0.0.1:2
+            """)
+        XCTAssertEqual(loaded.engine.frontends.map(\.name), ["quiet", "loud", "l"])
+        XCTAssertEqual(loaded.engine.frontends.map(\.dontLogNull), [true, false, true])
+        XCTAssertFalse(loaded.notes.contains { $0.contains("dontlognull") }, "\(loaded.notes)")
+        XCTAssertEqual(try load("""
+            backend b
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              default_backend b
+            """).engine.frontends.map(\.dontLogNull), [false], "HAProxy logs null connections by default")
+    }
+
     func testPROXYv2TLSOptionsBecomeTheServersTLVs() throws {
         let loaded = try load("""
             backend b

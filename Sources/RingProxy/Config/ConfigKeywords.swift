@@ -261,7 +261,6 @@ enum ConfigKeywords {
         ] {
             table[name] = "ignored: not implemented by ringproxy"
         }
-        table["dontlognull"] = "ignored: has no effect in ringproxy"
         return table
     }()
 

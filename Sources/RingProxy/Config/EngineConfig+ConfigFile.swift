@@ -287,6 +287,7 @@ extension EngineConfig {
             }
             config.tls = tls
             config.uniqueIDFormat = frontend.uniqueIDFormat
+            config.dontLogNull = frontend.dontlognull
             if tls != nil && (acceptProxy || expectProxy != nil) {
                 refuse(tlsBinds.first?.location, "bind", "a PROXY header in front of TLS on one listener is not supported yet",
                        hint: "terminate TLS on the front balancer, or listen without 'accept-proxy'")

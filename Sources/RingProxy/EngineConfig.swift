@@ -139,6 +139,9 @@ public struct FrontendConfig: Sendable, Equatable {
     public var tlsSource: String?
     /// `unique-id-format`: the id a PROXY v2 header carries with `proxy-v2-options unique-id`.
     public var uniqueIDFormat: UniqueIDFormat?
+    /// `option dontlognull`: a connection that received no byte from its client (a port probe,
+    /// a health check of a balancer in front) is left out of the connection log; still counted.
+    public var dontLogNull = false
 
     public init(name: String, binds: [SocketAddress], backendIndex: Int, requireMQTT: Bool = false) {
         self.name = name
@@ -174,8 +177,13 @@ public struct EngineConfig: Sendable {
     public var pipeBuffersMax: Int = 4
     /// Accepts kept armed per listener per worker.
     public var acceptDepth: Int = 8
-    /// How long a stopping engine lets connections finish.
+    /// How long a stopping engine lets connections finish before aborting them (`--grace`,
+    /// `hard-stop-after`).
     public var drainGraceMs: Int = 5_000
+    /// Whether `drainGraceMs` also bounds a configuration a reload retired (`hard-stop-after`);
+    /// if not, its connections finish however long they take, as HAProxy's old process does
+    /// without `hard-stop-after`.
+    public var drainGraceBoundsRetirement = false
     /// TLS handshakes a worker runs at once; past it, its TLS listeners stop accepting (clients
     /// wait in the kernel backlog) until one finishes. Established connections are not
     /// affected. Bounds the CPU a handshake storm can take.

@@ -84,8 +84,8 @@ struct RingProxyCommand: ParsableCommand {
     @Option(name: .customLong("pipe-buffers"), help: "Buffers one direction of a connection may hold before reading pauses.")
     var pipeBuffers: Int = 4
 
-    @Option(name: .long, help: "Drain grace period on SIGTERM/SIGINT, ms.")
-    var grace: Int = 5_000
+    @Option(name: .long, help: "Drain grace period on SIGTERM/SIGINT, ms (default 5000; with -f, overrides the file's 'hard-stop-after').")
+    var grace: Int?
 
     @Option(name: .customLong("log"), help: "Connection log (one tcplog line per connection): stderr, stdout, none, or udp:HOST:PORT for syslog (RFC 3164, local3.info).")
     var logTarget: String = "stderr"
@@ -117,6 +117,7 @@ struct RingProxyCommand: ParsableCommand {
         if stickSize < 1 || stickLen < 1 || stickExpire < 1 { throw ValidationError("--stick-size, --stick-len and --stick-expire must be positive") }
         if connectMax < 16 || connectMax > 16 << 20 { throw ValidationError("--connect-max must be between 16 and 16777216") }
         if let maxconn, maxconn < 1 { throw ValidationError("--maxconn must be at least 1") }
+        if let grace, grace < 0 { throw ValidationError("--grace must be at least 0") }
     }
 
     func engineConfig() throws -> EngineConfig {
@@ -145,7 +146,7 @@ struct RingProxyCommand: ParsableCommand {
         config.bufferSizeBytes = bufferSize
         config.buffersPerWorker = buffers
         config.pipeBuffersMax = pipeBuffers
-        config.drainGraceMs = grace
+        if let grace { config.drainGraceMs = grace }
         config.pinThreads = !noPin
         switch logTarget {
         case "stderr": config.log = LogConfig(destination: .stderr)
@@ -173,6 +174,7 @@ struct RingProxyCommand: ParsableCommand {
         for note in loaded.notes { log.warning(note) }
         var config = loaded.engine
         if let cores { config.cores = cores }
+        if let grace { config.drainGraceMs = grace }
         return config
     }
 

@@ -70,4 +70,45 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("stopping"), output)
     }
+
+    /// ringproxy from a file whose `hard-stop-after` would keep a stopping proxy a minute, in
+    /// front of an echo server, with one connection open through it.
+    private func startSlowStopping(_ arguments: [String], body: (ChildProcess, Int32) throws -> Void) throws {
+        let server = TestServer.echo()
+        defer { server.stop() }
+        let dir = try TemporaryDirectory()
+        let path = dir.file("ringproxy.cfg")
+        let port = TestSocket.unusedPort()
+        try hardStopAfterConfig("60s", port: port, server: server.port).write(toFile: path, atomically: true, encoding: .utf8)
+        let child = try ChildProcess(try binary(), ["-f", path, "--cores", "1"] + arguments)
+        XCTAssertTrue(eventually { Mosquitto.listening(port) }, "ringproxy did not start listening")
+        let fd = TestSocket.connect(port: port)
+        defer { close(fd) }
+        assertEchoes(fd, 1)
+        try body(child, fd)
+    }
+
+    func testGraceOnTheCommandLineOverridesTheFilesHardStopAfter() throws {
+        try startSlowStopping(["--grace", "300"]) { child, fd in
+            child.signal(SIGTERM)
+            // The open connection is aborted after --grace's 300 ms, not the file's minute.
+            XCTAssertTrue(TestSocket.isClosedByPeer(fd, withinSeconds: 5) || errno == ECONNRESET, "the connection outlived --grace")
+            let (status, output) = child.finish(within: 5)
+            XCTAssertEqual(status, 0, output)
+            XCTAssertTrue(output.contains("draining for up to 300 ms"), output)
+        }
+    }
+
+    func testWithoutGraceTheFilesHardStopAfterApplies() throws {
+        try startSlowStopping([]) { child, fd in
+            child.signal(SIGTERM)
+            usleep(300_000)
+            assertEchoes(fd, 2, "a stopping proxy lets its open connection work")
+            shutdown(fd, Int32(SHUT_WR))
+            XCTAssertTrue(TestSocket.readToEnd(fd) { _ in })
+            let (status, output) = child.finish(within: 5)
+            XCTAssertEqual(status, 0, output)
+            XCTAssertTrue(output.contains("draining for up to 60000 ms"), output)
+        }
+    }
 }

@@ -41,6 +41,25 @@ final class ConfigFileRunTests: XCTestCase {
         }
     }
 
+    func testTheCheckExplainsBalanceClientIDHash() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("haproxy.cfg")
+        try """
+            \(tcpDefaults)
+            frontend f
+              bind 127.0.0.1:\(TestSocket.unusedPort())
+              default_backend b
+            backend b
+              balance clientid-hash
+              server s 127.0.0.1:1
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let (status, output) = try ChildProcess(try binary(), ["-c", "-f", path]).finish(within: 10)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("Configuration file is valid"), output)
+        XCTAssertTrue(output.contains("\(path):10: 'balance clientid-hash' is a ringproxy extension (HAProxy refuses it), "
+                                      + "read as 'balance hash req.payload(0,0),mqtt_field_value(connect,client_identifier)'"), output)
+    }
+
     /// A broker behind `send-proxy-v2`: reads the PROXY v2 header (recording its command:
     /// 0x21 PROXY for clients, 0x20 LOCAL for health checks), then answers a CONNECT.
     private func proxyV2Broker(port: UInt16, commands: Locked<[UInt8]>) -> TestServer {

@@ -106,6 +106,124 @@ final class ConfigMappingTests: XCTestCase {
         XCTAssertTrue(loaded.engine.backends[0].needsClientID)
     }
 
+    func testBalanceClientIDHashIsTheHashOnTheClientIDUnderAShorterName() throws {
+        func backend(balance: String) -> String {
+            """
+            backend b
+              balance \(balance)
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              default_backend b
+            """
+        }
+        let hashForm = try load(backend(balance: "hash req.payload(0,0),mqtt_field_value(connect,client_identifier)"))
+        let extended = try load(backend(balance: "clientid-hash"))
+        XCTAssertEqual(extended.engine.backends[0].balance, .clientIDHash)
+        XCTAssertEqual(extended.engine.backends, hashForm.engine.backends)
+        XCTAssertEqual(extended.engine.frontends, hashForm.engine.frontends, "the same CONNECT wait, bounded the same way")
+        // The same notes (the CONNECT wait without an inspect-delay), and one saying what it is.
+        let note = "t.cfg:7: 'balance clientid-hash' is a ringproxy extension (HAProxy refuses it), "
+            + "read as 'balance hash req.payload(0,0),mqtt_field_value(connect,client_identifier)'"
+        XCTAssertEqual(extended.notes, [note] + hashForm.notes)
+        XCTAssertTrue(hashForm.notes.contains { $0.contains("MQTT rules wait for the CONNECT") }, "\(hashForm.notes)")
+    }
+
+    func testBalanceClientIDHashInDefaultsAndListenReachesEveryBackend() throws {
+        let loaded = try load("""
+            defaults
+              balance clientid-hash
+            backend b
+              server s 127.0.0.1:1
+            listen l
+              bind 127.0.0.1:1884
+              server s 127.0.0.1:2
+            frontend f
+              bind 127.0.0.1:1883
+              default_backend b
+            """)
+        XCTAssertEqual(loaded.engine.backends.map(\.balance), [.clientIDHash, .clientIDHash])
+        XCTAssertEqual(loaded.notes.filter { $0.contains("ringproxy extension") }.count, 1, "one note for the one line: \(loaded.notes)")
+        let listen = try load("""
+            listen l
+              bind 127.0.0.1:1884
+              balance clientid-hash
+              server s 127.0.0.1:2
+            """)
+        XCTAssertEqual(listen.engine.backends.map(\.balance), [.clientIDHash])
+    }
+
+    func testHardStopAfterBoundsStoppingAndRetiredConfigurations() throws {
+        let bounded = try load("""
+            global
+              hard-stop-after 90s
+            backend b
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              default_backend b
+            """)
+        XCTAssertEqual(bounded.engine.drainGraceMs, 90_000)
+        XCTAssertTrue(bounded.engine.drainGraceBoundsRetirement)
+        let unbounded = try load("""
+            backend b
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              default_backend b
+            """)
+        XCTAssertEqual(unbounded.engine.drainGraceMs, 5_000, "SIGTERM keeps its default grace")
+        XCTAssertFalse(unbounded.engine.drainGraceBoundsRetirement, "without hard-stop-after a reload lets connections finish, as HAProxy does")
+    }
+
+    func testGraceIsIgnoredSayingWhatRingproxyDoesInstead() throws {
+        let loaded = try load("""
+            global
+              grace 10s
+            defaults
+              grace 2s
+            backend b
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              grace 3s
+              default_backend b
+            """)
+        let notes = loaded.notes.filter { $0.contains("'grace'") }
+        XCTAssertEqual(notes.count, 3, "\(loaded.notes)")
+        XCTAssertTrue(notes.allSatisfy { $0.contains("ignored: ringproxy stops listening as soon as a stop is requested") && $0.contains("hard-stop-after") }, "\(notes)")
+        XCTAssertEqual(loaded.engine.drainGraceMs, 5_000)
+    }
+
+    func testDontlognullIsPerFrontendFromDefaultsUntilANoOptionTurnsItOff() throws {
+        let loaded = try load("""
+            defaults
+              option dontlognull
+            backend b
+              server s 127.0.0.1:1
+            frontend quiet
+              bind 127.0.0.1:1883
+              default_backend b
+            frontend loud
+              bind 127.0.0.1:1884
+              no option dontlognull
+              default_backend b
+            listen l
+              bind 127.0.0.1:1885
+              server s 127.0.0.1:2
+            """)
+        XCTAssertEqual(loaded.engine.frontends.map(\.name), ["quiet", "loud", "l"])
+        XCTAssertEqual(loaded.engine.frontends.map(\.dontLogNull), [true, false, true])
+        XCTAssertFalse(loaded.notes.contains { $0.contains("dontlognull") }, "\(loaded.notes)")
+        XCTAssertEqual(try load("""
+            backend b
+              server s 127.0.0.1:1
+            frontend f
+              bind 127.0.0.1:1883
+              default_backend b
+            """).engine.frontends.map(\.dontLogNull), [false], "HAProxy logs null connections by default")
+    }
+
     func testPROXYv2TLSOptionsBecomeTheServersTLVs() throws {
         let loaded = try load("""
             backend b

@@ -38,6 +38,43 @@ final class ConnectionLogTests: XCTestCase {
         XCTAssertTrue(rejected.contains(" 0 PR "), rejected)
     }
 
+    /// A port probe: connect, send nothing, close (keepalived's check, a balancer's health check).
+    private func probe(_ port: UInt16) {
+        let fd = TestSocket.connect(port: port)
+        close(fd)
+    }
+
+    func testDontlognullLeavesOutConnectionsThatSentNothingButCountsThem() throws {
+        let (engine, port, syslog, server) = try loggingEngine { $0.frontends[0].dontLogNull = true }
+        defer { engine.stop(); engine.wait(); server.stop() }
+        for _ in 0..<3 { probe(port) }
+        XCTAssertTrue(eventually { engine.statistics().total[.closed] == 3 }, "the probes are accepted and closed")
+        // One byte is enough to be logged: a rejected non-MQTT client, then a session. Lines
+        // leave in close order, so a logged probe would come first.
+        let junk = TestSocket.connect(port: port)
+        _ = TestSocket.writeAll(junk, Array("GET / HTTP/1.0\r\n\r\n".utf8))
+        _ = TestSocket.readToEnd(junk) { _ in }
+        close(junk)
+        XCTAssertTrue(eventually { engine.statistics().total[.closed] == 4 })
+        XCTAssertTrue(MQTTWire.session(port: port, clientID: "sensor-8"))
+        let lines = syslog.receive(count: 2)
+        XCTAssertEqual(lines.count, 2, "\(lines)")
+        XCTAssertTrue(lines[0].contains(" test servers/<NOSRV> ") && lines[0].contains(" 0 PR "), "the rejected client first: \(lines)")
+        XCTAssertTrue(lines[1].contains("{sensor-8}"), "\(lines)")
+        XCTAssertTrue(eventually { engine.statistics().total[.closed] == 5 })
+        XCTAssertEqual(engine.statistics().total[.accepted], 5, "null connections are still counted")
+    }
+
+    func testWithoutDontlognullAProbeIsLogged() throws {
+        let (engine, port, syslog, server) = try loggingEngine()
+        defer { engine.stop(); engine.wait(); server.stop() }
+        probe(port)
+        let lines = syslog.receive(count: 1)
+        XCTAssertEqual(lines.count, 1, "\(lines)")
+        XCTAssertTrue(lines.first?.contains(" test servers/<NOSRV> ") == true, "\(lines)")
+        XCTAssertTrue(lines.first?.contains(" 0 C") == true, "closed by the client before sending anything: \(lines)")
+    }
+
     func testLoggingAllocatesNothingOnTheWorker() throws {
         let (engine, port, syslog, server) = try loggingEngine { $0.backends[0].stickTable = StickTableConfig() }
         defer { engine.stop(); engine.wait(); server.stop() }

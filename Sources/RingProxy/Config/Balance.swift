@@ -32,6 +32,14 @@ public struct Balance: Sendable, Equatable {
     public var sample: SampleExpression?
     /// Where the `balance` line is; nil for the built-in default.
     public var location: SourceLocation?
+    /// The ringproxy extension the line was written with (`clientid-hash`), if any: it is read
+    /// as the HAProxy form it stands for, kept only so `-c` can say so.
+    public var writtenAs: String?
+
+    /// `balance clientid-hash`, a ringproxy extension (HAProxy refuses it), stands for this
+    /// `balance hash` sample: the MQTT CONNECT's client identifier.
+    public static let clientIDHashExtension = "clientid-hash"
+    public static let clientIDSample = "req.payload(0,0),mqtt_field_value(connect,client_identifier)"
 
     public init(algorithm: Algorithm, arguments: [String] = [], sample: SampleExpression? = nil, location: SourceLocation?) {
         self.algorithm = algorithm

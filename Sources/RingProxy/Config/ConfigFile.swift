@@ -47,6 +47,9 @@ public struct GlobalSection: Sendable, Equatable {
     /// `maxsslrate`: new TLS sessions per second for the whole process.
     public var maxSSLRate: Int?
     public var nbthread: Int?
+    /// `hard-stop-after`: the longest a stopping or reload-retired configuration lets its
+    /// connections finish before aborting them; nil when not set.
+    public var hardStopAfterMs: Int?
     /// `tune.bufsize`: the largest first packet (MQTT CONNECT) held while inspecting.
     public var bufsize: Int?
     /// `daemon` was written. ringproxy ignores it (it runs in the foreground), with a warning.

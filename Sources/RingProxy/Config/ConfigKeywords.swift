@@ -78,7 +78,7 @@ enum ConfigKeywords {
 
     /// Global keywords ringproxy reads.
     static let global: Set<String> = [
-        "log", "maxconn", "nbthread", "daemon", "crt-base", "ca-base", "maxsslrate",
+        "log", "maxconn", "nbthread", "daemon", "crt-base", "ca-base", "maxsslrate", "hard-stop-after",
         "setenv", "presetenv", "unsetenv", "resetenv",
         "ssl-default-bind-ciphers", "ssl-default-bind-ciphersuites", "ssl-default-bind-curves",
         "ssl-default-bind-sigalgs", "ssl-default-bind-client-sigalgs", "ssl-default-bind-options",
@@ -102,7 +102,7 @@ enum ConfigKeywords {
             table[keyword] = "ignored: TLS towards servers uses OpenSSL's default groups and signature algorithms"
         }
         for keyword in [
-            "node", "description", "log-tag", "log-send-hostname", "hard-stop-after", "grace",
+            "node", "description", "log-tag", "log-send-hostname",
             "spread-checks", "max-spread-checks", "quiet", "zero-warning", "maxconnrate",
             "maxsessrate", "maxsslconn", "maxpipes", "maxzlibmem", "maxcomprate",
             "maxcompcpuusage", "noepoll", "nopoll", "nosplice", "noreuseport", "nogetaddrinfo",
@@ -115,8 +115,14 @@ enum ConfigKeywords {
             table[keyword] = "ignored: not implemented by ringproxy"
         }
         table["stats"] = "ignored: not implemented by ringproxy"
+        table["grace"] = graceIgnored
         return table
     }()
+
+    /// HAProxy's `grace` keeps listening for that long after a stop is requested; ringproxy
+    /// closes its listeners at once and lets open connections finish within `hard-stop-after`.
+    static let graceIgnored = "ignored: ringproxy stops listening as soon as a stop is requested (it has no delay before that); "
+        + "'hard-stop-after' in global bounds how long open connections may then take"
 
     /// Global keywords whose effect ringproxy cannot reproduce: errors.
     static let globalUnsupported: [String: String] = [
@@ -180,6 +186,7 @@ enum ConfigKeywords {
         ] {
             table[keyword] = "ignored: not implemented by ringproxy"
         }
+        table["grace"] = graceIgnored
         for keyword in ["http-check", "external-check"] {
             table[keyword] = healthChecksIgnored
         }
@@ -254,7 +261,6 @@ enum ConfigKeywords {
         ] {
             table[name] = "ignored: not implemented by ringproxy"
         }
-        table["dontlognull"] = "ignored: has no effect in ringproxy"
         return table
     }()
 

@@ -58,6 +58,9 @@ extension ConfigParser.State {
         case "nbthread":
             guard expect(words, arguments: 1, keyword: keyword, usage: "nbthread <number>") else { return }
             config.global.nbthread = integer(words[1], in: 1...4096, keyword: keyword, what: "value")
+        case "hard-stop-after":
+            guard expect(words, arguments: 1, keyword: keyword, usage: "hard-stop-after <time>") else { return }
+            config.global.hardStopAfterMs = milliseconds(words[1], keyword: keyword)
         case "daemon":
             guard expect(words, arguments: 0, keyword: keyword, usage: "daemon") else { return }
             config.global.daemon = true

@@ -168,14 +168,27 @@ extension ConfigParser.State {
             name = String(name[..<open])
         }
         arguments += words.dropFirst(2)
+        // A ringproxy extension: `balance clientid-hash` is read as the `balance hash` form it
+        // stands for, so both take the same path from here on.
+        var writtenAs: String?
+        if name == Balance.clientIDHashExtension {
+            if let extra = arguments.first {
+                error("balance", "unexpected '\(extra)'", hint: "'balance \(name)' takes no argument")
+                return
+            }
+            writtenAs = name
+            name = Balance.Algorithm.hash.rawValue
+            arguments = [Balance.clientIDSample]
+        }
         guard let algorithm = Balance.Algorithm(rawValue: name) else {
-            let names = Balance.Algorithm.allCases.map(\.rawValue)
+            let names = Balance.Algorithm.allCases.map(\.rawValue) + [Balance.clientIDHashExtension]
             let hint = ConfigKeywords.suggestion(for: name, among: names).map { "did you mean '\($0)'?" }
                 ?? "known: " + names.joined(separator: ", ")
             error("balance", "unknown algorithm '\(name)'", hint: hint)
             return
         }
         var balance = Balance(algorithm: algorithm, arguments: arguments, location: location)
+        balance.writtenAs = writtenAs
         switch algorithm {
         case .roundrobin, .staticRoundRobin, .leastconn, .first, .source:
             if let extra = arguments.first {

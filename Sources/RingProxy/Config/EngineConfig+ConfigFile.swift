@@ -128,10 +128,17 @@ extension EngineConfig {
             case .hash:
                 if let sample = backend.balance.sample, isClientIdentifier(sample) {
                     balance = .clientIDHash
+                    if let written = backend.balance.writtenAs {
+                        // One note per line: a defaults line reaches every backend after it.
+                        let line = backend.balance.location.map { "\($0.file):\($0.line)" } ?? backend.name
+                        let note = "\(line): 'balance \(written)' is a ringproxy extension (HAProxy refuses it), "
+                            + "read as 'balance hash \(Balance.clientIDSample)'"
+                        if !notes.contains(note) { notes.append(note) }
+                    }
                 } else {
                     refuse(backend.balance.location ?? backend.location, "balance",
                            "'balance hash' is supported on the MQTT client id only",
-                           hint: "balance hash req.payload(0,0),mqtt_field_value(connect,client_identifier)")
+                           hint: "balance hash \(Balance.clientIDSample), or its short form 'balance \(Balance.clientIDHashExtension)'")
                 }
             default:
                 refuse(backend.balance.location ?? backend.location, "balance", "'balance \(backend.balance.algorithm.rawValue)' is not supported",
@@ -280,6 +287,7 @@ extension EngineConfig {
             }
             config.tls = tls
             config.uniqueIDFormat = frontend.uniqueIDFormat
+            config.dontLogNull = frontend.dontlognull
             if tls != nil && (acceptProxy || expectProxy != nil) {
                 refuse(tlsBinds.first?.location, "bind", "a PROXY header in front of TLS on one listener is not supported yet",
                        hint: "terminate TLS on the front balancer, or listen without 'accept-proxy'")
@@ -338,6 +346,10 @@ extension EngineConfig {
         var engine = EngineConfig(frontends: frontends, backends: backends)
         engine.log = log
         engine.cores = file.global.nbthread
+        if let hardStopAfterMs = file.global.hardStopAfterMs {
+            engine.drainGraceMs = hardStopAfterMs
+            engine.drainGraceBoundsRetirement = true
+        }
         engine.maxConnections = file.global.maxconn
         engine.tlsHandshakeRateMax = file.global.maxSSLRate
         engine.statsPages = statsPages

@@ -174,6 +174,8 @@ final class Worker {
     let routeTable: RouteTable
     let frontendInspectTimeoutMs: [Int]
     let frontendConnectMaxBytes: [Int]
+    /// `option dontlognull` per frontend: connections with no byte from the client go unlogged.
+    let frontendDontLogNull: [Bool]
     /// Buffers a connection may hold while its CONNECT is incomplete.
     let inspectBuffersMax: Int
     /// Contiguous copy of a CONNECT that spans buffers (rare; one per worker suffices because
@@ -375,6 +377,7 @@ final class Worker {
             return $0.inspectTimeoutMs ?? (client > 0 ? min(client, Self.inspectTimeoutDefaultMs) : Self.inspectTimeoutDefaultMs)
         }
         frontendConnectMaxBytes = config.frontends.map(\.connectMaxBytes)
+        frontendDontLogNull = config.frontends.map(\.dontLogNull)
         let connectMax = config.frontends.map(\.connectMaxBytes).max() ?? 65_536
         // packTail keeps any two neighbouring held buffers above one buffer's worth of bytes,
         // so 2 * ceil(connectMax / size) + 2 buffers always hold a largest CONNECT (and what follows).

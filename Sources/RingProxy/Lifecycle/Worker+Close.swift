@@ -95,7 +95,9 @@ extension Worker {
             pipes[p].count = 0
         }
         countClosed(s)
-        if connectionLog != nil { logConnection(slot) }
+        // `option dontlognull`: HAProxy logs a null connection (nothing received from the client)
+        // only without it. Bytes are counted as they arrive, the PROXY header included.
+        if connectionLog != nil && (pipes[s * 2].bytes > 0 || !frontendDontLogNull[Int(conns[s].frontend)]) { logConnection(slot) }
         if conns[s].tls || conns[s].transform == .kernelTLS { endTLS(slot) }
         if conns[s].serverTLS { endServerTLS(slot) }
         if conns[s].tracked { releaseAddress(slot) }

@@ -1,7 +1,8 @@
 // Worker+Drain: the end of a worker's life. On stop (SIGTERM) or retirement (a reload
 // replaced its configuration) it stops accepting, hands listening sockets that the next
 // configuration took over to it untouched (closing them would reset their backlog), and lets
-// its connections finish: within the grace period when stopping, however long when retired.
+// its connections finish: within the grace period when stopping, and when retired either within
+// it too (`hard-stop-after`) or however long they take.
 import CUring
 import Glibc
 
@@ -9,8 +10,9 @@ extension Worker {
     func beginDrain() {
         draining = true
         retiring = shared.retiring
-        // A retired generation (reload) lets its connections finish however long they take.
-        drainDeadlineMs = retiring ? Int.max : nowMs + config.drainGraceMs
+        // A retired generation (reload) lets its connections finish however long they take,
+        // unless `hard-stop-after` bounds it.
+        drainDeadlineMs = retiring && !config.drainGraceBoundsRetirement ? Int.max : nowMs + config.drainGraceMs
         for (l, listener) in listeners.enumerated() where listener.fd >= 0 {
             if acceptsArmed[l] > 0 {
                 let sqe = ring.sqe()
@@ -19,7 +21,8 @@ extension Worker {
             }
         }
         if retiring {
-            log.info("worker \(index) (previous configuration): \(counters[Counter.active.rawValue]) connection(s) left to finish")
+            let bound = config.drainGraceBoundsRetirement ? " within \(config.drainGraceMs) ms (hard-stop-after)" : ""
+            log.info("worker \(index) (previous configuration): \(counters[Counter.active.rawValue]) connection(s) left to finish\(bound)")
         } else {
             log.info("worker \(index): stopping; \(counters[Counter.active.rawValue]) connection(s) draining for up to \(config.drainGraceMs) ms")
         }

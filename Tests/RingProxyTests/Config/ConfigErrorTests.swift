@@ -250,11 +250,15 @@ final class ConfigErrorTests: XCTestCase {
             backend c
               balance hash
               balance roundrobin extra
+              balance clientid-hash client_identifier
+              balance clientid_hash
             """, [
                 "haproxy.cfg:2: 'mode': unknown mode 'tpc' (did you mean 'tcp'?)",
                 "haproxy.cfg:3: 'balance': unknown algorithm 'roundrobbin' (did you mean 'roundrobin'?)",
                 "haproxy.cfg:6: 'balance': 'hash' needs a sample expression (e.g. 'balance hash req.payload(0,0),mqtt_field_value(connect,client_identifier)')",
                 "haproxy.cfg:7: 'balance': unexpected 'extra' ('balance roundrobin' takes no argument)",
+                "haproxy.cfg:8: 'balance': unexpected 'client_identifier' ('balance clientid-hash' takes no argument)",
+                "haproxy.cfg:9: 'balance': unknown algorithm 'clientid_hash' (did you mean 'clientid-hash'?)",
             ])
     }
 

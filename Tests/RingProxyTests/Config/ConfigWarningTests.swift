@@ -40,7 +40,6 @@ final class ConfigWarningTests: XCTestCase {
         XCTAssertEqual(config.defaults[0].settings.options.httplog, true)
         XCTAssertEqual(config.defaults[0].settings.options.dontlognull, false, "the later 'no option' wins")
         XCTAssertEqual(config.warnings.map(\.description), [
-            "haproxy.cfg:2: 'option dontlognull': ignored: has no effect in ringproxy",
             "haproxy.cfg:4: 'option tcpka': ignored: not implemented by ringproxy",
             "haproxy.cfg:5: 'option log-health-checks': ignored: not implemented by ringproxy",
         ])

@@ -208,6 +208,20 @@ let tcpDefaults = """
       timeout server 60s
     """
 
+/// A file with `hard-stop-after <time>` and one frontend on `port` in front of `server`.
+func hardStopAfterConfig(_ time: String, port: UInt16, server: UInt16) -> String {
+    """
+    global
+      hard-stop-after \(time)
+    \(tcpDefaults)
+    frontend f
+      bind 127.0.0.1:\(port)
+      default_backend b
+    backend b
+      server s 127.0.0.1:\(server)
+    """
+}
+
 /// One connection through the proxy at `port` to an echo server: a byte there and back.
 func echoRoundTrip(port: UInt16, byte: UInt8 = 3) -> Bool {
     let fd = TestSocket.connect(port: port)

@@ -53,12 +53,14 @@ struct AdminLoop {
             nextSampleMs = now + Self.sampleIntervalMs
         }
         expire(now: now)
+        trimPages(now: now)
         var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         fds += listeners.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         fds += clients.map { client in
             pollfd(fd: client.fd, events: Int16(client.phase == .reading || client.phase == .lingering ? POLLIN : POLLOUT), revents: 0)
         }
-        let wakeAt = clients.reduce(nextSampleMs) { min($0, $1.deadlineMs) }
+        var wakeAt = clients.reduce(nextSampleMs) { min($0, $1.deadlineMs) }
+        if pageCount > StatsPageConfig.connectionsMax { wakeAt = min(wakeAt, now + StatsPageConfig.youngConnectionGraceMs) }
         let rc = poll(&fds, nfds_t(fds.count), Int32(max(0, min(wakeAt - now, 60_000))))
         guard rc > 0 else { return }
         if fds[0].revents != 0 {
@@ -94,7 +96,7 @@ struct AdminLoop {
             AdminServer.makeNonBlocking(fd)
             switch listener.kind {
             case .page(let page):
-                if clients.filter(\.isPage).count >= StatsPageConfig.connectionsMax && !evictOldestUnanswered() {
+                if !makeRoomForPage(now: now) {
                     close(fd)
                     continue
                 }
@@ -113,14 +115,40 @@ struct AdminLoop {
         }
     }
 
-    /// At the bound, a page connection makes room for the new one: first the oldest already
-    /// answered (lingering for its FIN), then the one that has waited longest without sending
-    /// its request, then the oldest still being written to. A client that sends requests and
-    /// never reads or closes, or one that dribbles, cannot hold the page from well-behaved ones.
-    mutating func evictOldestUnanswered() -> Bool {
+    var pageCount: Int { clients.reduce(0) { $0 + ($1.isPage ? 1 : 0) } }
+
+    /// Whether a new page connection may come in. At the bound one makes room for it (see
+    /// evictOldestUnanswered) if one is past its grace; if every one is younger (a burst, the
+    /// new client's own request maybe among them) the page holds more, up to the burst bound,
+    /// where the oldest goes whatever its age. Without the grace, a well-behaved client whose
+    /// request came a few milliseconds after its connect was evicted by the 64 connections a
+    /// slowloris opened meanwhile (the stats-slowloris attack: 1 fetch in ~180 failed in CI).
+    mutating func makeRoomForPage(now: Int) -> Bool {
+        let pages = pageCount
+        guard pages >= StatsPageConfig.connectionsMax else { return true }
+        if evictOldestUnanswered(acceptedBeforeMs: now - StatsPageConfig.youngConnectionGraceMs) { return true }
+        return pages < StatsPageConfig.connectionsBurstMax || evictOldestUnanswered(acceptedBeforeMs: Int.max)
+    }
+
+    /// Back to the bound once a burst's grace is over: the excess goes, oldest unanswered first.
+    mutating func trimPages(now: Int) {
+        var excess = pageCount - StatsPageConfig.connectionsMax
+        while excess > 0 && evictOldestUnanswered(acceptedBeforeMs: now - StatsPageConfig.youngConnectionGraceMs) {
+            excess -= 1
+        }
+    }
+
+    /// A page connection is closed to make room: first the oldest already answered (lingering
+    /// for its FIN), then, of those accepted before `acceptedBeforeMs`, the one that has waited longest
+    /// without sending its request, then the oldest still being written to. A client that sends
+    /// requests and never reads or closes, or one that dribbles, cannot hold the page from
+    /// well-behaved ones. False when there is none.
+    mutating func evictOldestUnanswered(acceptedBeforeMs: Int) -> Bool {
         for wanted in [0, 1, 2] {
             let candidates = clients.indices.filter { i in
                 guard clients[i].isPage else { return false }
+                // Answered ones go whatever their age; the others once their grace is over.
+                if clients[i].phase != .lingering && clients[i].acceptedMs >= acceptedBeforeMs { return false }
                 switch clients[i].phase {
                 case .lingering: return wanted == 0
                 case .reading: return wanted == 1

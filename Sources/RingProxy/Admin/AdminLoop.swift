@@ -126,14 +126,15 @@ struct AdminLoop {
     mutating func makeRoomForPage(now: Int) -> Bool {
         let pages = pageCount
         guard pages >= StatsPageConfig.connectionsMax else { return true }
-        if evictOldestUnanswered(acceptedBeforeMs: now - StatsPageConfig.youngConnectionGraceMs) { return true }
-        return pages < StatsPageConfig.connectionsBurstMax || evictOldestUnanswered(acceptedBeforeMs: Int.max)
+        if evictOldestUnanswered(acceptedBeforeMs: now - StatsPageConfig.youngConnectionGraceMs, now: now, evenWriting: false) { return true }
+        return pages < StatsPageConfig.connectionsBurstMax || evictOldestUnanswered(acceptedBeforeMs: Int.max, now: now, evenWriting: true)
     }
 
-    /// Back to the bound once a burst's grace is over: the excess goes, oldest unanswered first.
+    /// Back to the bound once a burst's grace is over: the excess goes, oldest unanswered first
+    /// (answers being written end by themselves, or at their deadline, or at the burst bound).
     mutating func trimPages(now: Int) {
         var excess = pageCount - StatsPageConfig.connectionsMax
-        while excess > 0 && evictOldestUnanswered(acceptedBeforeMs: now - StatsPageConfig.youngConnectionGraceMs) {
+        while excess > 0 && evictOldestUnanswered(acceptedBeforeMs: now - StatsPageConfig.youngConnectionGraceMs, now: now, evenWriting: false) {
             excess -= 1
         }
     }
@@ -142,9 +143,12 @@ struct AdminLoop {
     /// for its FIN), then, of those accepted before `acceptedBeforeMs`, the one that has waited longest
     /// without sending its request, then the oldest still being written to. A client that sends
     /// requests and never reads or closes, or one that dribbles, cannot hold the page from
-    /// well-behaved ones. False when there is none.
-    mutating func evictOldestUnanswered(acceptedBeforeMs: Int) -> Bool {
-        for wanted in [0, 1, 2] {
+    /// well-behaved ones. A reading one is read first: if its request is whole by now it is
+    /// answered instead. One being written to goes only at the burst bound (`evenWriting`): a
+    /// slow reader of a big page is most likely a well-behaved client on a busy host (seen under
+    /// the stats-slowloris attack with both cores busy). False when there is none.
+    mutating func evictOldestUnanswered(acceptedBeforeMs: Int, now: Int, evenWriting: Bool) -> Bool {
+        for wanted in evenWriting ? [0, 1, 2] : [0, 1] {
             let candidates = clients.indices.filter { i in
                 guard clients[i].isPage else { return false }
                 // Answered ones go whatever their age; the others once their grace is over.
@@ -155,10 +159,22 @@ struct AdminLoop {
                 case .writing: return wanted == 2
                 }
             }
-            guard let index = candidates.min(by: { clients[$0].acceptedMs < clients[$1].acceptedMs }) else { continue }
-            close(clients[index].fd)
-            clients.remove(at: index)
-            return true
+            for index in candidates.sorted(by: { clients[$0].acceptedMs < clients[$1].acceptedMs }) {
+                if wanted == 1 {
+                    // A request that came in since the last poll is answered, not evicted.
+                    var client = clients[index]
+                    serve(&client, revents: Int16(POLLIN), now: now)
+                    clients[index] = client
+                    if client.fd < 0 {
+                        clients.remove(at: index)   // it had closed: room made
+                        return true
+                    }
+                    if client.phase != .reading { continue }
+                }
+                close(clients[index].fd)
+                clients.remove(at: index)
+                return true
+            }
         }
         return false
     }

@@ -150,8 +150,8 @@ for attack in ${ATTACKS:-partial-reset slow-connect stalled-server tls-hang ws-h
   [ "$attack" = proxy-dribble ] && target=127.0.0.1:28888 && probe=$target && kind=proxy
   [ "$attack" = partial-reset ] && count=$storm
   if [[ $attack == stats-* ]]; then
-    # The page admits 64 connections: the slowloris holds n of them; the floods are as fast as
-    # two processes go, n connections at most.
+    # The page admits 64 connections (512 while a burst is younger than 100 ms): the slowloris
+    # holds n of them; the floods are as fast as two processes go, n connections at most.
     target=127.0.0.1:28885
     page=(--page-probe http://127.0.0.1:28885/stats --page-auth ops:attack-test)
     [ $short = 1 ] && [ -z "${SECONDS_EACH:-}" ] && seconds=4 && quiet=1.5

@@ -5,10 +5,15 @@
 # `stats auth` (the stats-* attacks: slowloris, huge headers, malformed requests, wrong
 # credentials). Well-behaved MQTT clients probe the MQTT frontend before and during each
 # attack; during the stats-* ones well-behaved page fetches (with the right credentials) probe
-# the page too. After each attack the proxy must be back to zero connections and zero buffers
-# in use.
+# the page too. The other listener kinds are attacked in their preambles, each probed by
+# well-behaved clients of its own kind: a TLS frontend (tls-hang: handshakes left hanging), an
+# `option mqtt-websocket` frontend in front of the brokers' websockets listeners
+# (ws-half-upgrade), an `accept-proxy` frontend (proxy-dribble: PROXY headers a byte a second);
+# their `tcp-request inspect-delay 2s` bounds each preamble, so the proxy's closes are seen
+# within the run (counted from the attacker's side). After each attack the proxy must be back
+# to zero connections and zero buffers in use.
 #   run-attacks.sh            full size (2,000+ attacking connections, 20 s each)
-#   run-attacks.sh --short    CI size (a few hundred connections, 5 s each; stats-* 4 s)
+#   run-attacks.sh --short    CI size (a few hundred connections, 5 s each; stats-* 4 s; ~90 s in all)
 #   ATTACKS="partial-reset" STORM=1000000 SECONDS_EACH=120 run-attacks.sh   one attack, resized
 #   RINGPROXY_BIN=.build/release/ringproxy run-attacks.sh --short   with a binary built already
 # Prints one JSON line per attack and exits 1 if a well-behaved client (or page fetch) failed or something was
@@ -21,7 +26,14 @@ short=0
 run=$(mktemp -d /tmp/ringproxy-attacks.XXXXXX)
 chmod 777 "$run"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$run"; }
+failed=0
+# A failed run keeps the proxy's log (its warnings say what it closed and why).
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$failed" = 1 ]; then cp "$run/ringproxy.log" "$run.log"; echo "the proxy's log: $run.log" >&2; fi
+  rm -rf "$run"
+}
 trap cleanup EXIT
 
 # RINGPROXY_BIN=path: a release binary already built (no build step here).
@@ -32,7 +44,8 @@ else
   bin=$(swift build -c release --show-bin-path)/ringproxy
 fi
 for i in 1 2 3; do
-  printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n' $((28830 + i)) > "$run/b$i.conf"
+  printf 'listener %s 127.0.0.1\nlistener %s 127.0.0.1\nprotocol websockets\nallow_anonymous true\nmax_connections -1\n' \
+    $((28830 + i)) $((28850 + i)) > "$run/b$i.conf"
   mosquitto -c "$run/b$i.conf" > "$run/b$i.log" 2>&1 &
   pids+=($!)
 done
@@ -46,6 +59,10 @@ while True:
     c, _ = s.accept(); held.append(c)
 ' &
 pids+=($!)
+# The TLS frontend's certificate: self-signed, made for this run.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$run/server.key" \
+  -out "$run/server.crt" -subj /CN=localhost -days 2 2>/dev/null
+cat "$run/server.crt" "$run/server.key" > "$run/server.pem"
 cat > "$run/ringproxy.cfg" <<CFG
 global
   maxconn 20000
@@ -72,6 +89,27 @@ backend sink
 frontend tcp
   bind 127.0.0.1:28884
   default_backend sink
+# The other listener kinds, each attacked in its preamble: their front stages (TLS handshake,
+# WebSocket upgrade, PROXY header, then the CONNECT) must all be done within the inspect delay.
+frontend mqtts
+  bind 127.0.0.1:28886 ssl crt $run/server.pem
+  tcp-request inspect-delay 2s
+  tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }
+  default_backend brokers
+frontend mqttws
+  bind 127.0.0.1:28887
+  option mqtt-websocket path /mqtt
+  tcp-request inspect-delay 2s
+  default_backend brokers_ws
+backend brokers_ws
+  server w1 127.0.0.1:28851
+  server w2 127.0.0.1:28852
+  server w3 127.0.0.1:28853
+frontend proxied
+  bind 127.0.0.1:28888 accept-proxy
+  tcp-request inspect-delay 2s
+  tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }
+  default_backend brokers
 listen stats
   mode http
   bind 127.0.0.1:28885
@@ -82,7 +120,7 @@ CFG
 "$bin" -f "$run/ringproxy.cfg" --cores 2 > "$run/ringproxy.log" 2>&1 &
 proxy=$!
 pids+=($proxy)
-for port in 28831 28832 28833 28839 28883 28884 28885; do
+for port in 28831 28832 28833 28851 28852 28853 28839 28883 28884 28885 28886 28887 28888; do
   for _ in $(seq 1 100); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.1; done
 done
 
@@ -97,24 +135,29 @@ counter() {
 if [ $short = 1 ]; then n=400; storm=50000; secs=5; else n=2500; storm=300000; secs=20; fi
 storm=${STORM:-$storm}
 secs=${SECONDS_EACH:-$secs}
-failed=0
-for attack in ${ATTACKS:-partial-reset slow-connect stalled-server stats-slowloris stats-huge-headers stats-malformed stats-bad-auth stats-unread}; do
+for attack in ${ATTACKS:-partial-reset slow-connect stalled-server tls-hang ws-half-upgrade proxy-dribble stats-slowloris stats-huge-headers stats-malformed stats-bad-auth stats-unread}; do
   target=127.0.0.1:28883
   count=$n
   seconds=$secs
   quiet=2
   page=()
+  kind=mqtt
+  probe=127.0.0.1:28883
   [ "$attack" = stalled-server ] && target=127.0.0.1:28884
+  # The listeners with front stages of their own are probed by clients of their kind.
+  [ "$attack" = tls-hang ] && target=127.0.0.1:28886 && probe=$target && kind=tls
+  [ "$attack" = ws-half-upgrade ] && target=127.0.0.1:28887 && probe=$target && kind=ws
+  [ "$attack" = proxy-dribble ] && target=127.0.0.1:28888 && probe=$target && kind=proxy
   [ "$attack" = partial-reset ] && count=$storm
   if [[ $attack == stats-* ]]; then
-    # The page admits 64 connections: the slowloris holds n of them; the floods are as fast as
-    # two processes go, n connections at most.
+    # The page admits 64 connections (512 while a burst is younger than 100 ms): the slowloris
+    # holds n of them; the floods are as fast as two processes go, n connections at most.
     target=127.0.0.1:28885
     page=(--page-probe http://127.0.0.1:28885/stats --page-auth ops:attack-test)
     [ $short = 1 ] && [ -z "${SECONDS_EACH:-}" ] && seconds=4 && quiet=1.5
     [ "$attack" != stats-slowloris ] && count=$storm
   fi
-  result=$(python3 Benchmarks/attacks/attack.py "$attack" --target "$target" --probe 127.0.0.1:28883 \
+  result=$(python3 Benchmarks/attacks/attack.py "$attack" --target "$target" --probe "$probe" --probe-kind $kind \
              --connections "$count" --seconds "$seconds" --quiet-seconds "$quiet" "${page[@]}")
   # Everything the attack held must be given back once it has gone.
   active=-1; buffers=-1

@@ -31,6 +31,7 @@ public enum Counter: Int, CaseIterable, Sendable {
     case checksStarted, checksPassed, checksFailed, observedErrorLimits, serverShutdownSessions
     case webSocketUpgrades, webSocketRejectedRequests, webSocketRejectedFrames, webSocketServerRefused
     case tlsHandshakes, tlsResumedHandshakes, tlsHandshakeFailures, tlsRecordErrors, tlsNoBuffer, tlsAcceptsHeld
+    case tlsHandshakesEvicted
     case serverTLSHandshakes, serverTLSResumedHandshakes, serverTLSHandshakeFailures, serverTLSRecordErrors
     case redispatchUpgradeRefused, redispatchServerClosed, redispatchServerUnavailable, redispatchServerBusy
     case redispatchConnectionRate, redispatchUseAnotherServer, redispatchReferences, connackRefusalsPassed
@@ -118,6 +119,7 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .tlsHandshakeFailures: return ("tls_handshake_failures", .counter, "TLS handshakes that failed (not TLS, no shared cipher or version, a refused client certificate ...)")
         case .tlsRecordErrors: return ("tls_record_errors", .counter, "established TLS connections closed on a record error or fatal alert")
         case .tlsAcceptsHeld: return ("tls_accepts_held", .counter, "times TLS listeners stopped accepting: handshakes in flight at their bound, or maxsslrate's share spent this second")
+        case .tlsHandshakesEvicted: return ("tls_handshakes_evicted", .counter, "TLS handshakes closed at the bound of handshakes in flight to make room for a new client, the most idle first")
         case .serverTLSHandshakes: return ("server_tls_handshakes", .counter, "TLS handshakes completed with servers ('server ... ssl')")
         case .serverTLSResumedHandshakes: return ("server_tls_resumed_handshakes", .counter, "of those, resumed (each worker keeps its last session per server)")
         case .serverTLSHandshakeFailures: return ("server_tls_handshake_failures", .counter, "TLS handshakes with servers that failed (certificate not verified, no shared version or cipher ...)")

@@ -53,12 +53,14 @@ struct AdminLoop {
             nextSampleMs = now + Self.sampleIntervalMs
         }
         expire(now: now)
+        trimPages(now: now)
         var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         fds += listeners.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         fds += clients.map { client in
             pollfd(fd: client.fd, events: Int16(client.phase == .reading || client.phase == .lingering ? POLLIN : POLLOUT), revents: 0)
         }
-        let wakeAt = clients.reduce(nextSampleMs) { min($0, $1.deadlineMs) }
+        var wakeAt = clients.reduce(nextSampleMs) { min($0, $1.deadlineMs) }
+        if pageCount > StatsPageConfig.connectionsMax { wakeAt = min(wakeAt, now + StatsPageConfig.youngConnectionGraceMs) }
         let rc = poll(&fds, nfds_t(fds.count), Int32(max(0, min(wakeAt - now, 60_000))))
         guard rc > 0 else { return }
         if fds[0].revents != 0 {
@@ -82,6 +84,7 @@ struct AdminLoop {
     // MARK: accepting
 
     mutating func accept(_ listener: AdminServer.Listener, now: Int) {
+        var room = PageRoom(pages: pageCount)
         for _ in 0..<64 {
             var storage = sockaddr_in6()
             var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
@@ -94,10 +97,11 @@ struct AdminLoop {
             AdminServer.makeNonBlocking(fd)
             switch listener.kind {
             case .page(let page):
-                if clients.filter(\.isPage).count >= StatsPageConfig.connectionsMax && !evictOldestUnanswered() {
+                if !makeRoomForPage(now: now, &room) {
                     close(fd)
                     continue
                 }
+                room.pages += 1
                 let peer = withUnsafeBytes(of: storage) { raw -> [UInt8] in
                     Int32(storage.sin6_family) == AF_INET ? Array(raw[4..<8]) : Array(raw[8..<24])
                 }
@@ -113,24 +117,93 @@ struct AdminLoop {
         }
     }
 
-    /// At the bound, a page connection makes room for the new one: first the oldest already
-    /// answered (lingering for its FIN), then the one that has waited longest without sending
-    /// its request, then the oldest still being written to. A client that sends requests and
-    /// never reads or closes, or one that dribbles, cannot hold the page from well-behaved ones.
-    mutating func evictOldestUnanswered() -> Bool {
-        for wanted in [0, 1, 2] {
-            let candidates = clients.indices.filter { i in
-                guard clients[i].isPage else { return false }
-                switch clients[i].phase {
-                case .lingering: return wanted == 0
-                case .reading: return wanted == 1
-                case .writing: return wanted == 2
-                }
+    var pageCount: Int { clients.reduce(0) { $0 + ($1.isPage ? 1 : 0) } }
+
+    /// What one accept burst knows of the page's room: `now` is the same for the whole burst, so
+    /// once no connection is past its grace none will be until the next turn (a burst of
+    /// hundreds scans the table once, not once per connection).
+    struct PageRoom {
+        var pages: Int
+        var nonePastGrace = false
+    }
+
+    /// Whether a new page connection may come in. At the bound one makes room for it (see
+    /// evictOldestUnanswered) if one is past its grace; if every one is younger (a burst, the
+    /// new client's own request maybe among them) the page holds more, up to the burst bound,
+    /// where the oldest goes whatever its age. Without the grace, a well-behaved client whose
+    /// request came a few milliseconds after its connect was evicted by the 64 connections a
+    /// slowloris opened meanwhile (the stats-slowloris attack: 1 fetch in ~180 failed in CI).
+    mutating func makeRoomForPage(now: Int, _ room: inout PageRoom) -> Bool {
+        guard room.pages >= StatsPageConfig.connectionsMax else { return true }
+        if !room.nonePastGrace {
+            if evictOldestUnanswered(acceptedBeforeMs: now - StatsPageConfig.youngConnectionGraceMs, now: now, evenWriting: false) {
+                room.pages -= 1
+                return true
             }
-            guard let index = candidates.min(by: { clients[$0].acceptedMs < clients[$1].acceptedMs }) else { continue }
-            close(clients[index].fd)
-            clients.remove(at: index)
-            return true
+            room.nonePastGrace = true
+        }
+        if room.pages < StatsPageConfig.connectionsBurstMax { return true }
+        guard evictOldestUnanswered(acceptedBeforeMs: Int.max, now: now, evenWriting: true) else { return false }
+        room.pages -= 1
+        return true
+    }
+
+    /// Back to the bound once a burst's grace is over: the excess goes, oldest unanswered first
+    /// (answers being written end by themselves, or at their deadline, or at the burst bound).
+    mutating func trimPages(now: Int) {
+        var excess = pageCount - StatsPageConfig.connectionsMax
+        while excess > 0 && evictOldestUnanswered(acceptedBeforeMs: now - StatsPageConfig.youngConnectionGraceMs, now: now, evenWriting: false) {
+            excess -= 1
+        }
+    }
+
+    /// The order in which page connections give way: answered (lingering), reading, writing.
+    static func evictionRank(_ phase: Phase) -> Int {
+        switch phase {
+        case .lingering: return 0
+        case .reading: return 1
+        case .writing: return 2
+        }
+    }
+
+    /// A page connection is closed to make room: first the oldest already answered (lingering
+    /// for its FIN), then, of those accepted before `acceptedBeforeMs`, the one that has waited longest
+    /// without sending its request, then the oldest still being written to. A client that sends
+    /// requests and never reads or closes, or one that dribbles, cannot hold the page from
+    /// well-behaved ones. A reading one is read first: if its request is whole by now it is
+    /// answered instead. One being written to goes only at the burst bound (`evenWriting`): a
+    /// slow reader of a big page is most likely a well-behaved client on a busy host (seen under
+    /// the stats-slowloris attack with both cores busy). False when there is none.
+    mutating func evictOldestUnanswered(acceptedBeforeMs: Int, now: Int, evenWriting: Bool) -> Bool {
+        for wanted in evenWriting ? [0, 1, 2] : [0, 1] {   // lingering, reading, writing
+            // Clients are in the order they were accepted: the first that fits is the oldest.
+            var index = 0
+            while index < clients.count {
+                let client = clients[index]
+                // Answered ones go whatever their age; the others once their grace is over.
+                if wanted != 0 && client.acceptedMs >= acceptedBeforeMs { break }
+                guard client.isPage, Self.evictionRank(client.phase) == wanted else {
+                    index += 1
+                    continue
+                }
+                if wanted == 1 {
+                    // A request that came in since the last poll is answered, not evicted.
+                    var served = client
+                    serve(&served, revents: Int16(POLLIN), now: now)
+                    clients[index] = served
+                    if served.fd < 0 {
+                        clients.remove(at: index)   // it had closed: room made
+                        return true
+                    }
+                    if served.phase != .reading {
+                        index += 1
+                        continue
+                    }
+                }
+                close(client.fd)
+                clients.remove(at: index)
+                return true
+            }
         }
         return false
     }

@@ -1,7 +1,8 @@
 // AdminServer: the stats pages and the stats socket on one thread of their own, with plain
 // non-blocking sockets and poll(2), never on the workers' rings: the data path does not wait on
 // a page, and a page waits on the engine only for AdminControl.snapshot(). Every queue has a
-// bound: 64 page connections (the oldest unanswered one goes when a 65th arrives), 16 socket
+// bound: 64 page connections (the oldest unanswered one goes when a 65th arrives, once it has
+// had 100 ms to send its request; up to 512 for as long as a burst is younger), 16 socket
 // sessions, an 8 KiB request head (431), a request timeout (408), a 4 KiB command line.
 // Reconfigured at reload without closing a listener whose address is unchanged.
 import CUring
@@ -177,7 +178,7 @@ public final class AdminServer: @unchecked Sendable {
         let rc = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, address.length) }
         }
-        guard rc == 0, Glibc.listen(fd, 128) == 0 else {
+        guard rc == 0, Glibc.listen(fd, 1024) == 0 else {
             let error = errno
             close(fd)
             return -error

@@ -99,8 +99,16 @@ public struct StatsPageConfig: Sendable, Equatable {
 
     public static let defaultRealm = "HAProxy Statistics"
     public static let requestTimeoutMsDefault = 10_000
-    /// Connections one page holds at once; at the bound the oldest unanswered one is closed.
+    /// Connections one page holds at once; at the bound the oldest unanswered one is closed
+    /// (AdminLoop), once it has had `youngConnectionGraceMs` to send its request.
     public static let connectionsMax = 64
+    /// Past `connectionsMax`, while every unanswered connection is younger than the grace (a
+    /// burst of new connections), the page holds up to this many rather than close one that
+    /// may not have had the time to send its request; the excess goes once its grace is over.
+    public static let connectionsBurstMax = 512
+    /// How long a new page connection is safe from eviction: longer than a client's gap
+    /// between its connect and its request on a loaded host (scheduling, an interpreter's lock).
+    public static let youngConnectionGraceMs = 100
     /// Request line and headers; a request whose head is longer is answered 431.
     public static let requestHeadBytesMax = 8 * 1024
 

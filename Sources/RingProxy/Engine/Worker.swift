@@ -84,6 +84,9 @@ final class Worker {
     var stalledPipes: LinkedQueue
     /// Connections in their preamble that hold buffers, oldest first.
     var preambleHolders: LinkedQueue
+    /// Client TLS handshakes in flight, the one whose client has been silent longest first
+    /// (Worker+TLS: at the bound of handshakes in flight, it gives way to a new client).
+    var idleHandshakes: LinkedQueue
     /// Free provided buffers below which connections give way (Worker+Backpressure).
     let pressureLowWater: Int
     /// Free buffers are below the low-water mark (set once per loop turn): directions may hold
@@ -252,6 +255,7 @@ final class Worker {
         bufferWaiters = LinkedQueue(capacity: slotCount * 2)
         stalledPipes = LinkedQueue(capacity: slotCount * 2)
         preambleHolders = LinkedQueue(capacity: slotCount)
+        idleHandshakes = LinkedQueue(capacity: slotCount)
         pressureLowWater = config.buffersPerWorker / 4
         bufferReserve = max(1, min(8, config.buffersPerWorker / 16))
         gatherHeaders = .allocate(capacity: slotCount * 2)
@@ -463,6 +467,7 @@ final class Worker {
         bufferWaiters.deallocate()
         stalledPipes.deallocate()
         preambleHolders.deallocate()
+        idleHandshakes.deallocate()
         memoryReleased = true
     }
 

@@ -18,7 +18,7 @@ extension Worker {
     func armAccept(_ l: Int) -> Bool {
         let fd = listeners[l].fd
         guard fd >= 0, !draining else { return false }
-        if listenerIsTLS[l] && !tlsMayAccept(armed: acceptsArmed[l]) {
+        if listenerIsTLS[l] && !tlsMayAccept(armed: acceptsArmed[l]) && !evictIdleHandshake(armed: acceptsArmed[l]) {
             // Handshakes are bounded: the client waits in the backlog (Worker+TLS).
             if !tlsAcceptsHeld { count(.tlsAcceptsHeld) }
             tlsAcceptsHeld = true

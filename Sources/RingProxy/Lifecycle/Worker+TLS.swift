@@ -15,6 +15,11 @@ extension Worker {
     /// Room kept in a server->client buffer for the records' headers and tags (a 64 KiB
     /// plaintext is at most 5 records of 22-29 bytes of overhead each).
     static let tlsRecordOverheadBytes = 256
+    /// How long a client must have sent nothing to its handshake before, at the bound of
+    /// handshakes in flight, it gives way to a new client. Longer than a loopback or LAN round
+    /// trip; shorter than a backlog of waiting clients should wait for one (Worker+Timeouts's
+    /// scan retries a held listener every 250 ms).
+    static let idleHandshakeGraceMs = 100
 
     /// A connection on a TLS frontend was accepted: its SSL, bound to the worker's ctls_io.
     func beginTLS(_ slot: Int32, frontend f: Int) -> Bool {
@@ -27,6 +32,7 @@ extension Worker {
         conns[Int(slot)].stagesLeft.insert(.tlsHandshake)
         conns[Int(slot)].tlsHandshaking = true
         tlsHandshakesInFlight += 1
+        idleHandshakes.append(Int(slot), nowMs: nowMs)
         if tlsRatePerWorker != nil { tlsRateLeft -= 1 }
         return true
     }
@@ -43,7 +49,29 @@ extension Worker {
         guard conns[s].tlsHandshaking else { return }
         conns[s].tlsHandshaking = false
         tlsHandshakesInFlight -= 1
+        idleHandshakes.remove(s)
         if tlsAcceptsHeld { releaseTLSAccepts() }
+    }
+
+    /// At the bound of handshakes in flight (not maxsslrate's: a new session would not be
+    /// allowed anyway), the handshake whose client has been silent longest gives way when it has
+    /// been silent for the grace: closed with a reset, counted, logged `RR`. Without this, clients
+    /// that connect and stall (send nothing, half a ClientHello, never the Finished) would hold
+    /// every handshake place for the inspect delay while the well-behaved queue in the backlog
+    /// behind them. A client progressing at round-trip speed is never the most idle of hundreds.
+    func evictIdleHandshake(armed: Int) -> Bool {
+        guard tlsRateLeft - armed > 0, let s = idleHandshakes.first,
+              nowMs - idleHandshakes.since(s) >= Self.idleHandshakeGraceMs else { return false }
+        count(.tlsHandshakesEvicted)
+        warnRateLimited(Int32(s), "TLS handshakes at their bound: closing the one idle longest (\(nowMs - idleHandshakes.since(s)) ms)")
+        // Out of the count now (its slot is released later), without waking held listeners:
+        // the caller is arming an accept already.
+        let held = tlsAcceptsHeld
+        tlsAcceptsHeld = false
+        tlsHandshakeEnded(s)
+        tlsAcceptsHeld = held
+        closeConnection(Int32(s), reset: true, why: .evictedPreamble)
+        return true
     }
 
     /// Called by the periodic scan: a new second refills maxsslrate's share.
@@ -54,6 +82,13 @@ extension Worker {
         tlsRateSecond = second
         tlsRateLeft = perSecond
         if tlsAcceptsHeld { releaseTLSAccepts() }
+    }
+
+    /// Called by the periodic scan while TLS listeners are held: a handshake idle past the grace
+    /// since then may give way to a client waiting in the backlog.
+    func retryHeldTLSAccepts() {
+        guard let s = idleHandshakes.first, nowMs - idleHandshakes.since(s) >= Self.idleHandshakeGraceMs else { return }
+        releaseTLSAccepts()
     }
 
     private func releaseTLSAccepts() {
@@ -82,6 +117,9 @@ extension Worker {
         TLSRecordIO.setInput(tlsIO, pool.address(bid), count: length)
         tlsIO.pointee.in_eof = 0
         if conns[s].stagesLeft.contains(.tlsHandshake) {
+            // The client spoke: its handshake goes to the back of the idle order.
+            idleHandshakes.remove(s)
+            idleHandshakes.append(s, nowMs: nowMs)
             let result = withTLSOutput(slot, to: s * 2 + 1) { ctls_handshake(ssl) }
             switch result {
             case Int32(CTLS_OK):

@@ -20,6 +20,7 @@ extension Worker {
             timers.schedule(id: WorkerTimer.scan.rawValue, atMs: nowMs + Self.scanIntervalMs)
             scanTimeouts()
             refreshTLSRate()
+            if tlsAcceptsHeld { retryHeldTLSAccepts() }
             if listenersPaused { resumeListeners() }
         case nil:
             if id >= Self.checkTimerBase && Int(id - Self.checkTimerBase) < checks.count {

@@ -42,7 +42,7 @@ enum Termination: UInt8 {
     case inspectAbort        // CR
     case maxconn             // PC  (global or frontend maxconn)
     case stopping            // KD  (killed: drain period over)
-    case evictedPreamble     // RR  (buffer pool low: preamble holder gave way)
+    case evictedPreamble     // RR  (buffer pool low, or TLS handshakes at their bound: a preamble gave way)
     case evictedStalled      // RD  (buffer pool low: stalled direction gave way)
     case denied              // PR  (a tcp-request connection reject rule)
     case resourceAtConnect   // RC  (no owned buffer for the PROXY header to the server)

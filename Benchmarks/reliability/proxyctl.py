@@ -1,0 +1,104 @@
+"""A ringproxy process for the reliability scripts (nolost.py, soak.py): started on a
+configuration file with its output in a log, reloaded with SIGHUP (waiting for its `reloaded:`
+line), its SIGUSR1 report read back as numbers, its RSS, threads and descriptors from /proc."""
+import os
+import signal
+import subprocess
+import time
+
+
+def wait_listening(port, timeout_s=15, alive=None):
+    """Until something listens on 127.0.0.1:port (asked of the kernel with `ss`, no probe
+    connection); False after timeout_s or once alive() says the process meant to listen died."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        r = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, timeout=5)
+        if r.stdout.strip():
+            return True
+        if alive is not None and not alive():
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def port_free(port):
+    import socket
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+class Proxy:
+    def __init__(self, binary, config_path, log_path, cores=2):
+        self.log_path = log_path
+        with open(log_path, "w") as out:
+            self.process = subprocess.Popen([binary, "-f", config_path, "--cores", str(cores)], stdout=out,
+                                            stderr=subprocess.STDOUT)
+        self.reloads = 0
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def lines(self, marker):
+        with open(self.log_path, errors="replace") as f:
+            return [line for line in f if marker in line]
+
+    def counters(self, timeout_s=5):
+        """The SIGUSR1 report's `stats:` line as {name: int}, once a new one came."""
+        before = len(self.lines("stats: "))
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            lines = self.lines("stats: ")
+            if len(lines) > before:
+                line = lines[-1][lines[-1].index("stats: "):]
+                return {k: int(v) for k, v in (kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)}
+            time.sleep(0.02)
+        raise RuntimeError(f"no SIGUSR1 report within {timeout_s} s (see {self.log_path})")
+
+    def drained(self, timeout_s=15):
+        """Polls the report until nothing is held (bounded): the last {name: int} seen."""
+        deadline = time.time() + timeout_s
+        while True:
+            c = self.counters()
+            if (c.get("active") == 0 and c.get("buffers_in_use") == 0) or time.time() > deadline:
+                return c
+            time.sleep(0.25)
+
+    def reload(self, timeout_s=10):
+        """SIGHUP, then waits for the `reloaded:` line it causes."""
+        before = len(self.lines("reloaded:"))
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if len(self.lines("reloaded:")) > before:
+                self.reloads += 1
+                return
+            if not self.alive():
+                break
+            time.sleep(0.02)
+        raise RuntimeError(f"reload {self.reloads + 1}: no 'reloaded:' line within {timeout_s} s (see {self.log_path})")
+
+    def figures(self):
+        """VmRSS (KiB), threads and open descriptors of the process."""
+        status = dict(line.split(":", 1) for line in open(f"/proc/{self.pid}/status") if ":" in line)
+        return {"rss_kib": int(status["VmRSS"].split()[0]), "threads": int(status["Threads"]),
+                "fds": len(os.listdir(f"/proc/{self.pid}/fd"))}
+
+    def stop(self):
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

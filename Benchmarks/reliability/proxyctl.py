@@ -2,6 +2,7 @@
 configuration file with its output in a log, reloaded with SIGHUP (waiting for its `reloaded:`
 line), its SIGUSR1 report read back as numbers, its RSS, threads and descriptors from /proc."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -89,11 +90,35 @@ class Proxy:
             time.sleep(0.02)
         raise RuntimeError(f"reload {self.reloads + 1}: no 'reloaded:' line within {timeout_s} s (see {self.log_path})")
 
+    def pool_bytes(self):
+        """The size of one worker's buffer mapping: the provided buffers its start-up line names
+        plus the 64 owned buffers (EngineConfig.ownedBuffersPerWorker), of the same size."""
+        for line in self.lines("provided buffers: "):
+            m = re.search(r"provided buffers: (\d+) x (\d+) B per worker", line)
+            if m:
+                return (int(m.group(1)) + 64) * int(m.group(2))
+        return None
+
     def figures(self):
-        """VmRSS (KiB), threads and open descriptors of the process."""
+        """VmRSS (KiB), threads and open descriptors of the process, and how much of the RSS is
+        in the workers' buffer mappings and how much is the rest. The buffer mappings are found
+        in /proc/PID/smaps as the anonymous rw-p mappings at least one worker's size: the kernel
+        merges a neighbouring mapping with the same flags into one (jemalloc's, also
+        MAP_NORESERVE), so `pools_kib` may hold a few MiB that are not buffers."""
         status = dict(line.split(":", 1) for line in open(f"/proc/{self.pid}/status") if ":" in line)
-        return {"rss_kib": int(status["VmRSS"].split()[0]), "threads": int(status["Threads"]),
-                "fds": len(os.listdir(f"/proc/{self.pid}/fd"))}
+        pool, pools_kib, vma = self.pool_bytes(), 0, None
+        with open(f"/proc/{self.pid}/smaps") as f:
+            for line in f:
+                head = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$", line)
+                if head:
+                    start, end = int(head.group(1), 16), int(head.group(2), 16)
+                    anonymous = head.group(4) == "0" and not head.group(5)
+                    vma = pool and anonymous and head.group(3) == "rw-p" and end - start >= pool
+                elif vma and line.startswith("Rss:"):
+                    pools_kib += int(line.split()[1])
+        rss = int(status["VmRSS"].split()[0])
+        return {"rss_kib": rss, "pools_kib": pools_kib, "rest_kib": rss - pools_kib,
+                "threads": int(status["Threads"]), "fds": len(os.listdir(f"/proc/{self.pid}/fd"))}
 
     def stop(self):
         if self.alive():

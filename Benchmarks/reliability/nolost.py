@@ -402,21 +402,11 @@ def main():
         args.seconds = 20
     args.kills = args.kills if args.kills is not None else (2 if args.short else 4)
     args.down_s = args.down_s if args.down_s is not None else (2 if args.short else 4)
-    if not os.access(args.bin, os.X_OK):
-        sys.exit(f"nolost.py: no ringproxy at {args.bin} (swift build --product ringproxy, or --bin)")
     if shutil.which("mosquitto") is None:
         sys.exit("nolost.py: mosquitto missing (apt-get install -y mosquitto)")
     run = Run(args)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(1))
     started = time.time()
-    error = None
-    try:
-        run.run()
-    except Exception as e:  # noqa: BLE001 -- reported in the JSON line with its reason
-        error = repr(e)
-    finally:
-        after = run.teardown()
+    error, after = proxyctl.guarded(args.bin, run.run, run.teardown)
     r = run.result(after)
     failures = []
     if error:

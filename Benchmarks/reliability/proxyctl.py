@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 
@@ -127,3 +128,34 @@ class Proxy:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def stop_all(processes, timeout_s=10):
+    """SIGTERM to each process still running (last started first), then SIGKILL to any that
+    has not exited within timeout_s."""
+    for p in reversed(processes):
+        if p.poll() is None:
+            p.terminate()
+    for p in processes:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def guarded(binary, body, teardown):
+    """Runs body() and then teardown() whatever happens (SIGTERM and SIGINT included, which
+    become an exit through teardown); returns (the error body() raised as text or None, what
+    teardown() returned). Exits at once, naming the binary, when it is not there."""
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"no ringproxy at {binary} (swift build --product ringproxy, or --bin)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(1))
+    error = None
+    try:
+        body()
+    except Exception as e:  # noqa: BLE001 -- the caller reports it as a failure with its reason
+        error = repr(e)
+    finally:
+        torn = teardown()
+    return error, torn

@@ -379,14 +379,7 @@ class Soak:
     def teardown(self):
         if self.proxy is not None:
             self.proxy.stop()
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        proxyctl.stop_all(self.procs)
 
     def cold(self):
         """RSS with nothing held and fresh buffer pools: a reload (the new configuration's
@@ -566,19 +559,9 @@ def main():
     args.sample_s = args.sample_s or (10 if args.short else 60)
     args.lifetime_min_s = args.lifetime_min_s or (1 if args.short else 5)
     args.lifetime_max_s = args.lifetime_max_s or (3 if args.short else 20)
-    if not os.access(args.bin, os.X_OK):
-        sys.exit(f"soak.py: no ringproxy at {args.bin} (swift build --product ringproxy, or --bin)")
     soak = Soak(args)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(1))
     started = time.time()
-    error = None
-    try:
-        soak.run()
-    except Exception as e:  # noqa: BLE001 -- reported as a failed check with its reason
-        error = repr(e)
-    finally:
-        soak.teardown()
+    error, _ = proxyctl.guarded(args.bin, soak.run, soak.teardown)
     checks = [("run", False, error)] if error else soak.verdict()
     print_table(soak.samples)
     for name, ok, figures in checks:

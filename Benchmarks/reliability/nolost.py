@@ -43,6 +43,9 @@ b1 b2 b3 b1; 2 with --short). After publishing stops: every published message ac
 (bounded wait, all brokers up), every acknowledged one received (bounded wait), the proxy back
 at active=0 buffers_in_use=0 once the clients disconnect.
 
+--control routes b1's subscriber to b2 (the mistake a proxy could make with a session): b1's
+acknowledged messages then reach no one, and the run must fail with losses; it checks the check.
+
 Prints one JSON line: published, acked, received (distinct), lost, duplicates, reloads, kills,
 and what the proxy logged (servers DOWN / UP, redispatches). Exit 1 if lost > 0, if the run did
 not do its reloads and kills, or if nothing was acknowledged.
@@ -79,7 +82,9 @@ def log(msg):
     print(f"[nolost] {msg}", file=sys.stderr, flush=True)
 
 
-def config():
+def config(control=False):
+    """The proxy's file. control: b1's subscriber is sent to b2 instead (a session on the wrong
+    broker), so that what b1 acknowledges reaches no one: the run must then count losses."""
     check = (f"  option tcp-check\n  tcp-check send-binary {CHECK_CONNECT}\n"
              f"  tcp-check expect binary {CHECK_CONNACK}\n")
     server = "check inter 200 fall 2 rise 2"
@@ -93,6 +98,7 @@ def config():
            f"frontend pub\n  bind 127.0.0.1:{PUB_PORT}\n  tcp-request inspect-delay 5s\n"
            "  tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }\n  default_backend brokers\n"]
     for i, (bp, sp) in enumerate(zip(BROKER_PORTS, SUB_PORTS)):
+        bp = BROKER_PORTS[1] if control and i == 0 else bp
         out.append(f"backend sub{i + 1}\n{check}  server b{i + 1} 127.0.0.1:{bp} {server}\n")
         out.append(f"frontend sub{i + 1}\n  bind 127.0.0.1:{sp}\n  default_backend sub{i + 1}\n")
     return "\n".join(out)
@@ -249,7 +255,7 @@ class Run:
             b.start()
         cfg = os.path.join(self.scratch, "ringproxy.cfg")
         with open(cfg, "w") as f:
-            f.write(config())
+            f.write(config(self.args.control))
         self.proxy = proxyctl.Proxy(self.args.bin, cfg, os.path.join(self.scratch, "ringproxy.log"))
         for port in [PUB_PORT] + SUB_PORTS:
             if not proxyctl.wait_listening(port, alive=self.proxy.alive):
@@ -396,6 +402,8 @@ def main():
     ap.add_argument("--kills", type=int, default=None, help="4; 2 with --short")
     ap.add_argument("--down-s", type=float, default=None, help="a killed broker's time down: 4 s; 2 with --short")
     ap.add_argument("--settle-s", type=float, default=20, help="bound on each wait after publishing")
+    ap.add_argument("--control", action="store_true",
+                    help="route b1's subscriber to b2: a run that must find losses (checks the counting)")
     ap.add_argument("--bin", default=os.environ.get("RINGPROXY_BIN", os.path.join(REPO, ".build", "debug", "ringproxy")))
     args = ap.parse_args()
     if args.short:

@@ -62,6 +62,9 @@ struct RingBench: ParsableCommand {
     @Option(help: "Seconds between PINGREQs on each held connection (idle; 0: none).")
     var keepalive: Double = 0
 
+    @Option(help: "Keep Alive announced in each CONNECT, seconds (a proxy or broker closes a client silent for 1.5 times it; idle pings start only once every connection is open).")
+    var connectKeepalive: Int = 60
+
     @Option(help: "Seconds the idle workload's opening may take beyond its --rate pacing before the rest is given up.")
     var openSeconds: Double = 60
 
@@ -79,6 +82,8 @@ struct RingBench: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard rate >= 0, keepalive >= 0, seconds >= 0 else { throw ValidationError("--rate, --keepalive and --seconds must not be negative") }
         guard opening >= 1 else { throw ValidationError("--opening must be at least 1") }
+        guard connectKeepalive >= 0 && connectKeepalive <= 65535 else { throw ValidationError("--connect-keepalive must be 0...65535") }
+        connectKeepAliveSeconds = UInt16(connectKeepalive)
         guard chunk >= 1 && chunk <= 16 << 20 else { throw ValidationError("--chunk must be 1...16777216") }
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
@@ -313,7 +318,12 @@ final class Rendezvous {
 }
 
 /// MQTT 3.1.1 CONNECT for `id` (clean session, keepalive 60 s).
+/// The Keep Alive every CONNECT announces (--connect-keepalive; set once before threads start).
+nonisolated(unsafe) var connectKeepAliveSeconds: UInt16 = 60
+
 func connectPacket(_ id: String) -> [UInt8] {
     let bytes = Array(id.utf8)
-    return [0x10, UInt8(12 + bytes.count), 0, 4] + Array("MQTT".utf8) + [4, 2, 0, 60, UInt8(bytes.count >> 8), UInt8(bytes.count & 0xff)] + bytes
+    let k = connectKeepAliveSeconds
+    return [0x10, UInt8(12 + bytes.count), 0, 4] + Array("MQTT".utf8)
+        + [4, 2, UInt8(k >> 8), UInt8(k & 0xff), UInt8(bytes.count >> 8), UInt8(bytes.count & 0xff)] + bytes
 }

@@ -1364,6 +1364,49 @@ def one_run(rec, name, spec, binpath, port, backends, conns, body, crt=None):
             forget(p)
 
 
+def run_million(cfg, binpath, tools, runs):
+    """The million-connection run's small version (issue 16): ringproxy at --million sessions,
+    HAProxy and nginx at what one process of theirs holds under the open-files limit (full
+    runs only). A failed ringproxy run is a failed run of this driver."""
+    n = cfg.million if cfg.million is not None else (20_000 if cfg.smoke else 50_000)
+    if n <= 0:
+        return []
+    script = os.path.join(REPO, "Benchmarks", "million", "million.py")
+    out = os.path.join(cfg.out, "million")
+    results = []
+    plans = [("ringproxy", n)] + ([] if cfg.smoke else [("haproxy", min(n, 9_000)), ("nginx", min(n, 9_000))])
+    for proxy, count in plans:
+        cmd = [sys.executable, script, "--proxy", proxy, "--steps", str(count), "--bin", binpath,
+               "--ringbench", tools["ringbench"], "--out", out,
+               "--cpu-window", "5" if cfg.smoke else "30", "--latency-seconds", "2" if cfg.smoke else "5"]
+        if cfg.smoke:
+            cmd += ["--cores", "1"]
+        log(f"million: {proxy} at {count:,} sessions")
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+        res = json.loads(lines[-1]) if lines else dict(proxy=proxy, requested=count, error=r.stderr[-500:])
+        results.append(res)
+        if r.returncode != 0 and proxy == "ringproxy":
+            runs.append(dict(repeat=0, workload=f"million-{count}", proxy=proxy,
+                             error=res.get("error") or f"million.py failed: {json.dumps(res.get('pings'))} {r.stderr[-300:]}"))
+    return results
+
+
+def million_report(results):
+    md = ["", "## Many sessions held (Benchmarks/million/million.py)", "",
+          "| proxy | sessions | open s | failed | RSS B/conn | kernel B/proxied conn | CPU ms/s (pings every 60 s) | PUBLISH RTT p50/p99 µs held (none held) |",
+          "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if not r.get("held"):
+            md.append(f"| {r['proxy']} | {r['requested']:,} | - | {r.get('error', '?')[:80]} | | | | |")
+            continue
+        h, q = r["publish_rtt_held"], r["publish_rtt_none_held"]
+        md.append(f"| {r['proxy']} | {r['held']:,} | {r['open_seconds']} | {r['open_failed']} + {r.get('pings', {}).get('failed_during_hold')} held |"
+                  f" {r['proxy_rss_per_conn_b']:,} | {r['kernel_per_proxied_conn_b']:,} | {r['proxy_cpu_per_s'] * 1000:.1f} |"
+                  f" {h['p50_us']}/{h['p99_us']} ({q['p50_us']}/{q['p99_us']}) |")
+    return "\n".join(md) + "\n"
+
+
 def main():
     global scratch
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1380,6 +1423,9 @@ def main():
     ap.add_argument("--strict", action="store_true", help="exit 1 if any run failed (CI's smoke run)")
     ap.add_argument("--tls", action="store_true", help="the TLS workloads (issue 11) instead of the plain ones")
     ap.add_argument("--ws", action="store_true", help="the MQTT-over-WebSocket workloads (issue 14) instead of the plain ones")
+    ap.add_argument("--million", type=int, default=None,
+                    help="sessions of the million-connection run's small version (Benchmarks/million/million.py; "
+                         "default 50,000, --smoke 20,000 on one CPU so that it needs three rings; 0: skip)")
     cfg = ap.parse_args()
     if cfg.tls and cfg.ws:
         die("--tls and --ws are separate runs")
@@ -1471,9 +1517,14 @@ def main():
                         one_run(rec, name, spec, binpath, PROXY_PORT_BASE + 80 + si * 6 + pi, IDLE_PORTS, n,
                                 lambda lport, pids, n=n: w_idle(cfg, tools, lport, pids, IDLE_PORTS, n))
                         runs.append(rec)
+        million = run_million(cfg, binpath, tools, runs) if not cfg.tls and not cfg.ws and (not only or "million" in only) else []
         mach = machine()
         mach["load average (1/5/15 min) at start, at end"] = f"{load_start}, {loadavg()}"
         md = write_report(cfg.out, cfg, runs, mach, time.time() - t0)
+        if million:
+            md += million_report(million)
+            with open(os.path.join(cfg.out, "results.md"), "a") as f:
+                f.write(million_report(million))
         print(md)
         log(f"wrote {cfg.out}/results.md, results.json and charts in {time.time() - t0:.0f} s")
     finally:

@@ -8,10 +8,34 @@ import XCTest
 @testable import RingProxy
 
 final class CapacityRunTests: XCTestCase {
-    func testMaxconnPastOneTableGetsMoreRingsAndTheyHoldIt() throws {
+    /// The binary under a 1,024-file limit on one CPU with `maxconn 3000` (eight rings), one
+    /// frontend to `server`; returns the process and the frontend's port once it listens.
+    private func startUnderSmallFileLimit(server: UInt16, timeoutClient: String, in dir: TemporaryDirectory) throws -> (ChildProcess, UInt16) {
         let binary = Tools.ringproxy
         guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkipError("run `swift build` first") }
         guard let prlimit = Tools.which("prlimit") else { throw XCTSkipError("needs prlimit (util-linux)") }
+        let path = dir.file("ringproxy.cfg")
+        let port = TestSocket.unusedPort()
+        try """
+            global
+              maxconn 3000
+            defaults
+              mode tcp
+              timeout connect 2s
+              timeout client \(timeoutClient)
+              timeout server 60s
+            frontend f
+              bind 127.0.0.1:\(port)
+              default_backend b
+            backend b
+              server s1 127.0.0.1:\(server)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let ringproxy = try ChildProcess(prlimit, ["--nofile=1024:1024", binary, "-f", path, "--cores", "1"])
+        XCTAssertTrue(eventually { Mosquitto.listening(port) }, "ringproxy did not start")
+        return (ringproxy, port)
+    }
+
+    func testMaxconnPastOneTableGetsMoreRingsAndTheyHoldIt() throws {
         // A backend that accepts and holds every connection (no thread per connection).
         let (listenFD, bound) = try Listener.open(SocketAddress(ipv4: 127, 0, 0, 1, port: 0))
         let held = Locked<[Int32]>([])
@@ -29,26 +53,9 @@ final class CapacityRunTests: XCTestCase {
             for fd in held.current { close(fd) }
         }
         let dir = try TemporaryDirectory()
-        let path = dir.file("ringproxy.cfg")
-        let port = TestSocket.unusedPort()
-        try """
-            global
-              maxconn 3000
-            defaults
-              mode tcp
-              timeout connect 2s
-              timeout client 60s
-              timeout server 60s
-            frontend f
-              bind 127.0.0.1:\(port)
-              default_backend b
-            backend b
-              server s1 127.0.0.1:\(bound.port)
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        let ringproxy = try ChildProcess(prlimit, ["--nofile=1024:1024", binary, "-f", path, "--cores", "1"])
+        let (ringproxy, port) = try startUnderSmallFileLimit(server: bound.port, timeoutClient: "60s", in: dir)
         var clients: [Int32] = []
         defer { for fd in clients { close(fd) } }
-        XCTAssertTrue(eventually { Mosquitto.listening(port) }, "ringproxy did not start")
         let count = 1_500
         for _ in 0..<count { clients.append(TestSocket.connect(port: port)) }
         // (The readiness probe above was proxied too: it arrives, closed, beside the 1,500.)
@@ -76,31 +83,11 @@ final class CapacityRunTests: XCTestCase {
     /// With more rings than CPUs each tick scans a quarter of the table: an idle client is still
     /// closed after `timeout client`, at most a second late, and not before.
     func testTimeoutsStillFireWhenTheScanIsSliced() throws {
-        let binary = Tools.ringproxy
-        guard FileManager.default.isExecutableFile(atPath: binary) else { throw XCTSkipError("run `swift build` first") }
-        guard let prlimit = Tools.which("prlimit") else { throw XCTSkipError("needs prlimit (util-linux)") }
         let echo = TestServer.echo()
         defer { echo.stop() }
         let dir = try TemporaryDirectory()
-        let path = dir.file("ringproxy.cfg")
-        let port = TestSocket.unusedPort()
-        try """
-            global
-              maxconn 3000
-            defaults
-              mode tcp
-              timeout connect 2s
-              timeout client 2s
-              timeout server 60s
-            frontend f
-              bind 127.0.0.1:\(port)
-              default_backend b
-            backend b
-              server s1 127.0.0.1:\(echo.port)
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        let ringproxy = try ChildProcess(prlimit, ["--nofile=1024:1024", binary, "-f", path, "--cores", "1"])
+        let (ringproxy, port) = try startUnderSmallFileLimit(server: echo.port, timeoutClient: "2s", in: dir)
         defer { _ = ringproxy.finish(within: 0) }
-        XCTAssertTrue(eventually { Mosquitto.listening(port) }, "ringproxy did not start")
         // Several clients, so that they land on different rings and table positions.
         let started = Date()
         let clients = (0..<16).map { _ in TestSocket.connect(port: port) }

@@ -434,43 +434,6 @@ final class Worker {
     /// The longest the loop waits for a completion when no deadline is nearer.
     static let waitMaxMs = 100
 
-    /// After the loop: the buffer pool and the slot tables go back to the system, so workers a
-    /// reload retired cost nothing once their last connection ended. Only this thread touched
-    /// them; statistics() reads the counters, which stay.
-    func releaseMemory() {
-        pool.release()
-        releaseLoopTables()
-        allocatedCounter = nil
-    }
-
-    /// The tables only the loop reads (once, from releaseMemory or deinit).
-    private func releaseLoopTables() {
-        guard !memoryReleased else { return }
-        conns.deallocate()
-        pipes.deallocate()
-        gatherHeaders.deallocate()
-        gatherVectors.deallocate()
-        destinations.deallocate()
-        webSocketStates.deallocate()
-        replayStates.deallocate()
-        if tlsContexts.contains(where: { $0 != nil }) {
-            for s in 0..<slotCount where tlsSessions[s] != nil { ctls_free(tlsSessions[s]) }
-        }
-        tlsSessions.deallocate()
-        kernelTLSKeys.deallocate()
-        if serverTLSContexts.contains(where: { $0 != nil }) {
-            for s in 0..<slotCount where serverTLSSessions[s] != nil { ctls_free(serverTLSSessions[s]) }
-        }
-        serverTLSSessions.deallocate()
-        serverTLSHeld.deallocate()
-        timers.deallocate()
-        bufferWaiters.deallocate()
-        stalledPipes.deallocate()
-        preambleHolders.deallocate()
-        idleHandshakes.deallocate()
-        memoryReleased = true
-    }
-
     /// Everything else the worker allocated, once nothing can read it any more (its generation
     /// is forgotten): a reload must cost no memory once the previous workers are gone.
     deinit {

@@ -140,57 +140,45 @@ def build_tools(args, scratch):
     return tools
 
 
-def ringproxy_cfg(n, cores, log=False):
-    servers = "\n".join(f"  server s{i + 1} 127.0.0.1:{p}" for i, p in enumerate(BACKEND_PORTS))
+def mqtt_cfg(maxconn, sessions, nbthread, servers, global_extra="", defaults_extra="", frontend_extra="", backend_extra=""):
+    """The seed's MQTT rules (CONNECT validated, stick table on the client id) in front of the
+    60 backends: the one file both ringproxy and HAProxy get, each with its own extras."""
     return f"""global
-  maxconn {n + 2000}
-  nbthread {cores}
-{"  log stderr local0" if log else ""}
-defaults
+  maxconn {maxconn}
+  nbthread {nbthread}
+{global_extra}defaults
   mode tcp
-{"  log global" + chr(10) + "  option tcplog" if log else ""}
-  timeout connect 5s
+{defaults_extra}  timeout connect 5s
   timeout client 300s
   timeout server 300s
 frontend mqtt
   bind 127.0.0.1:{PROXY_PORT}
   tcp-request inspect-delay 5s
   tcp-request content reject unless {{ req.payload(0,0),mqtt_is_valid }}
-  option mqtt-keepalive-timeout
-  default_backend brokers
+{frontend_extra}  default_backend brokers
 backend brokers
   balance roundrobin
   tcp-request inspect-delay 5s
-  stick-table type string len 32 size {max(1, math.ceil((n + 2000) / 1000))}k expire 30m
+  stick-table type string len 32 size {max(1, math.ceil((sessions + 2000) / 1000))}k expire 30m
   stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)
-  source 127.0.1.1-127.0.1.30
-{servers}
+{backend_extra}{servers}
 """
+
+
+def ringproxy_cfg(n, cores, log=False):
+    servers = "\n".join(f"  server s{i + 1} 127.0.0.1:{p}" for i, p in enumerate(BACKEND_PORTS))
+    return mqtt_cfg(n + 2000, n, cores, servers,
+                    global_extra="  log stderr local0\n" if log else "\n",
+                    defaults_extra="  log global\n  option tcplog\n" if log else "\n",
+                    frontend_extra="  option mqtt-keepalive-timeout\n",
+                    backend_extra="  source 127.0.1.1-127.0.1.30\n")
 
 
 def haproxy_cfg(n):
+    # HAProxy has no address ranges in `source`: each server gets one of the 30 addresses.
     servers = "\n".join(f"  server s{i + 1} 127.0.0.1:{p} source 127.0.1.{1 + i % 30}" for i, p in enumerate(BACKEND_PORTS))
     # One process: two fds per session under the 20,000 open-files limit.
-    return f"""global
-  maxconn {min(n + 2000, 9_900)}
-  nbthread 2
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 300s
-  timeout server 300s
-frontend mqtt
-  bind 127.0.0.1:{PROXY_PORT}
-  tcp-request inspect-delay 5s
-  tcp-request content reject unless {{ req.payload(0,0),mqtt_is_valid }}
-  default_backend brokers
-backend brokers
-  balance roundrobin
-  tcp-request inspect-delay 5s
-  stick-table type string len 32 size {max(1, math.ceil((n + 2000) / 1000))}k expire 30m
-  stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)
-{servers}
-"""
+    return mqtt_cfg(min(n + 2000, 9_900), n, 2, servers)
 
 
 def nginx_cfg(n, scratch):

@@ -225,13 +225,13 @@ public final class Engine: @unchecked Sendable {
         let listenerCount = config.frontends.reduce(0) { $0 + $1.binds.count }
         let acceptSlots = listenerCount * config.acceptDepth
         let plan = RingPlan(cpus: cpuCount, fileLimit: nofile, acceptSlots: acceptSlots, maxConnections: config.maxConnections)
-        let coreCount = plan.rings
-        let cpus = (0..<coreCount).map { allowed.isEmpty ? Int32($0 % cpuCount) : allowed[($0 % cpuCount) % allowed.count] }
+        let ringCount = plan.rings
+        let cpus = (0..<ringCount).map { allowed.isEmpty ? Int32($0 % cpuCount) : allowed[($0 % cpuCount) % allowed.count] }
         generation.slotsPerWorker = plan.slotsPerRing
         generation.capacity = plan.capacity
         generation.plan = plan
         if let wanted = config.maxConnections, generation.capacity < wanted {
-            log.warning("maxconn \(wanted) exceeds what \(coreCount) ring(s) can hold with RLIMIT_NOFILE=\(nofile) "
+            log.warning("maxconn \(wanted) exceeds what \(ringCount) ring(s) can hold with RLIMIT_NOFILE=\(nofile) "
                         + "(\(generation.slotsPerWorker) slots, \(generation.slotsPerWorker * 2) fixed files per ring; "
                         + "at most \(RingPlan.ringsMax) rings): enforcing \(generation.capacity)")
         }
@@ -239,7 +239,7 @@ public final class Engine: @unchecked Sendable {
 
         // Listeners: one SO_REUSEPORT socket per bind per worker; port 0 is resolved by the
         // first socket and reused by the others; a bind the previous generation had is taken over.
-        var perWorker = [[ListenerSocket]](repeating: [], count: coreCount)
+        var perWorker = [[ListenerSocket]](repeating: [], count: ringCount)
         var opened: [Int32] = []
         do {
             for (fi, frontend) in config.frontends.enumerated() {
@@ -249,7 +249,7 @@ public final class Engine: @unchecked Sendable {
                         old.listeners.map { $0.filter { $0.configured == address } }
                     } ?? []
                     var target = address
-                    for w in 0..<coreCount {
+                    for w in 0..<ringCount {
                         if w < inherited.count, let old = inherited[w].first {
                             perWorker[w].append(ListenerSocket(fd: old.fd, address: old.address, configured: address, frontend: fi,
                                                                backend: frontend.backendIndex))
@@ -310,7 +310,7 @@ public final class Engine: @unchecked Sendable {
                     continue
                 }
                 do {
-                    serverContexts.append(try ServerTLSContext(tls, workers: coreCount))
+                    serverContexts.append(try ServerTLSContext(tls, workers: ringCount))
                 } catch {
                     closeNewListeners()
                     throw .invalid("\(server.source ?? backend.name): server '\(backend.name)/\(server.name)': \(error)")
@@ -320,7 +320,7 @@ public final class Engine: @unchecked Sendable {
         generation.serverTLSContexts = serverContexts
         var workerConfig = config
         workerConfig.maxConnections = generation.maxConnections
-        workerConfig.workerCount = coreCount
+        workerConfig.workerCount = ringCount
         workerConfig.buffersPerWorker = plan.buffersPerRing(configured: config.buffersPerWorker)
         workerConfig.scanSlices = plan.scanSlices
         workerConfig.kernelTLS = kernelTLS
@@ -330,8 +330,8 @@ public final class Engine: @unchecked Sendable {
         }
         // Each checked server is checked by one worker for the whole process, spread evenly.
         let checked = config.backends.flatMap(\.servers).enumerated().filter { $0.element.check != nil }.map(\.offset)
-        for w in 0..<coreCount {
-            let mine = checked.enumerated().filter { $0.offset % coreCount == w }.map(\.element)
+        for w in 0..<ringCount {
+            let mine = checked.enumerated().filter { $0.offset % ringCount == w }.map(\.element)
             generation.workers.append(Worker(index: w, cpu: cpus[w], config: workerConfig, shared: shared,
                                              listeners: perWorker[w], slotCount: generation.slotsPerWorker,
                                              checkedServers: mine, tlsContexts: contexts,

@@ -1,7 +1,9 @@
 // Statistics: every counter a worker keeps is one case of `Counter`, defined once with its
 // operator name, kind and help text; reports, merging and (later) metrics read that one list.
-// Workers bump plain words in their own table (no atomics on the hot path); a reader on
-// another thread may see a value a few increments old, the price of not synchronising.
+// Workers bump words in their own table with relaxed loads and stores (no read-modify-write
+// atomics on the hot path); a reader on another thread may see a value a few increments old.
+
+import CUring
 
 /// How values of one counter combine across workers and generations.
 public enum CounterKind: Sendable {
@@ -158,8 +160,9 @@ public struct CounterValues: Sendable, Equatable {
 
     public init() { values = Array(repeating: 0, count: Counter.allCases.count) }
 
-    init(copying words: UnsafePointer<UInt64>) {
-        values = Array(UnsafeBufferPointer(start: words, count: Counter.allCases.count))
+    /// Words another thread writes (relaxed loads).
+    init(copying words: UnsafeMutablePointer<UInt64>) {
+        values = (0..<Counter.allCases.count).map { cu_word_load(words + $0) }
     }
 
     public subscript(_ counter: Counter) -> UInt64 {

@@ -62,7 +62,8 @@ final class ReloadTests: XCTestCase {
         churn.wait()
         let outcome = results.current
         XCTAssertEqual(outcome.failed, 0, "sessions failed across reloads (\(outcome.ok) succeeded)")
-        XCTAssertGreaterThan(outcome.ok, 100)
+        // Churn kept going through the reloads (ThreadSanitizer slows every session ~10x).
+        XCTAssertGreaterThan(outcome.ok, underSanitizer ? 20 : 100, "too few sessions ran across the 20 reloads")
         XCTAssertEqual(engine.generation, 21)
         // The long-lived connections still work: their generation is still serving them.
         for fd in longLived {

@@ -77,6 +77,15 @@ static inline void cu_atomic_max(long *p, long v) {
     while (v > seen && !__atomic_compare_exchange_n(p, &seen, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
 }
 
+// A worker's own statistics words: one writer (the loop's thread), readers on any thread.
+// Relaxed loads and stores, not read-modify-write atomics: the same plain movs on x86, but
+// a defined race (no torn words, no compiler caching) that ThreadSanitizer accepts.
+static inline unsigned long long cu_word_load(const unsigned long long *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void cu_word_store(unsigned long long *p, unsigned long long v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline void cu_word_add(unsigned long long *p, unsigned long long n) {
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
 // CLOCK_MONOTONIC_COARSE in milliseconds: read once per loop turn.
 static inline long cu_now_ms(void) {
     struct timespec ts;

@@ -1,7 +1,9 @@
 // ProxyCounter: what a worker counts per frontend and per server for the stats page (HAProxy's
 // per-proxy columns: stot, bin, bout, dreq, ereq, econ, wretr, wredis, cli_abrt, srv_abrt,
-// lbtot). Plain words in the worker's own table, bumped once per connection or attempt, never
-// per packet; Engine.snapshot() sums them over workers and reloads.
+// lbtot). Words in the worker's own table (one writer, relaxed loads and stores), bumped once
+// per connection or attempt, never per packet; Engine.snapshot() sums them over workers and
+// reloads.
+import CUring
 
 enum ProxyCounter: Int, CaseIterable {
     case sessions
@@ -25,15 +27,15 @@ enum ProxyCounter: Int, CaseIterable {
 extension Worker {
     /// Row of frontend `f` / server `g` in `proxyCounters`: frontends first, then servers.
     @inline(__always) func countFrontend(_ f: Int, _ counter: ProxyCounter, _ n: UInt64 = 1) {
-        proxyCounters[f * ProxyCounter.count + counter.rawValue] &+= n
+        cu_word_add(proxyCounters + f * ProxyCounter.count + counter.rawValue, n)
     }
 
     @inline(__always) func countServer(_ g: Int, _ counter: ProxyCounter, _ n: UInt64 = 1) {
-        proxyCounters[(frontendCount + g) * ProxyCounter.count + counter.rawValue] &+= n
+        cu_word_add(proxyCounters + (frontendCount + g) * ProxyCounter.count + counter.rawValue, n)
     }
 
     /// A copy of the table (another thread; values may be a few increments old).
     func proxyCounterValues() -> [UInt64] {
-        Array(UnsafeBufferPointer(start: proxyCounters, count: proxyCounterWords))
+        (0..<proxyCounterWords).map { cu_word_load(proxyCounters + $0) }
     }
 }

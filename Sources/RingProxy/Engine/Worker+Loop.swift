@@ -54,6 +54,7 @@ extension Worker {
         connectionLog?.flush()
         for l in listeners where l.fd >= 0 && !(retiring && shared.isTransferred(l.fd)) { close(l.fd) }
         ring.destroy()
+        publishGauges()
         releaseMemory()
         cu_atomic_store(startStateWord, 2)
     }
@@ -67,6 +68,7 @@ extension Worker {
     func loop() {
         while true {
             count(.loopTurns)
+            publishGauges()
             let waitNs = min(Self.waitMaxMs, max(0, (timers.nextDueMs ?? Int.max) - nowMs)) * 1_000_000
             if waitBatch > 1 {
                 ring.submitAndWait(batch: waitBatch, minWaitUs: waitMinUs, timeoutNs: max(waitNs, 1))

@@ -200,7 +200,8 @@ final class Worker {
     let serverNames: NameTable
     var logFirstPendingMs = 0
 
-    /// One word per Counter, bumped in place (read by statistics() from another thread).
+    /// One word per Counter, bumped in place, then jemalloc's thread.allocated as the loop last
+    /// published it (read by statistics() from another thread; see Worker+Counters).
     let counters: UnsafeMutablePointer<UInt64>
     /// ProxyCounter words per frontend, then per server (read by Engine.snapshot()).
     let proxyCounters: UnsafeMutablePointer<UInt64>
@@ -393,8 +394,9 @@ final class Worker {
         frontendNames = NameTable(config.frontends.map(\.name))
         backendNames = NameTable(config.backends.map(\.name))
         serverNames = NameTable(config.backends.flatMap { $0.servers.map(\.name) })
-        counters = .allocate(capacity: Counter.allCases.count)
+        counters = .allocate(capacity: Counter.allCases.count + 1)
         counters.initialize(repeating: 0, count: Counter.allCases.count)
+        counters[Self.allocatedWord] = UInt64.max
         frontendCount = config.frontends.count
         proxyCounterWords = max(1, (config.frontends.count + allServers.count) * ProxyCounter.allCases.count)
         proxyCounters = .allocate(capacity: proxyCounterWords)

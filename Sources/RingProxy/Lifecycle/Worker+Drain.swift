@@ -22,9 +22,9 @@ extension Worker {
         }
         if retiring {
             let bound = config.drainGraceBoundsRetirement ? " within \(config.drainGraceMs) ms (hard-stop-after)" : ""
-            log.info("worker \(index) (previous configuration): \(counters[Counter.active.rawValue]) connection(s) left to finish\(bound)")
+            log.info("worker \(index) (previous configuration): \(counted(.active)) connection(s) left to finish\(bound)")
         } else {
-            log.info("worker \(index): stopping; \(counters[Counter.active.rawValue]) connection(s) draining for up to \(config.drainGraceMs) ms")
+            log.info("worker \(index): stopping; \(counted(.active)) connection(s) draining for up to \(config.drainGraceMs) ms")
         }
     }
 

@@ -118,7 +118,7 @@ extension Worker {
     func rejectPreamble(_ slot: Int32, _ rejection: StageRejection) {
         if rejection.stage == .mqttConnect {
             count(.mqttRejected)
-            rejectCounts[Int(conns[Int(slot)].frontend) * 32 + Int(rejection.code) & 31] &+= 1
+            countRejection(frontend: Int(conns[Int(slot)].frontend), code: Int(rejection.code))
             let reason = InvalidReason(rawValue: rejection.code)
             warnRateLimited(slot, "rejected: \(reason.map { "\($0)" } ?? "code \(rejection.code)")")
         } else if rejection.stage == .proxyHeader, let reason = ProxyHeaderRejection(rawValue: rejection.code) {

@@ -96,7 +96,7 @@ extension Worker {
                     return
                 case .reject(let rejection):
                     count(.mqttRejected)
-                    rejectCounts[f * 32 + Int(rejection.code) & 31] &+= 1
+                    countRejection(frontend: f, code: Int(rejection.code))
                     let reason = InvalidReason(rawValue: rejection.code)
                     warnRateLimited(slot, "rejected: \(reason.map { "\($0)" } ?? "code \(rejection.code)") (WebSocket close 1002)")
                     answerAndClose(slot) { WebSocketFrames.writeClose(code: 1002, to: $0, capacity: $1) }

@@ -200,6 +200,11 @@ final class PacedPython {
     func waitUntilExit() { process.waitUntilExit() }
 }
 
+/// The suite runs under a sanitizer (scripts/sanitize.sh sets RINGPROXY_SANITIZE): bulk tests
+/// move less (ThreadSanitizer makes every byte the test threads touch 5-15x slower); what they
+/// check stays the same.
+let underSanitizer = ProcessInfo.processInfo.environment["RINGPROXY_SANITIZE"] != nil
+
 /// A test that reads jemalloc's per-thread counters found none: under a sanitizer build
 /// (scripts/sanitize.sh, RINGPROXY_SANITIZE set) jemalloc is left out on purpose and the test
 /// skips; anywhere else that is a broken build, and the test fails.

@@ -167,10 +167,11 @@ final class ClientThread {
         pending.initialize(repeating: 0, count: n)
         func armRecv(_ i: Int) { queueRecv(i, sessions.buffer(i), Sessions.recvBytes, sessions.tag(i, Sessions.opPingRecv)) }
         var outstanding = 0   // PINGREQs sent and not answered
-        func lose(_ i: Int) {
+        func lose(_ i: Int, _ cause: String) {
             guard sessions.state[i] == Sessions.open else { return }
             sessions.state[i] = Sessions.dead
             result.failed += 1
+            sessions.causes[cause, default: 0] += 1
             if sentAt[i] != 0 { sentAt[i] = 0; outstanding -= 1 }
         }
         for i in 0..<n where sessions.state[i] == Sessions.open { armRecv(i) }
@@ -203,11 +204,12 @@ final class ClientThread {
                 let i = Int(data >> 12)
                 switch data & 15 {
                 case Sessions.opPing:
-                    lose(i)   // only a failed send posts
+                    lose(i, "held: PINGREQ send failed")   // only a failed send posts
                 case Sessions.opPingRecv:
                     guard sessions.state[i] == Sessions.open else { return }
                     // Only PINGRESPs (0xD0 0x00) are expected; anything else fails the connection.
-                    guard res > 0, pending[i] != 0 || sessions.buffer(i)[0] == 0xD0 else { lose(i); return }
+                    guard res > 0 else { lose(i, res == 0 ? "held: closed by the proxy" : "held: \(String(cString: strerror(-res)))"); return }
+                    guard pending[i] != 0 || sessions.buffer(i)[0] == 0xD0 else { lose(i, "held: not a PINGRESP"); return }
                     pending[i] += Int(res)
                     while pending[i] >= 2 {
                         pending[i] -= 2
@@ -226,6 +228,7 @@ final class ClientThread {
         }
         result.elapsed = Double(min(now, deadline) - start) / 1e9
         result.unanswered = outstanding
+        result.causes = sessions.causes
     }
 
     // MARK: reconnect
@@ -253,6 +256,7 @@ final class ClientThread {
             result.rounds.append(nowNs() - roundStart)
         }
         result.elapsed = start == 0 ? 0 : Double(nowNs() - start) / 1e9
+        result.causes = sessions.causes
     }
 
     // MARK: bulk

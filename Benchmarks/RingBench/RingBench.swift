@@ -130,18 +130,23 @@ struct RingBench: ParsableCommand {
     func extraFields(_ total: ThreadResult, elapsed: Double) -> String {
         switch workload {
         case "idle":
-            return ",\"pings_sent\":\(total.pings),\"pings_unanswered\":\(total.unanswered)"
+            return ",\"pings_sent\":\(total.pings),\"pings_unanswered\":\(total.unanswered)" + causesField(total)
         case "bulk":
             return ",\"bytes\":\(total.bytes),\"mb_per_second\":\(fmt(Double(total.bytes) / 1e6 / elapsed)),\"chunk\":\(chunk)"
         case "reconnect":
             let rounds = total.rounds.sorted()
             let median = rounds.isEmpty ? 0 : Double(rounds[rounds.count / 2]) / 1e6
             return ",\"rounds\":\(rounds.count),\"round_ms_median\":\(fmt(median)),"
-                + "\"round_ms_max\":\(fmt(Double(rounds.last ?? 0) / 1e6))"
+                + "\"round_ms_max\":\(fmt(Double(rounds.last ?? 0) / 1e6))" + causesField(total)
         default:
             return ""
         }
     }
+}
+
+/// Why sessions failed, by cause: `,"failure_causes":{"connect: Connection refused":3}`.
+func causesField(_ total: ThreadResult) -> String {
+    ",\"failure_causes\":{" + total.causes.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
 }
 
 /// The idle workload's "ready" line, printed (and flushed) by the last thread to finish opening.
@@ -221,6 +226,7 @@ struct ThreadResult {
     var pings = 0          // idle: PINGREQs sent
     var unanswered = 0     // idle: PINGREQs whose PINGRESP did not come back
     var rounds: [UInt64] = []   // reconnect: each round's duration, ns
+    var causes: [String: Int] = [:]   // idle, reconnect: why sessions failed, by cause
     var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
 
     mutating func merge(_ other: ThreadResult) {
@@ -236,6 +242,7 @@ struct ThreadResult {
             if r < rounds.count { rounds[r] = max(rounds[r], d) } else { rounds.append(d) }
         }
         latency.add(other.latency)
+        causes.merge(other.causes, uniquingKeysWith: +)
     }
 }
 

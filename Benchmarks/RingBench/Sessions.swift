@@ -43,6 +43,9 @@ final class Sessions {
     var opening = 0   // chains in flight
     var closing = 0   // close_direct requests in flight
     var oldest = 0    // no slot below it is opening and not yet cancelled (slots start in index order)
+    /// Why sessions failed to open ("connect:ECONNREFUSED", "connack:eof", "gave up", ...):
+    /// tallied on failures only, reported by the run's last line.
+    var causes: [String: Int] = [:]
 
     /// Sessions for slots 0..<n of `thread`'s ring, with client ids "<prefix>-<thread>-<i>".
     init(_ thread: ClientThread, prefix: String) {
@@ -134,6 +137,7 @@ final class Sessions {
             }
             generation[i] &+= 1   // anything else the chain may post is stale
             closeSlot(i)
+            causes[Sessions.cause(op: op, res: res, ack: ack), default: 0] += 1
             return .failed(i)
         case Sessions.opClose:
             closing -= 1
@@ -142,6 +146,17 @@ final class Sessions {
         default:
             return .none
         }
+    }
+
+    /// A failed open's cause: the step whose completion ended the chain and what it returned
+    /// (a cancelled step is one given up after `giveUpNs`).
+    static func cause(op: UInt64, res: Int32, ack: UnsafeMutablePointer<UInt8>) -> String {
+        let step = op == Sessions.opConnect ? "connect" : op == Sessions.opSend ? "CONNECT send" : "CONNACK"
+        if res == -ECANCELED { return "\(step): given up after \(giveUpNs / 1_000_000_000) s" }
+        if res < 0 { return "\(step): \(String(cString: strerror(-res)))" }
+        if res == 0 { return "\(step): closed by the proxy" }
+        if op == Sessions.opAck && res == 4 { return "CONNACK: refused, code \(ack[3])" }
+        return "\(step): short (\(res) bytes)"
     }
 
     /// Cancels the sessions among 0..<started that have been opening for `giveUpNs`.
@@ -169,11 +184,13 @@ final class Sessions {
         oldest = 0
         while next < n || opening > 0 || closing > 0 {
             if now >= giveUpAt {
-                failed += abandon(started: next) + (n - next)
+                let abandoned = abandon(started: next) + (n - next)
+                failed += abandoned
+                causes["opening time over", default: 0] += abandoned
                 break
             }
             while next < n && opening < cap && (intervalNs == 0 || now >= begin + UInt64(next) * intervalNs) {
-                if !start(next, since: since == 0 ? now : since) { failed += 1 }
+                if !start(next, since: since == 0 ? now : since) { failed += 1; causes["socket/bind", default: 0] += 1 }
                 next += 1
                 if next & 63 == 0 { io_uring_submit(thread.ring) }   // get connects going
             }

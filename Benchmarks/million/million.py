@@ -284,7 +284,7 @@ def run_count(args, tools, n, scratch):
         # address's ephemeral range fills (60 addresses: the opening fell to ~350/s past 800k,
         # ringbench spinning in the kernel).
         # ringbench's clock starts once every session is open: the hold covers the measurements.
-        hold = 3 + args.cpu_window + 2 * args.latency_seconds + 15
+        hold = 3 + args.cpu_window + args.perf + 2 * args.latency_seconds + 15
         bench = start([tools["ringbench"], "idle", "--target", f"127.0.0.1:{PROXY_PORT}", "--connections", str(n),
                        "--threads", str(threads), "--sources", "127.0.0.1-127.0.0.199", "--opening", str(opening),
                        "--open-seconds", str(int(args.open_timeout)), "--rate", str(args.rate),
@@ -338,6 +338,20 @@ def run_count(args, tools, n, scratch):
         c1 = sum(cpu_seconds(p) for p in pids)
         b1, tot1 = machine_busy()
         ncpu = os.cpu_count()
+        if args.proxy == "ringproxy":
+            proxy.send_signal(signal.SIGUSR1)   # its counters into its stderr (copied to --out)
+        if args.perf > 0:
+            # Where the machine's CPU goes while the sessions are held (after the CPU window, so
+            # perf's own cost is not in that figure).
+            data = os.path.join(scratch, "perf.data")
+            subprocess.run(["perf", "record", "-a", "-g", "-o", data, "--", "sleep", str(args.perf)],
+                           capture_output=True, timeout=args.perf + 60)
+            for sort, name in (("comm", "comm"), ("comm,dso,sym", "sym")):
+                rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "-g", "none",
+                                      "--percent-limit", "0.5", "--sort", sort],
+                                     capture_output=True, text=True, timeout=300)
+                with open(os.path.join(args.out, f"perf-{args.proxy}-{n}-{name}.txt"), "w") as f:
+                    f.write(rep.stdout)
         p50h, p99h, opsh = ping_latency(tools, args.latency_seconds)
         rss2 = sum(proc_status(p, "VmRSS") for p in pids)
         kernel_kb = ((mem1["Slab"] - mem0["Slab"]) + (mem1["PageTables"] - mem0["PageTables"])
@@ -370,7 +384,9 @@ def run_count(args, tools, n, scratch):
             if lines:
                 final = json.loads(lines[-1])
                 result["pings"] = dict(sent=final.get("pings_sent"), unanswered=final.get("pings_unanswered"),
-                                       failed_during_hold=final.get("failed"))
+                                       # ringbench's count includes the sessions that never opened
+                                       failed_during_hold=(final.get("failed") or 0) - ready["failed"])
+                result["failure_causes"] = final.get("failure_causes")
         except subprocess.TimeoutExpired:
             pass
     except RuntimeError as e:
@@ -444,6 +460,9 @@ def main():
     ap.add_argument("--latency-seconds", type=float, default=5)
     ap.add_argument("--memory-floor-mib", type=int, default=1536)
     ap.add_argument("--log", action="store_true", help="ringproxy's connection log to DIR/ringproxy-N.log (diagnosis)")
+    ap.add_argument("--perf", type=float, default=0,
+                    help="seconds of `perf record -a -g` while the sessions are held, after the CPU window "
+                         "(reports by command and by symbol into --out; diagnosis)")
     ap.add_argument("--out", default=os.path.join(REPO, "Benchmarks", "results", "million-latest"))
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -474,10 +493,11 @@ def main():
             results.append(r)
     finally:
         restore_sysctls(saved)
-        if args.log:
-            for name in os.listdir(scratch):
-                if name.endswith(".stderr"):
-                    shutil.copy(os.path.join(scratch, name), args.out)
+        # The processes' stderr (ringproxy's start-up line and counters at SIGUSR1; with --log
+        # its connection log too) and ringbench's.
+        for name in os.listdir(scratch):
+            if name.endswith(".stderr"):
+                shutil.copy(os.path.join(scratch, name), args.out)
         shutil.rmtree(scratch, ignore_errors=True)
     path = os.path.join(args.out, f"million-{args.proxy}.json")
     with open(path, "w") as f:

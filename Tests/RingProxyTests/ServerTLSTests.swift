@@ -148,7 +148,7 @@ final class ServerTLSTests: XCTestCase {
         let client = TestSocket.connect(port: port)
         defer { close(client) }
         _ = TestSocket.writeAll(client, MQTTWire.connect(clientID: "stls-closed"))
-        XCTAssertTrue(TestSocket.isClosedByPeer(client, withinSeconds: 3), "closed at once, not at timeout server")
+        XCTAssertTrue(TestSocket.isEndedByPeer(client, withinSeconds: 3), "closed at once, not at timeout server")
         XCTAssertTrue(eventually { engine.statistics().total[.active] == 0 })
         XCTAssertEqual(engine.statistics().total[.serverTLSHandshakeFailures], 1)
         XCTAssertEqual(engine.statistics().total[.buffersInUse], 0)

@@ -19,6 +19,16 @@ enum TestSocket {
         return recv(fd, &byte, 1, 0) == 0
     }
 
+    /// True when the peer ends `fd` within `seconds` before sending a byte, with a FIN or with
+    /// a reset: where the proxy closes a client whose bytes it has not read yet (a server that
+    /// failed before the proxy read what the client sent), the kernel answers with RST.
+    static func isEndedByPeer(_ fd: Int32, withinSeconds seconds: Int = 2) -> Bool {
+        setTimeouts(fd, seconds: seconds)
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, 0)
+        return n == 0 || (n < 0 && errno == ECONNRESET)
+    }
+
     /// A connection to `address` (IPv4 or IPv6), from `source` when given (a loopback address
     /// other than 127.0.0.1, so that a test can tell which address a peer learned).
     static func connect(to address: SocketAddress, from source: SocketAddress? = nil, timeoutSeconds: Int = 10) -> Int32 {

@@ -24,6 +24,15 @@ Opt-in proxies (only when named in --proxies), issue 12's PROXY protocol cost:
   Their MQTT backends run with --proxy-protocol (read and drop the v2 header); workloads on the
   echo or idle backends skip them. results.md then has a "PROXY protocol v2 cost" section:
   python3 Benchmarks/driver/sidebyside.py --only conn --proxies ringproxy,ringproxy-file,ringproxy-pp2,haproxy,haproxy-pp2
+Opt-in proxies of issue 17 (relaying through a BPF sockmap, measured on the whole machine's CPU;
+the kernel does the relaying in softirq and kworker context outside the proxy's process, so the
+"machine, added over direct" column is the figure; root):
+  sockmap        Benchmarks/tools/sockmapproxy.c: a sockhash with an sk_skb verdict program
+                 (BPF_SK_SKB_VERDICT, no stream parser) redirecting to the peer's egress
+  sockmap-strp   the same through the stream parser (BPF_SK_SKB_STREAM_PARSER + _STREAM_VERDICT)
+  haproxy-splice `haproxy` plus `option splice-auto` (kernel splice(2) through pipes)
+  python3 Benchmarks/driver/sidebyside.py --no-build --bin /path/ringproxy --only pingpong,bulk-1,bulk-100,latency,conn \
+      --proxies direct,ringproxy,haproxy,haproxy-splice,nginx,sockmap,sockmap-strp --repeat 1
 Opt-in proxies of issue 18's CONNACK-aware redispatch (the cost of holding the CONNECT until
 its CONNACK, when every broker accepts):
   ringproxy-mqttcfg  ringproxy loading haproxy-mqtt's very file (the seed's MQTT rules, the stick
@@ -99,6 +108,9 @@ PROXIES = [
     ("haproxy-pp2", dict(kind="haproxy", mqtt=False, pp2=True, optin=True)),
     ("ringproxy-mqttcfg", dict(kind="ringproxy-cfg", mqtt=True, optin=True)),
     ("ringproxy-connack", dict(kind="ringproxy-cfg", mqtt=True, connack=True, optin=True)),
+    ("haproxy-splice", dict(kind="haproxy", mqtt=False, splice=True, optin=True)),
+    ("sockmap", dict(kind="sockmap", mqtt=False, mode="verdict", optin=True)),
+    ("sockmap-strp", dict(kind="sockmap", mqtt=False, mode="strp", optin=True)),
 ]
 # The pp2 variants and what each adds the header to (issue 12: the cost of send-proxy-v2).
 PP2_PAIRS = [("ringproxy-pp2", "ringproxy"), ("haproxy-pp2", "haproxy")]
@@ -316,7 +328,19 @@ def check_tools(cfg):
         die(f"missing: {', '.join(fatal)} (bash scripts/install-bench-deps.sh)")
 
 
-def build(skip, ws=False):
+sockmap_bin = None   # built from Benchmarks/tools/sockmapproxy.c into the scratch directory
+
+
+def build(skip, ws=False, binpath_given=None):
+    global sockmap_bin
+    src = os.path.join(REPO, "Benchmarks", "tools", "sockmapproxy.c")
+    sockmap_bin = os.path.join(scratch, "rp-sockmapproxy")
+    r = subprocess.run(["gcc", "-O2", "-pthread", src, "-o", sockmap_bin], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        die(f"gcc {src} failed: {r.stderr}")
+    if binpath_given:
+        # A release binary built elsewhere (ringbench beside it): no swift at all.
+        skip = True
     if not skip:
         if shutil.which("swift") is None:
             die("swift not found")
@@ -327,7 +351,9 @@ def build(skip, ws=False):
             if r.returncode != 0:
                 die("swift build failed:\n" + (r.stdout + r.stderr)[-3000:])
     binpath = os.path.join(REPO, ".build", "release", "ringproxy")
-    if shutil.which("swift"):
+    if binpath_given:
+        binpath = binpath_given
+    elif shutil.which("swift"):
         r = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO,
                            capture_output=True, text=True, timeout=120)
         if r.returncode == 0 and r.stdout.strip():
@@ -399,14 +425,16 @@ def start_backends(cfg, tools, pp2=False):
             die(f"backend on port {port} did not come up")
 
 
-def haproxy_cfg(mqtt, port, backends, maxconn, crt=None, send_proxy_v2=False, connack=False):
+def haproxy_cfg(mqtt, port, backends, maxconn, crt=None, send_proxy_v2=False, connack=False, splice=False):
     """The seed's MQTT configuration (mqtt_is_valid + stick table on the client id), or plain
     round robin; one thread. With crt: TLS termination on the bind line (TLS 1.3 only, one
     suite, one group), the file ringproxy loads too. send_proxy_v2: on every server line.
     connack: ringproxy's `option mqtt-connack-redispatch` in the backend (HAProxy refuses it)."""
     lines = ["global", "  nbthread 1", f"  maxconn {maxconn}",
-             "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 60s", "  timeout server 60s",
-             "backend b", "  balance roundrobin"]
+             "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 60s", "  timeout server 60s"]
+    if splice:
+        lines += ["  option splice-auto"]
+    lines += ["backend b", "  balance roundrobin"]
     if connack:
         lines += ["  option mqtt-connack-redispatch"]
     if mqtt:
@@ -505,8 +533,17 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
         cfg = os.path.join(scratch, f"{name}.cfg")
         with open(cfg, "w") as f:
             f.write(ws_cfg(spec["mqttws"], port, backends, per) if "mqttws" in spec
-                    else haproxy_cfg(spec["mqtt"], port, backends, per, crt, spec.get("pp2", False)))
+                    else haproxy_cfg(spec["mqtt"], port, backends, per, crt, spec.get("pp2", False),
+                                     splice=spec.get("splice", False)))
         cmds = [["taskset", "-c", "0", "haproxy", "-f", cfg, "-db"] for _ in range(instances)]
+    elif kind == "sockmap":
+        # One process, one thread: accepts, connects, splices; its CPU is the process's, the
+        # relaying (verdict in softirq, the peer's backlog in a kworker) is the machine's.
+        cmd = ["taskset", "-c", "0", sockmap_bin, "--listen", f"127.0.0.1:{port}", "--mode", spec["mode"],
+               "--maxconn", str(conns + 1000)]
+        for b in backends:
+            cmd += ["--backend", f"127.0.0.1:{b}"]
+        cmds = [cmd]
     elif kind == "nginx":
         cfg = os.path.join(scratch, "nginx.conf")
         with open(cfg, "w") as f:
@@ -1417,6 +1454,7 @@ def main():
     ap.add_argument("--mosquitto", action="store_true", help="also run conn against three mosquitto brokers")
     ap.add_argument("--out", default=os.path.join(REPO, "Benchmarks", "results", "latest"))
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    ap.add_argument("--bin", default="", help="ringproxy release binary to run (ringbench beside it); implies --no-build")
     ap.add_argument("--only", default="", help="comma-separated workloads (conn,conn-loaded,reconnect,pingpong,bulk-1,bulk-100,latency,idle)")
     ap.add_argument("--proxies", default="", help="comma-separated proxies (default: all but the opt-in "
                     "ringproxy-file, ringproxy-pp2, haproxy-pp2, ringproxy-mqttcfg, ringproxy-connack)")
@@ -1466,7 +1504,7 @@ def main():
     if cfg.tls or cfg.ws:
         workloads = []
     try:
-        binpath, tools = build(cfg.no_build, cfg.ws)
+        binpath, tools = build(cfg.no_build, cfg.ws, cfg.bin)
         start_backends(cfg, tools, pp2=any(s.get("pp2") for p, s in PROXIES if p in chosen))
         certs = make_certificates() if tls_workloads else {}
         for rep in range(cfg.repeat):

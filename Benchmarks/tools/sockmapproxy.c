@@ -167,8 +167,16 @@ static double timeout_s;
 static volatile sig_atomic_t want_report, want_exit;
 static struct {
     uint64_t accepted, refused, closed_fin, closed_reset, closed_idle, bytes_c2s, bytes_s2c, skbs, unredirected,
-        fallback_bytes, count_mismatches, fin_waits, insert_ns, unspliced;
+        fallback_bytes, count_mismatches, fin_waits, insert_ns, unspliced, setup_ns, sockhash_ns, kick_ns;
 } totals;
+
+static uint64_t ns_since(struct timespec *t0) {   // and moves t0 to now
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    uint64_t d = (uint64_t)((t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec));
+    *t0 = t;
+    return d;
+}
 
 static double now_s(void) {
     struct timespec t;
@@ -214,11 +222,15 @@ static void counts_of(uint64_t cookie, struct counts *c) {
 static void report(FILE *f) {
     fprintf(f, "{\"accepted\":%lu,\"refused\":%lu,\"closed_fin\":%lu,\"closed_reset\":%lu,\"closed_idle\":%lu,"
                "\"bytes_c2s\":%lu,\"bytes_s2c\":%lu,\"skbs\":%lu,\"unredirected_skbs\":%lu,\"fallback_bytes\":%lu,"
-               "\"count_mismatches\":%lu,\"fin_waits\":%lu,\"unspliced\":%lu,\"insert_us_mean\":%.2f}\n",
+               "\"count_mismatches\":%lu,\"fin_waits\":%lu,\"unspliced\":%lu,\"insert_us_mean\":%.2f,"
+               "\"insert_us_mean_cookies_counters\":%.2f,\"insert_us_mean_sockhash\":%.2f,\"insert_us_mean_kick\":%.2f}\n",
             totals.accepted, totals.refused, totals.closed_fin, totals.closed_reset, totals.closed_idle,
             totals.bytes_c2s, totals.bytes_s2c, totals.skbs, totals.unredirected, totals.fallback_bytes,
             totals.count_mismatches, totals.fin_waits, __atomic_load_n(&totals.unspliced, __ATOMIC_RELAXED),
-            totals.accepted ? totals.insert_ns / 1e3 / totals.accepted : 0.0);
+            totals.accepted ? totals.insert_ns / 1e3 / totals.accepted : 0.0,
+            totals.accepted ? totals.setup_ns / 1e3 / totals.accepted : 0.0,
+            totals.accepted ? totals.sockhash_ns / 1e3 / totals.accepted : 0.0,
+            totals.accepted ? totals.kick_ns / 1e3 / totals.accepted : 0.0);
     fflush(f);
 }
 
@@ -364,8 +376,9 @@ static void on_accept(int lfd, struct sockaddr_in *backends, int nbackends, int 
             totals.refused++;
             continue;
         }
-        struct timespec t0, t1;
+        struct timespec t0, ts;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        ts = t0;
         free_count--;
         struct conn *c = &conns[slot];
         memset(c, 0, sizeof *c);
@@ -377,12 +390,14 @@ static void on_accept(int lfd, struct sockaddr_in *backends, int nbackends, int 
             struct counts zero = {0};
             ok &= map_update(counts_fd, &c->cookie[i], &zero, BPF_ANY) == 0;
         }
+        uint64_t setup = ns_since(&ts);
         // Each socket is stored under its peer's cookie: the verdict looks up its own. The server
         // goes in first: nothing it receives is verdicted before the client's socket is in too.
         // (Its bytes that arrive before are kept on it, SK_PASS, and lost if the client's insert
         // fails: a benchmark tool's window, a few microseconds after connect.)
         ok &= map_update(peers_fd, &c->cookie[CLIENT], &c->fd[SERVER], BPF_NOEXIST) == 0;
         if (ok) ok &= map_update(peers_fd, &c->cookie[SERVER], &c->fd[CLIENT], BPF_NOEXIST) == 0;
+        uint64_t sockhash = ns_since(&ts);
         if (!ok) {
             if (logging) fprintf(stderr, "sockmapproxy: not spliced (%s): relayed in userspace\n", strerror(errno));
             map_delete(peers_fd, &c->cookie[CLIENT]);
@@ -398,8 +413,9 @@ static void on_accept(int lfd, struct sockaddr_in *backends, int nbackends, int 
         // runs the verdict over what is queued.
         int one = 1;
         for (int i = 0; i < 2; i++) setsockopt(c->fd[i], SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        totals.insert_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec));
+        totals.kick_ns += ns_since(&ts);
+        totals.setup_ns += setup, totals.sockhash_ns += sockhash;
+        totals.insert_ns += ns_since(&t0);
         for (int i = 0; i < 2; i++) {
             // Not EPOLLIN: the psock wakes the socket's waiters for every skb it redirects, and
             // only FIN (state change, no key) and errors should wake this process.

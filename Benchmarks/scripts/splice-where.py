@@ -27,6 +27,22 @@ def stat():
     return out
 
 
+def memory():
+    """MemAvailable (MB) and TCP's own accounting (/proc/net/sockstat, MB): what a relay holds."""
+    out = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":")
+            if k in ("MemAvailable", "Slab"):
+                out[k + "_mb"] = int(v.split()[0]) // 1024
+    with open("/proc/net/sockstat") as f:
+        for line in f:
+            if line.startswith("TCP:"):
+                w = line.split()
+                out["tcp_mem_mb"] = int(w[w.index("mem") + 1]) * 4 // 1024
+    return out
+
+
 def start(cmd):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -101,6 +117,7 @@ def main():
                     print(f"{proxy} did not listen", file=sys.stderr)
                     continue
                 time.sleep(0.3)
+                m0 = memory()
                 perf_data = os.path.join(tmp, "perf.data")
                 rb = subprocess.Popen(["taskset", "-c", "1", ringbench] + args[:1] + ["--target", f"127.0.0.1:{target}",
                                       "--seconds", str(cfg.seconds)] + args[1:], stdout=subprocess.PIPE, text=True)
@@ -109,6 +126,7 @@ def main():
                 subprocess.run(["perf", "record", "-a", "-g", "-F", "999", "-o", perf_data, "--", "sleep", "2"],
                                capture_output=True, timeout=60)
                 s1 = stat()
+                m1 = memory()
                 out, _ = rb.communicate(timeout=cfg.seconds + 60)
                 stop(p)
                 j = json.loads(out.strip().splitlines()[-1])
@@ -117,14 +135,24 @@ def main():
                                        "--stdio", "-g", "none", "--percent-limit", "1"], capture_output=True, text=True).stdout
                 syms = subprocess.run(["perf", "report", "-i", perf_data, "--no-children", "--sort", "comm,sym",
                                        "--stdio", "-g", "none", "--percent-limit", "1.5"], capture_output=True, text=True).stdout
+                # Inclusive shares of the functions that say where a relay's work sits.
+                kids = subprocess.run(["perf", "report", "-i", perf_data, "--children", "--sort", "sym", "--stdio",
+                                       "-g", "none", "--percent-limit", "0.5"], capture_output=True, text=True).stdout
+                keys = ("sk_psock_backlog", "sk_psock_verdict_recv", "sk_psock_strp_read", "tcp_read_skb", "strp_",
+                        "skb_send_sock", "tcp_sendmsg", "tcp_recvmsg", "tcp_v4_rcv", "net_rx_action", "io_uring",
+                        "ep_poll", "__x64_sys_splice", "do_splice", "_copy_to_iter", "_copy_from_iter", "kmem_cache_alloc",
+                        "__alloc_skb", "skb_clone", "pv_native_safe_halt", "process_one_work", "bpf_prog_")
+                inclusive = [l.strip() for l in kids.splitlines() if any(k in l for k in keys) and not l.startswith("#")]
                 strip = lambda s: "\n".join(l for l in s.splitlines() if l.strip() and not l.startswith("#"))
-                rec = dict(workload=w, proxy=proxy, per_cpu_seconds=delta, ringbench=j,
-                           comm=[l.split(None, 1) for l in strip(comm).splitlines()])
+                rec = dict(workload=w, proxy=proxy, per_cpu_seconds=delta, ringbench=j, memory_before=m0, memory_loaded=m1,
+                           comm=[l.split(None, 1) for l in strip(comm).splitlines()], inclusive=inclusive)
                 jl.write(json.dumps(rec) + "\n")
                 jl.flush()
                 txt.write(f"\n===== {w} {proxy}: /proc/stat over 2 s (seconds per CPU)\n")
                 for c, d in delta.items():
                     txt.write(f"  {c}: " + " ".join(f"{k}={v}" for k, v in d.items() if k != "idle") + f" idle={d['idle']}\n")
+                txt.write(f"  memory before the load {m0}, 3 s into it {m1}\n")
+                txt.write("--- inclusive (children) shares of relay functions\n" + "\n".join(inclusive[:25]) + "\n")
                 txt.write(f"--- by command\n{strip(comm)}\n--- by command and symbol (>= 1.5 %)\n{strip(syms)}\n")
                 txt.flush()
                 print(f"{w} {proxy}: rate {j.get('per_second')} comm {strip(comm).splitlines()[:6]}", flush=True)

@@ -7,7 +7,7 @@ chooses, and a proxy started from a command template.
      client's until FIN (SHA-256 and length both ways: integrity, half-close in order)
   E  echo until FIN, then FIN (data sent in the connect's first segment: before a splice is set up)
   K  sink: reads until FIN or reset and says which (a client reset must reach the server as one)
-  R  the server resets after reading 1,000 bytes (a server reset must reach the client as one)
+  R  the server resets after reading the client's 1,000 bytes (a server reset must reach the client as one)
   T  stall: never reads for --stall-s (backpressure: how much a client can push, kernel memory)
   I  idle: nothing (the proxy's idle timeout, when it has one)
 
@@ -67,6 +67,7 @@ class Backend(threading.Thread):
 
     def serve(self, c):
         c.settimeout(30)
+        head = b""
         try:
             head = c.recv(9)     # mode byte + 8-byte connection id
             while 0 < len(head) < 9:
@@ -99,7 +100,7 @@ class Backend(threading.Thread):
                 except ConnectionResetError:
                     self.record(cid, dict(end="reset"))
             elif mode == "R":
-                got = 0
+                got = 9   # the client sends 1,000 bytes in all, the head included
                 while got < 1000:
                     b = c.recv(1000 - got)
                     if not b:
@@ -118,7 +119,7 @@ class Backend(threading.Thread):
                 except socket.timeout:
                     self.record(cid, dict(end="timeout"))
         except Exception as e:
-            self.record(("error", id(c)), repr(e))
+            self.record(("error", id(c)), f"mode {head[:1]!r}: {e!r}")
         finally:
             c.close()
 
@@ -247,7 +248,7 @@ def t_backpressure(cfg):
     s = connect("T", 0)
     s.setblocking(False)
     sent, chunk, t0, last_progress = 0, b"z" * 65536, time.time(), time.time()
-    while time.time() - t0 < cfg.stall_s - 1:
+    while time.time() - t0 < cfg.stall_s - 1 and sent < cfg.push_max_mb << 20:   # bounded: kernel memory
         try:
             sent += s.send(chunk)
             last_progress = time.time()
@@ -258,7 +259,7 @@ def t_backpressure(cfg):
     mem1 = sockstat_tcp_mem_kb()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
-    bounded = time.time() - last_progress > 0.9
+    bounded = sent < cfg.push_max_mb << 20 and time.time() - last_progress > 0.9
     check("backpressure: a client pushing into a server that never reads is stopped", bounded,
           client_wrote_mb=round(sent / 1e6, 2), tcp_mem_grew_kb=(mem1 - mem0) if mem0 is not None else None)
 
@@ -298,6 +299,7 @@ def main():
     ap.add_argument("--server-bytes", type=int, default=8 << 20)
     ap.add_argument("--stall-s", type=float, default=6)
     ap.add_argument("--idle-timeout-s", type=float, default=0)
+    ap.add_argument("--push-max-mb", type=int, default=256, help="backpressure: stop pushing after this much (not stopped = failed)")
     ap.add_argument("--out", default="")
     cfg = ap.parse_args()
     backend = Backend(cfg)

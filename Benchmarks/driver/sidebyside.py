@@ -91,6 +91,7 @@ PP2_PORTS = [29021, 29022, 29023]                  # mqttbackend --proxy-protoco
 IDLE_PORTS = list(range(29031, 29039))             # mqttbackend x 8 (idle: <= 12.5k connections each)
 MOSQUITTO_PORTS = [29041, 29042, 29043]            # --mosquitto: conn against real brokers too
 PROXY_PORT_BASE = 29100
+CPU_PROXY, CPU_LOAD = "0", "1"                     # --unpinned: "0,1" for both (issue 17: where the kernel puts a splice's work)
 PER_PROCESS_CONNS = 9000                           # proxied connections one process/worker holds (2 fds each)
 
 # Proxies under test. kind: how to start; mqtt: whether the config requires MQTT traffic;
@@ -412,14 +413,14 @@ def start_backends(cfg, tools, pp2=False):
         for port in PP2_PORTS:
             ports[port] = [tools["mqttbackend"], str(port), "--proxy-protocol"]
     for port, cmd in ports.items():
-        backend_pids[port] = start(["taskset", "-c", "1"] + cmd).pid
+        backend_pids[port] = start(["taskset", "-c", CPU_LOAD] + cmd).pid
     if cfg.mosquitto:
         for port in MOSQUITTO_PORTS:
             conf = os.path.join(scratch, f"mosquitto-{port}.conf")
             with open(conf, "w") as f:
                 f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_connections -1\nlog_type none\n")
             os.chmod(conf, 0o644)
-            backend_pids[port] = start(["taskset", "-c", "1", "mosquitto", "-c", conf]).pid
+            backend_pids[port] = start(["taskset", "-c", CPU_LOAD, "mosquitto", "-c", conf]).pid
     for port in backend_pids:
         if not wait_port(port):
             die(f"backend on port {port} did not come up")
@@ -511,7 +512,7 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
     per = min(9_950, conns + 500) if instances > 1 else conns + 500
     started = []
     if kind == "ringproxy":
-        cmd = ["taskset", "-c", "0", binpath, "--listen", f"127.0.0.1:{port}"]
+        cmd = ["taskset", "-c", CPU_PROXY, binpath, "--listen", f"127.0.0.1:{port}"]
         for b in backends:
             cmd += ["--backend", f"127.0.0.1:{b}"]
         cmd += ["--cores", str(instances), "--log", "none", "--maxconn", str(conns + 1000)] + spec["args"]
@@ -522,24 +523,24 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
         with open(cfg, "w") as f:
             f.write(ws_cfg(spec["mqttws"], port, backends, conns + 1000) if "mqttws" in spec
                     else haproxy_cfg(spec["mqtt"], port, backends, conns + 1000, crt, connack=spec.get("connack", False)))
-        cmds = [["taskset", "-c", "0", binpath, "-f", cfg]]
+        cmds = [["taskset", "-c", CPU_PROXY, binpath, "-f", cfg]]
     elif kind == "ringproxy-file":
         # The `ringproxy` variant's command line as a file (send-proxy-v2 needs one).
         cfg = os.path.join(scratch, f"{name}.cfg")
         with open(cfg, "w") as f:
             f.write(ringproxy_quick_cfg(port, backends, instances, conns + 1000, spec.get("pp2", False)))
-        cmds = [["taskset", "-c", "0", binpath, "-f", cfg]]
+        cmds = [["taskset", "-c", CPU_PROXY, binpath, "-f", cfg]]
     elif kind == "haproxy":
         cfg = os.path.join(scratch, f"{name}.cfg")
         with open(cfg, "w") as f:
             f.write(ws_cfg(spec["mqttws"], port, backends, per) if "mqttws" in spec
                     else haproxy_cfg(spec["mqtt"], port, backends, per, crt, spec.get("pp2", False),
                                      splice=spec.get("splice", False)))
-        cmds = [["taskset", "-c", "0", "haproxy", "-f", cfg, "-db"] for _ in range(instances)]
+        cmds = [["taskset", "-c", CPU_PROXY, "haproxy", "-f", cfg, "-db"] for _ in range(instances)]
     elif kind == "sockmap":
         # One process, one thread: accepts, connects, splices; its CPU is the process's, the
         # relaying (verdict in softirq, the peer's backlog in a kworker) is the machine's.
-        cmd = ["taskset", "-c", "0", sockmap_bin, "--listen", f"127.0.0.1:{port}", "--mode", spec["mode"],
+        cmd = ["taskset", "-c", CPU_PROXY, sockmap_bin, "--listen", f"127.0.0.1:{port}", "--mode", spec["mode"],
                "--maxconn", str(conns + 1000)]
         for b in backends:
             cmd += ["--backend", f"127.0.0.1:{b}"]
@@ -548,7 +549,7 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
         cfg = os.path.join(scratch, "nginx.conf")
         with open(cfg, "w") as f:
             f.write(nginx_cfg(port, backends, instances, min(conns + 500, 9_950), crt))
-        cmds = [["taskset", "-c", "0", "nginx", "-c", cfg, "-p", scratch, "-g", "daemon off;"]]
+        cmds = [["taskset", "-c", CPU_PROXY, "nginx", "-c", cfg, "-p", scratch, "-g", "daemon off;"]]
     else:
         raise ValueError(kind)
     for cmd in cmds:
@@ -568,7 +569,7 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
 
 def ringbench(cfg, tools, workload, port, args, seconds=None):
     seconds = cfg.seconds if seconds is None else seconds
-    out = run(["taskset", "-c", "1", tools["ringbench"], workload, "--target", f"127.0.0.1:{port}",
+    out = run(["taskset", "-c", CPU_LOAD, tools["ringbench"], workload, "--target", f"127.0.0.1:{port}",
                "--seconds", str(seconds)] + args, timeout=seconds + 60)
     return json.loads(out.strip().splitlines()[-1])
 
@@ -646,7 +647,7 @@ def w_conn_loaded(cfg, tools, port, pids, backends):
     """conn while idle MQTT connections are held open through the same proxy: an edge's
     normal state, and where per-connection costs that grow with the table would show."""
     n = 300 if cfg.smoke else LOADED_IDLE
-    p = start(["taskset", "-c", "1", tools["ringbench"], "idle", "--target", f"127.0.0.1:{port}",
+    p = start(["taskset", "-c", CPU_LOAD, tools["ringbench"], "idle", "--target", f"127.0.0.1:{port}",
                "--connections", str(n), "--sources", "127.0.0.1-127.0.0.60", "--seconds", str(cfg.seconds + 60)],
               stdout=subprocess.PIPE, text=True)
     try:
@@ -706,7 +707,7 @@ def w_idle(cfg, tools, port, pids, backends, n):
     threads = max(1, math.ceil(n / 19_000))
     errpath = os.path.join(scratch, "ringbench-idle.stderr")
     with open(errpath, "w") as errf:
-        p = start(["taskset", "-c", "1", tools["ringbench"], "idle", "--target", f"127.0.0.1:{port}",
+        p = start(["taskset", "-c", CPU_LOAD, tools["ringbench"], "idle", "--target", f"127.0.0.1:{port}",
                    "--connections", str(n), "--threads", str(threads), "--sources", "127.0.0.1-127.0.0.60",
                    "--seconds", str(hold), "--keepalive", str(keepalive)],
                   stdout=subprocess.PIPE, stderr=errf, text=True)
@@ -766,7 +767,7 @@ def make_certificates():
 
 
 def tlsbench(tools, mode, port, args, seconds):
-    out = run(["taskset", "-c", "1", tools["tlsbench"], mode, "127.0.0.1", str(port), "--seconds", str(seconds),
+    out = run(["taskset", "-c", CPU_LOAD, tools["tlsbench"], mode, "127.0.0.1", str(port), "--seconds", str(seconds),
                "--ciphersuites", TLS_SUITE, "--groups", TLS_GROUP] + args, timeout=seconds + 60)
     return json.loads(out.strip().splitlines()[-1])
 
@@ -830,7 +831,7 @@ def w_tls_idle(cfg, tools, port, pids, backends):
     time.sleep(0.3)
     before = rss_all(pids)
     c0 = cpu_all(pids)
-    p = start(["taskset", "-c", "1", tools["tlsbench"], "idle", "127.0.0.1", str(port), "--connections", str(n),
+    p = start(["taskset", "-c", CPU_LOAD, tools["tlsbench"], "idle", "127.0.0.1", str(port), "--connections", str(n),
                "--seconds", "4", "--ciphersuites", TLS_SUITE, "--groups", TLS_GROUP],
               stdout=subprocess.PIPE, text=True)
     try:
@@ -870,7 +871,7 @@ TLS_SMOKE = ["tls-full-ecdsa"]
 # ---------------------------------------------------------------- WebSocket workloads (issue 14)
 
 def wsbench(tools, mode, port, args, seconds):
-    out = run(["taskset", "-c", "1", tools["wsbench"], mode, "127.0.0.1", str(port), "--seconds", str(seconds),
+    out = run(["taskset", "-c", CPU_LOAD, tools["wsbench"], mode, "127.0.0.1", str(port), "--seconds", str(seconds),
                "--path", WS_PATH] + args, timeout=seconds + 60)
     return json.loads(out.strip().splitlines()[-1])
 
@@ -909,7 +910,7 @@ def w_ws_idle(cfg, tools, port, pids, backends):
     holders, readies, finals = [], [], []
     try:
         for k in range(2):
-            p = start(["taskset", "-c", "1", tools["wsbench"], "idle", "127.0.0.1", str(port), "--connections", str(half),
+            p = start(["taskset", "-c", CPU_LOAD, tools["wsbench"], "idle", "127.0.0.1", str(port), "--connections", str(half),
                        "--seconds", str(8 - 4 * k), "--path", WS_PATH, "--ids", str(half), "--id-base", str(k * half)],
                       stdout=subprocess.PIPE, text=True)
             holders.append(p)
@@ -1454,6 +1455,8 @@ def main():
     ap.add_argument("--mosquitto", action="store_true", help="also run conn against three mosquitto brokers")
     ap.add_argument("--out", default=os.path.join(REPO, "Benchmarks", "results", "latest"))
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    ap.add_argument("--unpinned", action="store_true", help="let every process run on CPUs 0 and 1 (the proxy, the load "
+                    "and the backends; the scheduler places them): for relays whose work runs outside their process")
     ap.add_argument("--bin", default="", help="ringproxy release binary to run (ringbench beside it); implies --no-build")
     ap.add_argument("--only", default="", help="comma-separated workloads (conn,conn-loaded,reconnect,pingpong,bulk-1,bulk-100,latency,idle)")
     ap.add_argument("--proxies", default="", help="comma-separated proxies (default: all but the opt-in "
@@ -1465,6 +1468,9 @@ def main():
                     help="sessions of the million-connection run's small version (Benchmarks/million/million.py; "
                          "default 50,000, --smoke 20,000 on one CPU so that it needs three rings; 0: skip)")
     cfg = ap.parse_args()
+    if cfg.unpinned:
+        global CPU_PROXY, CPU_LOAD
+        CPU_PROXY = CPU_LOAD = "0,1"
     if cfg.tls and cfg.ws:
         die("--tls and --ws are separate runs")
     if cfg.smoke:

@@ -3,10 +3,11 @@
 each, every proxy beside its own direct run) into runs.jsonl and summary.md: per workload and
 proxy, the proxy's CPU per unit, the whole machine's CPU per unit added over the direct run of the
 same repeat, and the ratios of that added CPU to HAProxy's and to io_uring ringproxy's (computed
-per repeat, then median and range). Latency: p50/p99 added over direct."""
+per repeat, then median and range). Latency: p50/p99 added over direct.
+Usage: python3 summarize.py [DIR]   (DIR: another folder of rN/ runs, e.g. unpinned/)"""
 import glob, json, os, statistics, sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
 PROXIES = ["ringproxy", "haproxy", "haproxy-splice", "nginx", "sockmap", "sockmap-strp"]
 WORK = [("pingpong", "round trip", 3), ("bulk-1", "MB", 0), ("bulk-100", "MB", 0), ("conn", "session", 1)]
 

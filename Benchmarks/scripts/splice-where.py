@@ -75,7 +75,9 @@ def main():
     ap.add_argument("--proxies", default="direct,ringproxy,haproxy,sockmap")
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--unpinned", action="store_true", help="every process on CPUs 0-1 (the scheduler places them)")
     cfg = ap.parse_args()
+    p0, p1 = ("0,1", "0,1") if cfg.unpinned else ("0", "1")
     os.makedirs(cfg.out, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="splice-where.")
     tools = {}
@@ -84,8 +86,8 @@ def main():
         subprocess.run(["gcc", "-O2", "-pthread", os.path.join(REPO, "Benchmarks", "tools", f"{t}.c"), "-o", tools[t]] + libs,
                        check=True, timeout=120)
     ringbench = os.path.join(os.path.dirname(cfg.bin), "ringbench")
-    backs = [start(["taskset", "-c", "1", tools["echoserver"], str(ECHO)]),
-             start(["taskset", "-c", "1", tools["mqttbackend"], str(MQTT)])]
+    backs = [start(["taskset", "-c", p1, tools["echoserver"], str(ECHO)]),
+             start(["taskset", "-c", p1, tools["mqttbackend"], str(MQTT)])]
     txt = open(os.path.join(cfg.out, "where.txt"), "a")
     jl = open(os.path.join(cfg.out, "where.jsonl"), "a")
     try:
@@ -110,7 +112,7 @@ def main():
                                 f"  timeout client 60s\n  timeout server 60s\nlisten l\n  bind 127.0.0.1:{PROXY}\n"
                                 f"  server s 127.0.0.1:{backend}\n")
                     cmd = ["haproxy", "-f", hc, "-db"]
-                p = start(["taskset", "-c", "0"] + cmd) if cmd else None
+                p = start(["taskset", "-c", p0] + cmd) if cmd else None
                 target = PROXY if cmd else backend
                 if cmd and not wait_port(PROXY):
                     stop(p)
@@ -119,7 +121,7 @@ def main():
                 time.sleep(0.3)
                 m0 = memory()
                 perf_data = os.path.join(tmp, "perf.data")
-                rb = subprocess.Popen(["taskset", "-c", "1", ringbench] + args[:1] + ["--target", f"127.0.0.1:{target}",
+                rb = subprocess.Popen(["taskset", "-c", p1, ringbench] + args[:1] + ["--target", f"127.0.0.1:{target}",
                                       "--seconds", str(cfg.seconds)] + args[1:], stdout=subprocess.PIPE, text=True)
                 time.sleep(1.0)   # past the connections' set-up
                 s0 = stat()

@@ -24,6 +24,15 @@ Opt-in proxies (only when named in --proxies), issue 12's PROXY protocol cost:
   Their MQTT backends run with --proxy-protocol (read and drop the v2 header); workloads on the
   echo or idle backends skip them. results.md then has a "PROXY protocol v2 cost" section:
   python3 Benchmarks/driver/sidebyside.py --only conn --proxies ringproxy,ringproxy-file,ringproxy-pp2,haproxy,haproxy-pp2
+Opt-in proxies of issue 17 (relaying through a BPF sockmap, measured on the whole machine's CPU;
+the kernel does the relaying in softirq and kworker context outside the proxy's process, so the
+"machine, added over direct" column is the figure; root):
+  sockmap        Benchmarks/tools/sockmapproxy.c: a sockhash with an sk_skb verdict program
+                 (BPF_SK_SKB_VERDICT, no stream parser) redirecting to the peer's egress
+  sockmap-strp   the same through the stream parser (BPF_SK_SKB_STREAM_PARSER + _STREAM_VERDICT)
+  haproxy-splice `haproxy` plus `option splice-auto` (kernel splice(2) through pipes)
+  python3 Benchmarks/driver/sidebyside.py --no-build --bin /path/ringproxy --only pingpong,bulk-1,bulk-100,latency,conn \
+      --proxies direct,ringproxy,haproxy,haproxy-splice,nginx,sockmap,sockmap-strp --repeat 1
 Opt-in proxies of issue 18's CONNACK-aware redispatch (the cost of holding the CONNECT until
 its CONNACK, when every broker accepts):
   ringproxy-mqttcfg  ringproxy loading haproxy-mqtt's very file (the seed's MQTT rules, the stick
@@ -82,6 +91,7 @@ PP2_PORTS = [29021, 29022, 29023]                  # mqttbackend --proxy-protoco
 IDLE_PORTS = list(range(29031, 29039))             # mqttbackend x 8 (idle: <= 12.5k connections each)
 MOSQUITTO_PORTS = [29041, 29042, 29043]            # --mosquitto: conn against real brokers too
 PROXY_PORT_BASE = 29100
+CPU_PROXY, CPU_LOAD = "0", "1"                     # --unpinned: "0,1" for both (issue 17: where the kernel puts a splice's work)
 PER_PROCESS_CONNS = 9000                           # proxied connections one process/worker holds (2 fds each)
 
 # Proxies under test. kind: how to start; mqtt: whether the config requires MQTT traffic;
@@ -99,6 +109,9 @@ PROXIES = [
     ("haproxy-pp2", dict(kind="haproxy", mqtt=False, pp2=True, optin=True)),
     ("ringproxy-mqttcfg", dict(kind="ringproxy-cfg", mqtt=True, optin=True)),
     ("ringproxy-connack", dict(kind="ringproxy-cfg", mqtt=True, connack=True, optin=True)),
+    ("haproxy-splice", dict(kind="haproxy", mqtt=False, splice=True, optin=True)),
+    ("sockmap", dict(kind="sockmap", mqtt=False, mode="verdict", optin=True)),
+    ("sockmap-strp", dict(kind="sockmap", mqtt=False, mode="strp", optin=True)),
 ]
 # The pp2 variants and what each adds the header to (issue 12: the cost of send-proxy-v2).
 PP2_PAIRS = [("ringproxy-pp2", "ringproxy"), ("haproxy-pp2", "haproxy")]
@@ -316,7 +329,19 @@ def check_tools(cfg):
         die(f"missing: {', '.join(fatal)} (bash scripts/install-bench-deps.sh)")
 
 
-def build(skip, ws=False):
+sockmap_bin = None   # built from Benchmarks/tools/sockmapproxy.c into the scratch directory
+
+
+def build(skip, ws=False, binpath_given=None):
+    global sockmap_bin
+    src = os.path.join(REPO, "Benchmarks", "tools", "sockmapproxy.c")
+    sockmap_bin = os.path.join(scratch, "rp-sockmapproxy")
+    r = subprocess.run(["gcc", "-O2", "-pthread", src, "-o", sockmap_bin], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        die(f"gcc {src} failed: {r.stderr}")
+    if binpath_given:
+        # A release binary built elsewhere (ringbench beside it): no swift at all.
+        skip = True
     if not skip:
         if shutil.which("swift") is None:
             die("swift not found")
@@ -327,7 +352,9 @@ def build(skip, ws=False):
             if r.returncode != 0:
                 die("swift build failed:\n" + (r.stdout + r.stderr)[-3000:])
     binpath = os.path.join(REPO, ".build", "release", "ringproxy")
-    if shutil.which("swift"):
+    if binpath_given:
+        binpath = binpath_given
+    elif shutil.which("swift"):
         r = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=REPO,
                            capture_output=True, text=True, timeout=120)
         if r.returncode == 0 and r.stdout.strip():
@@ -386,27 +413,29 @@ def start_backends(cfg, tools, pp2=False):
         for port in PP2_PORTS:
             ports[port] = [tools["mqttbackend"], str(port), "--proxy-protocol"]
     for port, cmd in ports.items():
-        backend_pids[port] = start(["taskset", "-c", "1"] + cmd).pid
+        backend_pids[port] = start(["taskset", "-c", CPU_LOAD] + cmd).pid
     if cfg.mosquitto:
         for port in MOSQUITTO_PORTS:
             conf = os.path.join(scratch, f"mosquitto-{port}.conf")
             with open(conf, "w") as f:
                 f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_connections -1\nlog_type none\n")
             os.chmod(conf, 0o644)
-            backend_pids[port] = start(["taskset", "-c", "1", "mosquitto", "-c", conf]).pid
+            backend_pids[port] = start(["taskset", "-c", CPU_LOAD, "mosquitto", "-c", conf]).pid
     for port in backend_pids:
         if not wait_port(port):
             die(f"backend on port {port} did not come up")
 
 
-def haproxy_cfg(mqtt, port, backends, maxconn, crt=None, send_proxy_v2=False, connack=False):
+def haproxy_cfg(mqtt, port, backends, maxconn, crt=None, send_proxy_v2=False, connack=False, splice=False):
     """The seed's MQTT configuration (mqtt_is_valid + stick table on the client id), or plain
     round robin; one thread. With crt: TLS termination on the bind line (TLS 1.3 only, one
     suite, one group), the file ringproxy loads too. send_proxy_v2: on every server line.
     connack: ringproxy's `option mqtt-connack-redispatch` in the backend (HAProxy refuses it)."""
     lines = ["global", "  nbthread 1", f"  maxconn {maxconn}",
-             "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 60s", "  timeout server 60s",
-             "backend b", "  balance roundrobin"]
+             "defaults", "  mode tcp", "  timeout connect 5s", "  timeout client 60s", "  timeout server 60s"]
+    if splice:
+        lines += ["  option splice-auto"]
+    lines += ["backend b", "  balance roundrobin"]
     if connack:
         lines += ["  option mqtt-connack-redispatch"]
     if mqtt:
@@ -483,7 +512,7 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
     per = min(9_950, conns + 500) if instances > 1 else conns + 500
     started = []
     if kind == "ringproxy":
-        cmd = ["taskset", "-c", "0", binpath, "--listen", f"127.0.0.1:{port}"]
+        cmd = ["taskset", "-c", CPU_PROXY, binpath, "--listen", f"127.0.0.1:{port}"]
         for b in backends:
             cmd += ["--backend", f"127.0.0.1:{b}"]
         cmd += ["--cores", str(instances), "--log", "none", "--maxconn", str(conns + 1000)] + spec["args"]
@@ -494,24 +523,33 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
         with open(cfg, "w") as f:
             f.write(ws_cfg(spec["mqttws"], port, backends, conns + 1000) if "mqttws" in spec
                     else haproxy_cfg(spec["mqtt"], port, backends, conns + 1000, crt, connack=spec.get("connack", False)))
-        cmds = [["taskset", "-c", "0", binpath, "-f", cfg]]
+        cmds = [["taskset", "-c", CPU_PROXY, binpath, "-f", cfg]]
     elif kind == "ringproxy-file":
         # The `ringproxy` variant's command line as a file (send-proxy-v2 needs one).
         cfg = os.path.join(scratch, f"{name}.cfg")
         with open(cfg, "w") as f:
             f.write(ringproxy_quick_cfg(port, backends, instances, conns + 1000, spec.get("pp2", False)))
-        cmds = [["taskset", "-c", "0", binpath, "-f", cfg]]
+        cmds = [["taskset", "-c", CPU_PROXY, binpath, "-f", cfg]]
     elif kind == "haproxy":
         cfg = os.path.join(scratch, f"{name}.cfg")
         with open(cfg, "w") as f:
             f.write(ws_cfg(spec["mqttws"], port, backends, per) if "mqttws" in spec
-                    else haproxy_cfg(spec["mqtt"], port, backends, per, crt, spec.get("pp2", False)))
-        cmds = [["taskset", "-c", "0", "haproxy", "-f", cfg, "-db"] for _ in range(instances)]
+                    else haproxy_cfg(spec["mqtt"], port, backends, per, crt, spec.get("pp2", False),
+                                     splice=spec.get("splice", False)))
+        cmds = [["taskset", "-c", CPU_PROXY, "haproxy", "-f", cfg, "-db"] for _ in range(instances)]
+    elif kind == "sockmap":
+        # One process, one thread: accepts, connects, splices; its CPU is the process's, the
+        # relaying (verdict in softirq, the peer's backlog in a kworker) is the machine's.
+        cmd = ["taskset", "-c", CPU_PROXY, sockmap_bin, "--listen", f"127.0.0.1:{port}", "--mode", spec["mode"],
+               "--maxconn", str(conns + 1000)]
+        for b in backends:
+            cmd += ["--backend", f"127.0.0.1:{b}"]
+        cmds = [cmd]
     elif kind == "nginx":
         cfg = os.path.join(scratch, "nginx.conf")
         with open(cfg, "w") as f:
             f.write(nginx_cfg(port, backends, instances, min(conns + 500, 9_950), crt))
-        cmds = [["taskset", "-c", "0", "nginx", "-c", cfg, "-p", scratch, "-g", "daemon off;"]]
+        cmds = [["taskset", "-c", CPU_PROXY, "nginx", "-c", cfg, "-p", scratch, "-g", "daemon off;"]]
     else:
         raise ValueError(kind)
     for cmd in cmds:
@@ -531,7 +569,7 @@ def start_proxy(name, spec, binpath, port, backends, conns, crt=None):
 
 def ringbench(cfg, tools, workload, port, args, seconds=None):
     seconds = cfg.seconds if seconds is None else seconds
-    out = run(["taskset", "-c", "1", tools["ringbench"], workload, "--target", f"127.0.0.1:{port}",
+    out = run(["taskset", "-c", CPU_LOAD, tools["ringbench"], workload, "--target", f"127.0.0.1:{port}",
                "--seconds", str(seconds)] + args, timeout=seconds + 60)
     return json.loads(out.strip().splitlines()[-1])
 
@@ -609,7 +647,7 @@ def w_conn_loaded(cfg, tools, port, pids, backends):
     """conn while idle MQTT connections are held open through the same proxy: an edge's
     normal state, and where per-connection costs that grow with the table would show."""
     n = 300 if cfg.smoke else LOADED_IDLE
-    p = start(["taskset", "-c", "1", tools["ringbench"], "idle", "--target", f"127.0.0.1:{port}",
+    p = start(["taskset", "-c", CPU_LOAD, tools["ringbench"], "idle", "--target", f"127.0.0.1:{port}",
                "--connections", str(n), "--sources", "127.0.0.1-127.0.0.60", "--seconds", str(cfg.seconds + 60)],
               stdout=subprocess.PIPE, text=True)
     try:
@@ -669,7 +707,7 @@ def w_idle(cfg, tools, port, pids, backends, n):
     threads = max(1, math.ceil(n / 19_000))
     errpath = os.path.join(scratch, "ringbench-idle.stderr")
     with open(errpath, "w") as errf:
-        p = start(["taskset", "-c", "1", tools["ringbench"], "idle", "--target", f"127.0.0.1:{port}",
+        p = start(["taskset", "-c", CPU_LOAD, tools["ringbench"], "idle", "--target", f"127.0.0.1:{port}",
                    "--connections", str(n), "--threads", str(threads), "--sources", "127.0.0.1-127.0.0.60",
                    "--seconds", str(hold), "--keepalive", str(keepalive)],
                   stdout=subprocess.PIPE, stderr=errf, text=True)
@@ -729,7 +767,7 @@ def make_certificates():
 
 
 def tlsbench(tools, mode, port, args, seconds):
-    out = run(["taskset", "-c", "1", tools["tlsbench"], mode, "127.0.0.1", str(port), "--seconds", str(seconds),
+    out = run(["taskset", "-c", CPU_LOAD, tools["tlsbench"], mode, "127.0.0.1", str(port), "--seconds", str(seconds),
                "--ciphersuites", TLS_SUITE, "--groups", TLS_GROUP] + args, timeout=seconds + 60)
     return json.loads(out.strip().splitlines()[-1])
 
@@ -793,7 +831,7 @@ def w_tls_idle(cfg, tools, port, pids, backends):
     time.sleep(0.3)
     before = rss_all(pids)
     c0 = cpu_all(pids)
-    p = start(["taskset", "-c", "1", tools["tlsbench"], "idle", "127.0.0.1", str(port), "--connections", str(n),
+    p = start(["taskset", "-c", CPU_LOAD, tools["tlsbench"], "idle", "127.0.0.1", str(port), "--connections", str(n),
                "--seconds", "4", "--ciphersuites", TLS_SUITE, "--groups", TLS_GROUP],
               stdout=subprocess.PIPE, text=True)
     try:
@@ -833,7 +871,7 @@ TLS_SMOKE = ["tls-full-ecdsa"]
 # ---------------------------------------------------------------- WebSocket workloads (issue 14)
 
 def wsbench(tools, mode, port, args, seconds):
-    out = run(["taskset", "-c", "1", tools["wsbench"], mode, "127.0.0.1", str(port), "--seconds", str(seconds),
+    out = run(["taskset", "-c", CPU_LOAD, tools["wsbench"], mode, "127.0.0.1", str(port), "--seconds", str(seconds),
                "--path", WS_PATH] + args, timeout=seconds + 60)
     return json.loads(out.strip().splitlines()[-1])
 
@@ -872,7 +910,7 @@ def w_ws_idle(cfg, tools, port, pids, backends):
     holders, readies, finals = [], [], []
     try:
         for k in range(2):
-            p = start(["taskset", "-c", "1", tools["wsbench"], "idle", "127.0.0.1", str(port), "--connections", str(half),
+            p = start(["taskset", "-c", CPU_LOAD, tools["wsbench"], "idle", "127.0.0.1", str(port), "--connections", str(half),
                        "--seconds", str(8 - 4 * k), "--path", WS_PATH, "--ids", str(half), "--id-base", str(k * half)],
                       stdout=subprocess.PIPE, text=True)
             holders.append(p)
@@ -1417,6 +1455,9 @@ def main():
     ap.add_argument("--mosquitto", action="store_true", help="also run conn against three mosquitto brokers")
     ap.add_argument("--out", default=os.path.join(REPO, "Benchmarks", "results", "latest"))
     ap.add_argument("--no-build", action="store_true", help="use the existing release binaries")
+    ap.add_argument("--unpinned", action="store_true", help="let every process run on CPUs 0 and 1 (the proxy, the load "
+                    "and the backends; the scheduler places them): for relays whose work runs outside their process")
+    ap.add_argument("--bin", default="", help="ringproxy release binary to run (ringbench beside it); implies --no-build")
     ap.add_argument("--only", default="", help="comma-separated workloads (conn,conn-loaded,reconnect,pingpong,bulk-1,bulk-100,latency,idle)")
     ap.add_argument("--proxies", default="", help="comma-separated proxies (default: all but the opt-in "
                     "ringproxy-file, ringproxy-pp2, haproxy-pp2, ringproxy-mqttcfg, ringproxy-connack)")
@@ -1427,6 +1468,9 @@ def main():
                     help="sessions of the million-connection run's small version (Benchmarks/million/million.py; "
                          "default 50,000, --smoke 20,000 on one CPU so that it needs three rings; 0: skip)")
     cfg = ap.parse_args()
+    if cfg.unpinned:
+        global CPU_PROXY, CPU_LOAD
+        CPU_PROXY = CPU_LOAD = "0,1"
     if cfg.tls and cfg.ws:
         die("--tls and --ws are separate runs")
     if cfg.smoke:
@@ -1466,7 +1510,7 @@ def main():
     if cfg.tls or cfg.ws:
         workloads = []
     try:
-        binpath, tools = build(cfg.no_build, cfg.ws)
+        binpath, tools = build(cfg.no_build, cfg.ws, cfg.bin)
         start_backends(cfg, tools, pp2=any(s.get("pp2") for p, s in PROXIES if p in chosen))
         certs = make_certificates() if tls_workloads else {}
         for rep in range(cfg.repeat):

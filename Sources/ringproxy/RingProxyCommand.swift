@@ -75,13 +75,13 @@ struct RingProxyCommand: ParsableCommand {
     @Option(name: .long, help: "Connection attempts after the first failure, each to the next server.")
     var retries: Int = 3
 
-    @Option(name: .customLong("buffer-size"), help: "Bytes per provided buffer.")
+    @Option(name: .customLong("buffer-size"), help: "Bytes per provided buffer (with -f too).")
     var bufferSize: Int = 64 * 1024
 
-    @Option(name: .long, help: "Provided buffers per worker (power of two, at most 32768).")
+    @Option(name: .long, help: "Provided buffers per worker (power of two, at most 32768; with -f too).")
     var buffers: Int = 1024
 
-    @Option(name: .customLong("pipe-buffers"), help: "Buffers one direction of a connection may hold before reading pauses.")
+    @Option(name: .customLong("pipe-buffers"), help: "Buffers one direction of a connection may hold before reading pauses (with -f too).")
     var pipeBuffers: Int = 4
 
     @Option(name: .long, help: "Drain grace period on SIGTERM/SIGINT, ms (default 5000; with -f, overrides the file's 'hard-stop-after').")
@@ -90,12 +90,32 @@ struct RingProxyCommand: ParsableCommand {
     @Option(name: .customLong("log"), help: "Connection log (one tcplog line per connection): stderr, stdout, none, or udp:HOST:PORT for syslog (RFC 3164, local3.info).")
     var logTarget: String = "stderr"
 
-    @Flag(name: .customLong("no-pin"), help: "Do not pin worker threads to CPUs.")
+    @Flag(name: .customLong("no-pin"), help: "Do not pin worker threads to CPUs (with -f too).")
     var noPin = false
+
+    /// Quick-mode options that a configuration file says itself, with the file's words: given
+    /// with -f they would be ignored without a word, so they are refused.
+    static let optionsTheFileSays: [(option: String, inFile: String)] = [
+        ("--balance", "balance"), ("--weight", "server ... weight"),
+        ("--mqtt", "tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }"),
+        ("--sticky", "stick-table type string ... and stick on"), ("--stick-size", "stick-table ... size"),
+        ("--stick-expire", "stick-table ... expire"), ("--stick-len", "stick-table type string len"),
+        ("--inspect-delay", "tcp-request inspect-delay"), ("--connect-max", "tune.bufsize"), ("--maxconn", "maxconn"),
+        ("--timeout-connect", "timeout connect"), ("--timeout-client", "timeout client"),
+        ("--timeout-server", "timeout server"), ("--retries", "retries"), ("--log", "log"),
+    ]
+
+    /// Whether `option` is on the command line (as `--x v` or `--x=v`).
+    static func given(_ option: String, in arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Bool {
+        arguments.contains { $0 == option || $0.hasPrefix(option + "=") }
+    }
 
     func validate() throws {
         if file != nil {
             if !listen.isEmpty || !backend.isEmpty { throw ValidationError("-f and --listen/--backend exclude each other") }
+            for (option, inFile) in Self.optionsTheFileSays where Self.given(option) {
+                throw ValidationError("\(option) is for the quick mode; with -f the file says it: '\(inFile)'")
+            }
         } else {
             if check { throw ValidationError("-c checks a configuration file: give it with -f FILE") }
             if listen.isEmpty { throw ValidationError("give at least one --listen address (or a configuration file with -f)") }
@@ -175,6 +195,11 @@ struct RingProxyCommand: ParsableCommand {
         var config = loaded.engine
         if let cores { config.cores = cores }
         if let grace { config.drainGraceMs = grace }
+        // What HAProxy's dialect has no words for: the rings' buffers and pinning.
+        config.bufferSizeBytes = bufferSize
+        config.buffersPerWorker = buffers
+        config.pipeBuffersMax = pipeBuffers
+        config.pinThreads = !noPin
         return config
     }
 

@@ -161,6 +161,38 @@ final class ConfigFileRunTests: XCTestCase {
         XCTAssertTrue(output2.contains("absent.cfg"), output2)
     }
 
+    /// With -f, a quick-mode option the file expresses is refused naming the file's keyword
+    /// (it would be ignored), and the rings' buffer options, which the file cannot express, apply.
+    func testCommandLineOptionsBesideAFileAreAppliedOrRefusedNeverIgnored() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("haproxy.cfg")
+        let echo = TestServer.echo()
+        defer { echo.stop() }
+        let port = TestSocket.unusedPort()
+        try """
+            \(tcpDefaults)
+            frontend f
+              bind 127.0.0.1:\(port)
+              default_backend b
+            backend b
+              server s 127.0.0.1:\(echo.port)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        for (option, keyword) in [(["--timeout-client", "1000"], "'timeout client'"), (["--maxconn=10"], "'maxconn'"),
+                                  (["--mqtt"], "mqtt_is_valid"), (["--balance", "leastconn"], "'balance'")] {
+            let (status, output) = try ChildProcess(try binary(), ["-f", path] + option).finish(within: 10)
+            XCTAssertNotEqual(status, 0, "\(option): \(output)")
+            XCTAssertTrue(output.contains("\(option[0].split(separator: "=")[0]) is for the quick mode; with -f the file says it: "), output)
+            XCTAssertTrue(output.contains(keyword), output)
+        }
+        let child = try ChildProcess(try binary(), ["-f", path, "--cores", "1", "--buffers", "64", "--buffer-size", "4096"])
+        XCTAssertTrue(eventually { Mosquitto.listening(port) }, "the file's frontend listens")
+        XCTAssertTrue(echoRoundTrip(port: port), "the file's frontend serves")
+        child.signal(SIGTERM)
+        let (status, output) = child.finish(within: 10)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("provided buffers: 64 x 4096 B per worker"), output)
+    }
+
     func testUnresolvableServerHostIsAnErrorAtItsLine() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("haproxy.cfg")

@@ -16,12 +16,14 @@ work="$(mktemp -d "/tmp/${name}.XXXXXX")"
 cp -R "$corpus" "$work/corpus"
 
 echo "building the fuzz target $name in $work"
-flock /tmp/ringproxy-build.lock swiftc -sanitize=fuzzer,address -parse-as-library -O \
+flock /tmp/ringproxy-build.lock swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
     -module-name "$name" "$@" -o "$work/fuzz"
 
 echo "fuzzing $name for ${seconds}s"
 status=0
-"$work/fuzz" \
+# Swift's own crash handler would race libFuzzer's on a trap (and its memory reader trips ASan):
+# leave the report to libFuzzer, whose stack has file:line with -g.
+SWIFT_BACKTRACE=enable=no "$work/fuzz" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$work/" "$work/corpus" || status=$?
 

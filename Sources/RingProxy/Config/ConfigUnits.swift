@@ -31,7 +31,7 @@ enum ConfigUnits {
         let result: (partialValue: Int, overflow: Bool)
         switch unit {
         case "", "ms": result = (value, false)
-        case "us": result = ((value + 999) / 1000, false)
+        case "us": result = (value / 1000 + (value % 1000 == 0 ? 0 : 1), false)  // no +999: Int.max us
         case "s": result = value.multipliedReportingOverflow(by: 1000)
         case "m": result = value.multipliedReportingOverflow(by: 60_000)
         case "h": result = value.multipliedReportingOverflow(by: 3_600_000)

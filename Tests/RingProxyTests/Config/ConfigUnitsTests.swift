@@ -30,6 +30,18 @@ final class ConfigUnitsTests: XCTestCase {
         XCTAssertEqual(milliseconds("1us"), 1)
         XCTAssertEqual(milliseconds("1500us"), 2)
         XCTAssertEqual(milliseconds("0us"), 0)
+        XCTAssertEqual(milliseconds("2000us"), 2)
+        XCTAssertEqual(milliseconds("2001us"), 3)
+    }
+
+    // Found by the config fuzzer in CI: rounding up by adding 999 first overflowed (a trap,
+    // so `ringproxy -c` crashed) for microseconds near Int.max.
+    func testTheLargestMicrosecondCountIsRejectedNotATrap() {
+        XCTAssertEqual(
+            ConfigUnits.milliseconds("9223372036854775807us"),
+            .failure(ConfigValueError(message: "time '9223372036854775807us' is too large", hint: "the maximum is 2147483647 ms, about 24.8 days")))
+        XCTAssertEqual(milliseconds("2147483647000us"), 2_147_483_647)
+        XCTAssertNil(milliseconds("2147483647001us"))
     }
 
     func testTimesBeyondHAProxysLimitAreRejected() {

@@ -65,6 +65,29 @@ def sockstat_tcp():
     return {}
 
 
+def tcp_counters():
+    """The kernel's TCP counters (Tcp: from /proc/net/snmp, TcpExt: from /proc/net/netstat) of
+    this network namespace: their growth over the hold says whether packets were dropped or
+    retransmitted (a PINGREQ or PINGRESP dropped under memory pressure waits for a retransmit)."""
+    out = {}
+    for path in ("/proc/net/snmp", "/proc/net/netstat"):
+        with open(path) as f:
+            lines = f.read().splitlines()
+        for names, values in zip(lines[0::2], lines[1::2]):
+            kind, keys = names.split(":", 1)
+            if kind not in ("Tcp", "TcpExt"):
+                continue
+            for k, v in zip(keys.split(), values.split(":", 1)[1].split()):
+                out[f"{kind}.{k}"] = int(v)
+    return out
+
+
+def counters_grown(before, after):
+    return {k: after[k] - before.get(k, 0) for k in sorted(after)
+            if after[k] - before.get(k, 0) != 0 and not k.startswith(("Tcp.CurrEstab", "Tcp.RtoAlgorithm",
+                                                                        "Tcp.RtoMin", "Tcp.RtoMax", "Tcp.MaxConn"))}
+
+
 def slabinfo():
     """Bytes per slab cache (active objects x object size)."""
     out = {}
@@ -358,6 +381,7 @@ def run_count(args, tools, n, scratch):
         result["ready"] = ready
         held = ready["connections"]
         log(f"{held} sessions open in {ready['open_seconds']} s ({ready['failed']} failed)")
+        tcp_held = tcp_counters()
         time.sleep(3)
         rss1 = sum(proc_status(p, "VmRSS") for p in pids)
         mem1, sock1, slab1 = meminfo(), sockstat_tcp(), slabinfo()
@@ -418,6 +442,7 @@ def run_count(args, tools, n, scratch):
                                        # ringbench's count includes the sessions that never opened
                                        failed_during_hold=(final.get("failed") or 0) - ready["failed"])
                 result["failure_causes"] = final.get("failure_causes")
+            result["tcp_counters_grown_during_hold"] = counters_grown(tcp_held, tcp_counters())
         except subprocess.TimeoutExpired:
             pass
     except RuntimeError as e:

@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -86,6 +87,37 @@ def counters_grown(before, after):
     return {k: after[k] - before.get(k, 0) for k in sorted(after)
             if after[k] - before.get(k, 0) != 0 and not k.startswith(("Tcp.CurrEstab", "Tcp.RtoAlgorithm",
                                                                         "Tcp.RtoMin", "Tcp.RtoMax", "Tcp.MaxConn"))}
+
+
+def queued_sockets():
+    """Established sockets of the run holding bytes (Recv-Q or Send-Q not 0), by where they are:
+    after the pings have stopped, a PINGREQ or PINGRESP still queued says which hop holds it.
+    Ports: the proxy listens on PROXY_PORT, the backends on BACKEND_PORTS."""
+    out = subprocess.run(["ss", "-tnH", "state", "established"], capture_output=True, text=True, timeout=300).stdout
+    kinds = {}
+    examples = {}
+    for line in out.splitlines():
+        p = line.split()
+        if len(p) < 4:
+            continue
+        rq, sq, local, peer = int(p[0]), int(p[1]), p[2], p[3]
+        if rq == 0 and sq == 0:
+            continue
+        lport, pport = int(local.rsplit(":", 1)[1]), int(peer.rsplit(":", 1)[1])
+        if lport == PROXY_PORT:
+            where = "proxy, client side"
+        elif lport in BACKEND_PORTS:
+            where = "backend"
+        elif pport == PROXY_PORT:
+            where = "client"
+        elif pport in BACKEND_PORTS:
+            where = "proxy, server side"
+        else:
+            continue
+        key = f"{where}: " + ("recv-q" if rq else "") + ("+" if rq and sq else "") + ("send-q" if sq else "")
+        kinds[key] = kinds.get(key, 0) + 1
+        examples.setdefault(key, []).append(line.strip()) if len(examples.get(key, [])) < 3 else None
+    return dict(counts=kinds, examples=examples)
 
 
 def slabinfo():
@@ -365,8 +397,9 @@ def run_count(args, tools, n, scratch):
             except (BlockingIOError, TypeError):
                 pass
             for line in buf.splitlines():
-                if '"phase":"ready"' in line:
+                if '"phase":"ready"' in line and ready is None:
                     ready = json.loads(line)
+                    t_ready = time.time()
             if ready:
                 break
             time.sleep(0.5)
@@ -382,6 +415,23 @@ def run_count(args, tools, n, scratch):
         held = ready["connections"]
         log(f"{held} sessions open in {ready['open_seconds']} s ({ready['failed']} failed)")
         tcp_held = tcp_counters()
+        # Once ringbench has stopped pinging (its hold is over) and before it closes anything
+        # (it waits up to 5 s for the last answers), where are the unanswered pings?
+        at_end = {}
+
+        def after_the_pings():
+            if bench.poll() is not None:
+                return
+            at_end["tcp_counters_grown_during_hold"] = counters_grown(tcp_held, tcp_counters())
+            try:
+                at_end["queued_sockets_after_the_pings"] = queued_sockets()
+            except (OSError, subprocess.SubprocessError) as e:
+                at_end["queued_sockets_after_the_pings"] = dict(error=str(e))
+            at_end["bench_still_running"] = bench.poll() is None
+
+        timer = threading.Timer(max(0.0, hold + 2.0 - (time.time() - t_ready)), after_the_pings)
+        timer.daemon = True
+        timer.start()
         time.sleep(3)
         rss1 = sum(proc_status(p, "VmRSS") for p in pids)
         mem1, sock1, slab1 = meminfo(), sockstat_tcp(), slabinfo()
@@ -442,7 +492,9 @@ def run_count(args, tools, n, scratch):
                                        # ringbench's count includes the sessions that never opened
                                        failed_during_hold=(final.get("failed") or 0) - ready["failed"])
                 result["failure_causes"] = final.get("failure_causes")
-            result["tcp_counters_grown_during_hold"] = counters_grown(tcp_held, tcp_counters())
+            timer.join()
+            result.update(at_end)
+            result["tcp_counters_grown_until_bench_exit"] = counters_grown(tcp_held, tcp_counters())
         except subprocess.TimeoutExpired:
             pass
     except RuntimeError as e:

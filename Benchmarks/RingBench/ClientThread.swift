@@ -182,7 +182,7 @@ final class ClientThread {
         var turn: UInt64 = 0, cursor = 0
         @inline(__always) func due() -> UInt64 { start + turn * period + period * UInt64(cursor) / UInt64(n) }
         var now = start
-        while now < deadline || outstanding > 0 && now < deadline + 5_000_000_000 {
+        while now < deadline || outstanding > 0 && now < deadline + UInt64(s.answerGrace * 1e9) {
             if period > 0 && now < deadline {
                 while due() <= now {
                     if sessions.state[cursor] == Sessions.open && sentAt[cursor] == 0 {
@@ -228,6 +228,40 @@ final class ClientThread {
         }
         result.elapsed = Double(min(now, deadline) - start) / 1e9
         result.unanswered = outstanding
+        result.causes = sessions.causes
+        if outstanding > 0 { probeUnanswered(sessions, sentAt, n: n) }
+    }
+
+    /// For each PINGREQ still unanswered: is its PINGRESP already in this client's socket (a
+    /// peek that does not wait), so that the armed recv has missed it, or not there at all
+    /// (held by a hop before the client)? Counted as causes "unanswered: ...".
+    private func probeUnanswered(_ sessions: Sessions, _ sentAt: UnsafeMutablePointer<UInt64>, n: Int) {
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 8)
+        defer { scratch.deallocate() }
+        var probes = 0
+        for i in 0..<n where sessions.state[i] == Sessions.open && sentAt[i] != 0 {
+            queueRecv(i, scratch, 16, sessions.tag(i, Sessions.opProbe), msgFlags: Int32(MSG_PEEK | MSG_DONTWAIT))
+            probes += 1
+        }
+        let giveUp = nowNs() + 2_000_000_000
+        var now = nowNs()
+        while probes > 0 && now < giveUp {
+            now = reap(waitingAtMost: 100_000_000) { data, res, _ in
+                let i = Int(data >> 12)
+                switch data & 15 {
+                case Sessions.opProbe:
+                    probes -= 1
+                    let cause = res > 0 ? "unanswered: the answer is in the client's socket, its armed recv did not complete"
+                        : res == -EAGAIN ? "unanswered: nothing in the client's socket"
+                        : "unanswered: probe \(String(cString: strerror(-res)))"
+                    sessions.causes[cause, default: 0] += 1
+                case Sessions.opPingRecv where res > 0 && sentAt[i] != 0:
+                    sessions.causes["unanswered: the armed recv completed during the probe", default: 0] += 1
+                default:
+                    break
+                }
+            }
+        }
         result.causes = sessions.causes
     }
 

@@ -62,6 +62,9 @@ struct RingBench: ParsableCommand {
     @Option(help: "Seconds between PINGREQs on each held connection (idle; 0: none).")
     var keepalive: Double = 0
 
+    @Option(help: "Seconds the idle workload waits, once its pings stop, for the PINGRESPs still owed (those still missing are counted unanswered).")
+    var answerGrace: Double = 5
+
     @Option(help: "Keep Alive announced in each CONNECT, seconds (a proxy or broker closes a client silent for 1.5 times it; idle pings start only once every connection is open).")
     var connectKeepalive: Int = 60
 
@@ -80,7 +83,7 @@ struct RingBench: ParsableCommand {
         }
         guard size >= 8 && size <= 129 else { throw ValidationError("--size must be 8...129") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard rate >= 0, keepalive >= 0, seconds >= 0 else { throw ValidationError("--rate, --keepalive and --seconds must not be negative") }
+        guard rate >= 0, keepalive >= 0, seconds >= 0, answerGrace >= 0 else { throw ValidationError("--rate, --keepalive, --seconds and --answer-grace must not be negative") }
         guard opening >= 1 else { throw ValidationError("--opening must be at least 1") }
         guard connectKeepalive >= 0 && connectKeepalive <= 65535 else { throw ValidationError("--connect-keepalive must be 0...65535") }
         connectKeepAliveSeconds = UInt16(connectKeepalive)
@@ -93,7 +96,7 @@ struct RingBench: ParsableCommand {
                                 window: window, size: size, seconds: seconds, ids: ids,
                                 mqtt: workload == "bulk" ? false : mqtt || workload == "idle" || workload == "reconnect",
                                 fileLimit: Int(limit.rlim_cur), threads: threads, rate: rate, opening: opening,
-                                keepalive: keepalive, chunk: chunk, openSeconds: openSeconds)
+                                keepalive: keepalive, chunk: chunk, openSeconds: openSeconds, answerGrace: answerGrace)
         let rendezvous = Rendezvous(parties: threads) { [seconds] r in
             let now = nowNs()
             if r.deadline == 0 { r.deadline = now + UInt64(seconds * 1e9) }   // the first meeting starts the clock
@@ -130,7 +133,8 @@ struct RingBench: ParsableCommand {
     func extraFields(_ total: ThreadResult, elapsed: Double) -> String {
         switch workload {
         case "idle":
-            return ",\"pings_sent\":\(total.pings),\"pings_unanswered\":\(total.unanswered)" + causesField(total)
+            return ",\"pings_sent\":\(total.pings),\"pings_unanswered\":\(total.unanswered),"
+                + "\"ping_max_us\":\(fmt(Double(total.latency.max) / 1000.0))" + causesField(total)
         case "bulk":
             return ",\"bytes\":\(total.bytes),\"mb_per_second\":\(fmt(Double(total.bytes) / 1e6 / elapsed)),\"chunk\":\(chunk)"
         case "reconnect":
@@ -215,6 +219,7 @@ struct Settings {
     var keepalive: Double
     var chunk: Int
     var openSeconds: Double
+    var answerGrace: Double
 }
 
 struct ThreadResult {

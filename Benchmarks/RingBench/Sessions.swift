@@ -30,7 +30,7 @@ final class Sessions {
 
     // Operations in the low 4 bits of the user data: i << 12 | generation << 4 | op.
     static let opConnect: UInt64 = 1, opSend: UInt64 = 2, opAck: UInt64 = 3, opClose: UInt64 = 4,
-               opIgnored: UInt64 = 5, opPing: UInt64 = 6, opPingRecv: UInt64 = 7
+               opIgnored: UInt64 = 5, opPing: UInt64 = 6, opPingRecv: UInt64 = 7, opProbe: UInt64 = 8
 
     unowned(unsafe) let thread: ClientThread
     let n: Int

@@ -379,7 +379,8 @@ def run_count(args, tools, n, scratch):
                        # announces covers the opening (or the proxy's mqtt-keepalive-timeout
                        # would rightly reap the first sessions as dead devices).
                        "--connect-keepalive", str(int(max(args.keepalive, (args.open_timeout + 60) / 1.5))),
-                       "--seconds", str(hold), "--keepalive", str(args.keepalive)],
+                       "--seconds", str(hold), "--keepalive", str(args.keepalive),
+                       "--answer-grace", str(args.answer_grace)],
                       stdout=subprocess.PIPE, stderr=open(os.path.join(scratch, f"ringbench-{n}.stderr"), "w"), text=True)
         os.set_blocking(bench.stdout.fileno(), False)
         t0 = time.time()
@@ -484,11 +485,13 @@ def run_count(args, tools, n, scratch):
             publish_rtt_held=dict(p50_us=p50h, p99_us=p99h, round_trips=opsh),
         )
         try:
-            out, _ = bench.communicate(timeout=hold + 120)
+            out, _ = bench.communicate(timeout=hold + args.answer_grace + 120)
             lines = [l for l in (buf + (out or "")).splitlines() if l.startswith("{") and '"phase"' not in l]
             if lines:
                 final = json.loads(lines[-1])
                 result["pings"] = dict(sent=final.get("pings_sent"), unanswered=final.get("pings_unanswered"),
+                                       answer_grace_s=args.answer_grace,
+                                       rtt_us={k: final.get(k) for k in ("p50_us", "p99_us", "p999_us", "ping_max_us")},
                                        # ringbench's count includes the sessions that never opened
                                        failed_during_hold=(final.get("failed") or 0) - ready["failed"])
                 result["failure_causes"] = final.get("failure_causes")
@@ -578,6 +581,9 @@ def main():
     ap.add_argument("--perf", type=float, default=0,
                     help="seconds of `perf record -a -g` while the sessions are held, after the CPU window "
                          "(reports by command and by symbol into --out; diagnosis)")
+    ap.add_argument("--answer-grace", type=float, default=5,
+                    help="seconds ringbench waits, once the pings stop, for the answers still owed "
+                         "(a PINGRESP later than that is counted unanswered; diagnosis: late or lost)")
     ap.add_argument("--ehash", type=int, default=0,
                     help="run everything in a network namespace made for the run whose TCP established-hash table "
                          "has this many buckets (net.ipv4.tcp_child_ehash_entries, a power of two up to 2^24); "

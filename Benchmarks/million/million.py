@@ -116,7 +116,8 @@ def queued_sockets():
             continue
         key = f"{where}: " + ("recv-q" if rq else "") + ("+" if rq and sq else "") + ("send-q" if sq else "")
         kinds[key] = kinds.get(key, 0) + 1
-        examples.setdefault(key, []).append(line.strip()) if len(examples.get(key, [])) < 3 else None
+        if len(examples.setdefault(key, [])) < 3:
+            examples[key].append(line.strip())
     return dict(counts=kinds, examples=examples)
 
 
@@ -417,7 +418,7 @@ def run_count(args, tools, n, scratch):
         log(f"{held} sessions open in {ready['open_seconds']} s ({ready['failed']} failed)")
         tcp_held = tcp_counters()
         # Once ringbench has stopped pinging (its hold is over) and before it closes anything
-        # (it waits up to 5 s for the last answers), where are the unanswered pings?
+        # (it waits up to --answer-grace s for the last answers), where are the unanswered pings?
         at_end = {}
 
         def after_the_pings():
@@ -495,6 +496,7 @@ def run_count(args, tools, n, scratch):
                                        # ringbench's count includes the sessions that never opened
                                        failed_during_hold=(final.get("failed") or 0) - ready["failed"])
                 result["failure_causes"] = final.get("failure_causes")
+            timer.cancel()   # ringbench is done: a snapshot not yet taken would only see it gone
             timer.join()
             result.update(at_end)
             result["tcp_counters_grown_until_bench_exit"] = counters_grown(tcp_held, tcp_counters())
